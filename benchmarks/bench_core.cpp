@@ -1,0 +1,115 @@
+// Core CPU benchmark: seconds per SAE for the report-001 grid shapes (N = 5,978, D = 2,048,
+// batch 256, K in {5, 10, 20, 100} x F in {512, 1024, 2048}), the encoder GEMM's achieved
+// GFLOP/s, and where a training step spends its time (GEMM, top-k, sparse kernels, Adam).
+//
+//   build/benchmarks/bench_core [--epochs 25] [--ks 5,10,20,100] [--latents 512,1024,2048]
+#include <sae/sae.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Model = sae::TopKAutoencoder<float>;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::vector<long> parse_list(const char* s) {
+  std::vector<long> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stol(item));
+  return out;
+}
+
+struct Phases {
+  double gemm = 0, topk = 0, sparse = 0, adam = 0;
+  double total() const { return gemm + topk + sparse + adam; }
+};
+
+// Replays the model's training step phase by phase, with a timer around each.
+Phases profile_steps(Model& model, const sae::Matrix<float>& x, long batch, int steps) {
+  sae::Adam<float> adam;
+  Model::Gradients grad;
+  Model::Workspace ws;
+  Phases p;
+  const auto& w = model.parameters();
+  for (int s = 0; s < steps; ++s) {
+    const sae::Matrix<float> xb = x.middleRows((s * batch) % (x.rows() - batch), batch);
+    auto t = Clock::now();
+    sae::ops::encoder_preactivations(sae::cpu{}, xb, w.w_enc, w.b_enc, ws.pre);
+    p.gemm += since(t);
+    t = Clock::now();
+    sae::ops::topk_rows(sae::cpu{}, ws.pre, model.k(), sae::Selection::value, ws.codes);
+    p.topk += since(t);
+    t = Clock::now();
+    sae::ops::sparse_decode(sae::cpu{}, ws.codes, w.w_dec, static_cast<const sae::Vector<float>*>(nullptr), ws.x_hat);
+    ws.g = (ws.x_hat - xb) * (2.0f / static_cast<float>(xb.size()));
+    sae::ops::sparse_backward(sae::cpu{}, ws.codes, ws.g, xb, w.w_dec, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
+                              grad.w_dec);
+    p.sparse += since(t);
+    t = Clock::now();
+    adam.step(model, grad);
+    model.normalize_decoder();
+    p.adam += since(t);
+  }
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long epochs = 25, n = 5978, d = 2048, batch = 256;
+  std::vector<long> ks = {5, 10, 20, 100}, latents = {512, 1024, 2048};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--epochs")) epochs = std::stol(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--ks")) ks = parse_list(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--latents")) latents = parse_list(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rows")) n = std::stol(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", argv[i]);
+      return 2;
+    }
+  }
+  sae::data::PlantedConfig pc;
+  pc.num_samples = n;
+  pc.input_dim = d;
+  pc.num_features = 4096;
+  pc.k_true = 32;
+  pc.noise_std = 0.05;
+  const auto data = sae::data::make_planted<float>(pc);
+  std::printf("bench_core: N=%ld D=%ld batch=%ld epochs=%ld threads=%d%s\n", n, d, batch, epochs, sae::max_threads(),
+#ifdef EIGEN_USE_BLAS
+              " GEMM=BLAS"
+#else
+              " GEMM=Eigen"
+#endif
+  );
+  std::printf("%5s %5s %9s %10s %7s %7s %7s %7s %8s\n", "K", "F", "s/SAE", "GEMM GF/s", "gemm%", "topk%", "sparse%",
+              "adam%", "EV");
+  double grid_seconds = 0;
+  for (long f : latents) {
+    for (long k : ks) {
+      Model model(sae::TopKConfig{d, f, k});
+      auto trainer = sae::make_trainer<Model>(sae::TrainConfig{epochs, batch, 0, true}, sae::Adam<float>());
+      const auto summary = trainer.fit(model, data.x, nullptr);
+      grid_seconds += summary.seconds;
+      Model probe(sae::TopKConfig{d, f, k});
+      const int steps = 40;
+      const Phases p = profile_steps(probe, data.x, batch, steps);
+      const double gflops = 2.0 * batch * d * f * steps / p.gemm / 1e9;
+      std::printf("%5ld %5ld %9.2f %10.1f %6.1f%% %6.1f%% %6.1f%% %6.1f%% %8.4f\n", k, f, summary.seconds, gflops,
+                  100 * p.gemm / p.total(), 100 * p.topk / p.total(), 100 * p.sparse / p.total(),
+                  100 * p.adam / p.total(), summary.history.back().train_ev);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("whole grid: %.1f s of training\n", grid_seconds);
+  return 0;
+}

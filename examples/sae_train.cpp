@@ -1,0 +1,162 @@
+// sae-train: train one TopK SAE on .npy activations (or on planted synthetic data when no file is
+// given), print its metrics, and write metrics.json, history.csv and a checkpoint.
+#include "common.hpp"
+
+#include <cstdio>
+#include <optional>
+#include <sstream>
+
+namespace {
+
+struct Data {
+  sae::Matrix<float> train, validation;
+  std::string source, split;
+};
+
+Data load_data(const cxxopts::ParseResult& args) {
+  Data d;
+  sae::Matrix<float> all;
+  if (args.count("data")) {
+    const std::string path = args["data"].as<std::string>();
+    std::optional<sae::data::LayerPosition> where;
+    if (args.count("layer") || args.count("position"))
+      where = sae::data::LayerPosition{args["layer"].as<long>(), args["position"].as<long>()};
+    else if (sae::io::NpyMmap(path).rank() == 4)
+      where = sae::data::LayerPosition{0, 0};
+    all = sae::data::load_activations<float>(path, where);
+    d.source = path + (where ? " (layer " + std::to_string(where->layer) + ", position " +
+                                   std::to_string(where->position) + ")"
+                             : "");
+  } else {
+    sae::data::PlantedConfig pc;
+    pc.num_samples = args["planted-samples"].as<long>();
+    pc.input_dim = args["planted-dim"].as<long>();
+    pc.num_features = args["planted-features"].as<long>();
+    pc.k_true = args["planted-k"].as<long>();
+    pc.noise_std = 0.02;
+    pc.seed = args["seed"].as<std::uint64_t>();
+    all = sae::data::make_planted<float>(pc).x;
+    d.source = "planted synthetic data (" + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim) +
+               ", " + std::to_string(pc.num_features) + " true features, " + std::to_string(pc.k_true) +
+               " active per sample)";
+  }
+  sae::data::Split split;
+  if (args.count("val-fraction") || all.rows() <= sae::data::kReportsTrainRows) {
+    const double fraction = args["val-fraction"].as<double>();
+    split = sae::data::fractional_split(all.rows(), fraction, args["seed"].as<std::uint64_t>());
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "seeded random split, %.4g%% held out", 100 * fraction);
+    d.split = buf;
+  } else {
+    split = sae::data::head_split(all.rows(), sae::data::kReportsTrainRows);
+    d.split = "reports' split: first 5,978 rows train, the rest validate";
+  }
+  d.train = sae::data::take_rows(all, split.train);
+  d.validation = sae::data::take_rows(all, split.validation);
+  return d;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return sae::examples::run_main("sae-train", [&] {
+    cxxopts::Options options("sae-train", "Train one TopK sparse autoencoder and report its metrics.");
+    // clang-format off
+    options.add_options()
+      ("data", ".npy activations, [N, D] or [N, layers, positions, D] (default: planted synthetic data)", cxxopts::value<std::string>())
+      ("layer", "layer of a 4-D array", cxxopts::value<long>()->default_value("0"))
+      ("position", "position of a 4-D array", cxxopts::value<long>()->default_value("0"))
+      ("k,topk", "latents kept per sample (K)", cxxopts::value<long>()->default_value("20"))
+      ("latents", "dictionary size F (the reports' latent_dim)", cxxopts::value<long>()->default_value("512"))
+      ("epochs", "training epochs", cxxopts::value<long>()->default_value("25"))
+      ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
+      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
+      ("selection", "top-k by 'value' or by 'magnitude'", cxxopts::value<std::string>()->default_value("value"))
+      ("decoder-bias", "learn a decoder bias (also subtracted before encoding)")
+      ("val-fraction", "hold out this fraction at random (default when N <= 5,978; otherwise the reports' split is used)", cxxopts::value<double>()->default_value("0.2"))
+      ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
+      ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
+      ("early-stop", "stop after this many epochs without validation improvement (0 = off)", cxxopts::value<long>()->default_value("0"))
+      ("out", "output directory", cxxopts::value<std::string>()->default_value("runs/sae-train"))
+      ("planted-samples", "planted data: samples", cxxopts::value<long>()->default_value("7473"))
+      ("planted-dim", "planted data: input dimension", cxxopts::value<long>()->default_value("256"))
+      ("planted-features", "planted data: true features", cxxopts::value<long>()->default_value("512"))
+      ("planted-k", "planted data: active features per sample", cxxopts::value<long>()->default_value("8"))
+      ("quiet", "no per-epoch progress")
+      ("h,help", "show this help");
+    // clang-format on
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << "\n";
+      return 0;
+    }
+    if (!args.unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args.unmatched().front() + "'");
+    sae::examples::set_threads(args["threads"].as<int>());
+    const std::string selection = args["selection"].as<std::string>();
+    sae::examples::check_flag(selection == "value" || selection == "magnitude",
+                              "--selection must be 'value' or 'magnitude', got '" + selection + "'");
+    const long early_stop = args["early-stop"].as<long>();
+    sae::examples::check_flag(early_stop >= 0, "--early-stop must be >= 0");
+
+    const Data data = load_data(args);
+    sae::TopKConfig config;
+    config.input_dim = data.train.cols();
+    config.num_latents = args["latents"].as<long>();
+    config.k = args["topk"].as<long>();
+    config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
+    config.decoder_bias = args.count("decoder-bias") > 0;
+    config.seed = args["seed"].as<std::uint64_t>();
+    sae::TrainConfig train_config{args["epochs"].as<long>(), args["batch-size"].as<long>(), config.seed, true};
+    sae::AdamConfig adam;
+    adam.lr = args["lr"].as<double>();
+
+    using Model = sae::TopKAutoencoder<float>;
+    Model model(config);  // validates k, latents
+    auto trainer = sae::make_trainer<Model>(train_config, sae::Adam<float>(adam));
+    const std::filesystem::path out = args["out"].as<std::string>();
+    sae::examples::make_output_dir(out);
+
+    std::cout << "data: " << data.source << "\n"
+              << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
+              << " validation)\n"
+              << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k
+              << ", threads=" << sae::max_threads() << "\n";
+    std::ostringstream sink;
+    sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
+    const sae::TrainSummary summary =
+        trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(out / "history.csv"),
+                    sae::Checkpointer(out / "checkpoint", train_config.epochs), sae::EarlyStop(early_stop));
+
+    const auto val = sae::metrics::evaluate(model, data.validation);
+    const auto train = sae::metrics::evaluate(model, data.train);
+    sae::io::Json doc = sae::io::Json::object();
+    doc["data"] = data.source;
+    doc["split"] = data.split;
+    doc["model"] = sae::to_json(config);
+    doc["epochs_run"] = static_cast<long>(summary.history.size());
+    doc["stopped_early"] = summary.stopped_early;
+    doc["batch_size"] = train_config.batch_size;
+    doc["lr"] = adam.lr;
+    doc["threads"] = sae::max_threads();
+    doc["train_seconds"] = summary.seconds;
+    doc["validation"] = sae::metrics::to_json(val);
+    doc["train"] = sae::metrics::to_json(train);
+    sae::io::write_text_atomically(out / "metrics.json", doc.dump() + "\n");
+    sae::io::save_npy(out / "activation_frequency.npy",
+                      Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
+                                                        static_cast<long>(val.activation_frequency.size())));
+
+    std::printf("\nvalidation metrics (%lld samples)\n", static_cast<long long>(data.validation.rows()));
+    std::printf("  explained variance        %.4f   (reports' formula: %.4f)\n", val.explained_variance,
+                val.explained_variance_reports);
+    std::printf("  MSE                       %.6g\n", val.mse);
+    std::printf("  L0                        %.2f\n", val.l0);
+    std::printf("  dead latents              %.1f%%  (%lld of %lld alive)\n", 100 * val.dead_fraction,
+                static_cast<long long>(val.alive_latents), static_cast<long long>(config.num_latents));
+    std::printf("  mean / max activation     %.4g / %.4g\n", val.mean_active_activation, val.max_activation);
+    std::printf("  EV per active latent      %.3g%%\n", 100 * val.ev_per_active_latent);
+    std::printf("  training time             %.1f s\n", summary.seconds);
+    std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/\n";
+    return 0;
+  });
+}

@@ -1,0 +1,117 @@
+// Sparse decode and the sparse backward pass on the CPU. Only the k selected latents per row are
+// touched; the dense cost of a training step stays in the encoder GEMM.
+#pragma once
+
+#include <sae/config.hpp>
+#include <sae/core/backend.hpp>
+#include <sae/core/types.hpp>
+#include <sae/model/row_sparse.hpp>
+#include <sae/model/sparse_codes.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace sae::ops {
+
+// x_hat[i] = sum_s values[i,s] * w_dec[indices[i,s]] (+ b_dec)
+template <class Scalar>
+void sparse_decode(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& w_dec, const Vector<Scalar>* b_dec,
+                   Matrix<Scalar>& x_hat) {
+  const index_t d = w_dec.cols();
+  x_hat.resize(codes.rows, d);
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t i = 0; i < codes.rows; ++i) {
+    auto out = x_hat.row(i);
+    if (b_dec) out = b_dec->transpose();
+    else out.setZero();
+    const std::int32_t* idx = codes.row_indices(i);
+    const Scalar* val = codes.row_values(i);
+    for (index_t s = 0; s < codes.k; ++s)
+      if (val[s] != Scalar(0)) out.noalias() += val[s] * w_dec.row(idx[s]);
+  }
+}
+
+// Codes regrouped by latent (CSR over latents), built by a stable counting sort so every latent
+// sees its samples in ascending order: sums over samples are then independent of thread count.
+struct LatentMajor {
+  std::vector<std::int32_t> latents;  // latents selected by at least one sample with a nonzero gradient path
+  std::vector<std::int64_t> start;    // [latents.size() + 1] offsets into entry
+  std::vector<std::int64_t> entry;    // flat (row * k + slot) positions into the codes
+};
+
+// Only slots whose value passed ReLU carry gradient, so only those are grouped.
+template <class Scalar>
+void group_by_latent(const SparseCodes<Scalar>& codes, LatentMajor& out) {
+  const index_t f = codes.num_latents;
+  std::vector<std::int64_t> count(static_cast<std::size_t>(f) + 1, 0);
+  const std::int64_t n = codes.rows * codes.k;
+  for (std::int64_t e = 0; e < n; ++e)
+    if (codes.values[static_cast<std::size_t>(e)] > Scalar(0)) ++count[static_cast<std::size_t>(codes.indices[e]) + 1];
+  out.latents.clear();
+  std::vector<std::int64_t> slot_start(static_cast<std::size_t>(f) + 1, 0);
+  for (index_t j = 0; j < f; ++j) slot_start[j + 1] = slot_start[j] + count[j + 1];
+  out.start.clear();
+  for (index_t j = 0; j < f; ++j)
+    if (count[j + 1] > 0) {
+      out.latents.push_back(static_cast<std::int32_t>(j));
+      out.start.push_back(slot_start[j]);
+    }
+  out.start.push_back(slot_start[f]);
+  out.entry.resize(static_cast<std::size_t>(slot_start[f]));
+  for (std::int64_t e = 0; e < n; ++e)
+    if (codes.values[static_cast<std::size_t>(e)] > Scalar(0))
+      out.entry[static_cast<std::size_t>(slot_start[codes.indices[e]]++)] = e;
+}
+
+// Given g = dL/dx_hat [B, D], fills:
+//   dcode[e]   = g[i] . w_dec[j]                  for each active slot e = (i, s) with latent j
+//   dw_dec[j]  = sum_i z[i,j] * g[i]
+//   dw_enc[j]  = sum_i dcode[i,j] * x_in[i]
+//   db_enc[j]  = sum_i dcode[i,j]
+// where ReLU-inactive slots (value 0) carry no gradient. Rows of dw_* are only the touched latents.
+template <class Scalar>
+void sparse_backward(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& g, const Matrix<Scalar>& x_in,
+                     const Matrix<Scalar>& w_dec, LatentMajor& groups, std::vector<Scalar>& dcode,
+                     RowSparse<Scalar>& dw_enc, Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+  const index_t rows = codes.rows, k = codes.k, d = g.cols();
+  dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t s = 0; s < k; ++s)
+      if (codes.row_values(i)[s] > Scalar(0))
+        dcode[static_cast<std::size_t>(i * k + s)] = g.row(i).dot(w_dec.row(codes.row_indices(i)[s]));
+
+  group_by_latent(codes, groups);
+  const auto touched = static_cast<index_t>(groups.latents.size());
+  for (RowSparse<Scalar>* r : {&dw_enc, &dw_dec}) {
+    r->total_rows = codes.num_latents;
+    r->rows = groups.latents;
+    r->values.resize(touched, d);
+  }
+  db_enc.setZero(codes.num_latents);
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(dynamic, 8)
+#endif
+  for (index_t t = 0; t < touched; ++t) {
+    auto enc = dw_enc.values.row(t);
+    auto dec = dw_dec.values.row(t);
+    enc.setZero();
+    dec.setZero();
+    Scalar bias = 0;
+    for (std::int64_t p = groups.start[t]; p < groups.start[t + 1]; ++p) {
+      const std::int64_t e = groups.entry[static_cast<std::size_t>(p)];
+      const index_t i = e / k;
+      const Scalar dc = dcode[static_cast<std::size_t>(e)];
+      dec.noalias() += codes.values[static_cast<std::size_t>(e)] * g.row(i);
+      enc.noalias() += dc * x_in.row(i);
+      bias += dc;
+    }
+    db_enc[groups.latents[t]] = bias;
+  }
+}
+
+}  // namespace sae::ops

@@ -1,0 +1,60 @@
+// Loading activations from `.npy`: a 2-D [N, D] array as is, or one (layer, position) slice of a
+// 4-D [N, layers, positions, D] array, gathered through a memory map so the whole file is never
+// read. Values must be finite.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/core/types.hpp>
+#include <sae/io/npy_format.hpp>
+#include <sae/io/npy_mmap.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace sae::data {
+
+// Which slice of a 4-D array to use. Ignored (must be unset) for 2-D arrays.
+struct LayerPosition {
+  index_t layer = 0;
+  index_t position = 0;
+};
+
+// Gathers rows [N, D] from an open view. `where` is required for 4-D arrays.
+template <class Scalar>
+Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPosition> where = std::nullopt) {
+  const auto& shape = view.shape();
+  const std::string& path = view.path();
+  Matrix<Scalar> out;
+  if (shape.size() == 2) {
+    if (where) throw io_error(path, "a (layer, position) was given but the array is 2-D " + view.header().shape_string());
+    out.resize(shape[0], shape[1]);
+    for (index_t n = 0; n < shape[0]; ++n)
+      view.read(view.offset({n, 0}), view.strides()[1], shape[1], out.row(n).data());
+  } else if (shape.size() == 4) {
+    if (!where)
+      throw io_error(path, "the array is 4-D " + view.header().shape_string() +
+                               " [N, layers, positions, D]; choose a layer and a position");
+    if (where->layer < 0 || where->layer >= shape[1])
+      throw io_error(path, "layer " + std::to_string(where->layer) + " out of range [0, " + std::to_string(shape[1]) + ")");
+    if (where->position < 0 || where->position >= shape[2])
+      throw io_error(path, "position " + std::to_string(where->position) + " out of range [0, " +
+                               std::to_string(shape[2]) + ")");
+    out.resize(shape[0], shape[3]);
+    for (index_t n = 0; n < shape[0]; ++n)
+      view.read(view.offset({n, where->layer, where->position, 0}), view.strides()[3], shape[3], out.row(n).data());
+  } else {
+    throw io_error(path, "expected a 2-D [N, D] or 4-D [N, layers, positions, D] array but shape is " +
+                             view.header().shape_string());
+  }
+  if (out.rows() == 0 || out.cols() == 0) throw io_error(path, "the activation array is empty " + view.header().shape_string());
+  io::require_finite(out.data(), static_cast<std::size_t>(out.size()), path);
+  return out;
+}
+
+template <class Scalar>
+Matrix<Scalar> load_activations(const std::filesystem::path& path, std::optional<LayerPosition> where = std::nullopt) {
+  return gather_activations<Scalar>(io::NpyMmap(path), where);
+}
+
+}  // namespace sae::data

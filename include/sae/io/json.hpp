@@ -1,0 +1,342 @@
+// A small JSON value with a writer and a strict parser: enough for configs, metrics and
+// `samples.jsonl`, without adding a dependency to the headers. Objects keep insertion order so
+// written files are stable and diffable.
+#pragma once
+
+#include <sae/core/error.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace sae::io {
+
+class Json {
+ public:
+  using Array = std::vector<Json>;
+  using Object = std::vector<std::pair<std::string, Json>>;
+
+  Json() = default;  // null
+  Json(std::nullptr_t) {}
+  Json(bool b) : v_(b) {}
+  Json(int x) : v_(static_cast<double>(x)) {}
+  Json(long x) : v_(static_cast<double>(x)) {}
+  Json(long long x) : v_(static_cast<double>(x)) {}
+  Json(unsigned x) : v_(static_cast<double>(x)) {}
+  Json(unsigned long x) : v_(static_cast<double>(x)) {}
+  Json(unsigned long long x) : v_(static_cast<double>(x)) {}
+  Json(double x) : v_(x) {}
+  Json(float x) : v_(static_cast<double>(x)) {}
+  Json(const char* s) : v_(std::string(s)) {}
+  Json(std::string s) : v_(std::move(s)) {}
+  Json(Array a) : v_(std::move(a)) {}
+  Json(Object o) : v_(std::move(o)) {}
+
+  static Json object() { return Json(Object{}); }
+  static Json array() { return Json(Array{}); }
+
+  bool is_null() const { return std::holds_alternative<std::monostate>(v_); }
+  bool is_bool() const { return std::holds_alternative<bool>(v_); }
+  bool is_number() const { return std::holds_alternative<double>(v_); }
+  bool is_string() const { return std::holds_alternative<std::string>(v_); }
+  bool is_array() const { return std::holds_alternative<Array>(v_); }
+  bool is_object() const { return std::holds_alternative<Object>(v_); }
+
+  bool as_bool() const { return get<bool>("a boolean"); }
+  double as_number() const { return get<double>("a number"); }
+  const std::string& as_string() const { return get<std::string>("a string"); }
+  const Array& as_array() const { return get<Array>("an array"); }
+  Array& as_array() { return get<Array>("an array"); }
+  const Object& as_object() const { return get<Object>("an object"); }
+
+  // Integer value; throws if the number is not integral.
+  long long as_int() const {
+    const double d = as_number();
+    if (d != std::floor(d)) throw error("json: expected an integer but found " + std::to_string(d));
+    return static_cast<long long>(d);
+  }
+
+  const Json* find(const std::string& key) const {
+    for (const auto& [k, v] : as_object())
+      if (k == key) return &v;
+    return nullptr;
+  }
+  const Json& at(const std::string& key) const {
+    if (const Json* v = find(key)) return *v;
+    throw error("json: missing key '" + key + "'");
+  }
+  // Inserts or replaces a key.
+  Json& operator[](const std::string& key) {
+    if (is_null()) v_ = Object{};
+    auto& o = get<Object>("an object");
+    for (auto& [k, v] : o)
+      if (k == key) return v;
+    o.emplace_back(key, Json());
+    return o.back().second;
+  }
+  void push_back(Json v) {
+    if (is_null()) v_ = Array{};
+    get<Array>("an array").push_back(std::move(v));
+  }
+
+  // indent < 0: one line. Non-finite numbers are written as null, since JSON has no NaN.
+  std::string dump(int indent = 2) const {
+    std::string out;
+    write(out, indent, 0);
+    return out;
+  }
+
+  static Json parse(const std::string& text, const std::string& source = "json") {
+    Parser p{text, source};
+    Json v = p.value();
+    p.space();
+    if (p.pos != text.size()) p.fail("trailing characters");
+    return v;
+  }
+
+ private:
+  template <class T>
+  const T& get(const char* what) const {
+    if (const T* p = std::get_if<T>(&v_)) return *p;
+    throw error(std::string("json: expected ") + what);
+  }
+  template <class T>
+  T& get(const char* what) {
+    if (T* p = std::get_if<T>(&v_)) return *p;
+    throw error(std::string("json: expected ") + what);
+  }
+
+  static void write_string(std::string& out, const std::string& s) {
+    out += '"';
+    for (const char c : s) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+          } else {
+            out += c;
+          }
+      }
+    }
+    out += '"';
+  }
+
+  void write(std::string& out, int indent, int depth) const {
+    const auto newline = [&](int d) {
+      if (indent >= 0) out += '\n' + std::string(static_cast<std::size_t>(indent * d), ' ');
+    };
+    if (is_null()) {
+      out += "null";
+    } else if (is_bool()) {
+      out += as_bool() ? "true" : "false";
+    } else if (is_number()) {
+      const double d = as_number();
+      if (!std::isfinite(d)) {
+        out += "null";
+      } else if (d == std::floor(d) && std::fabs(d) < 1e15) {
+        out += std::to_string(static_cast<long long>(d));
+      } else {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.9g", d);
+        out += buf;
+      }
+    } else if (is_string()) {
+      write_string(out, as_string());
+    } else if (is_array()) {
+      const auto& a = as_array();
+      out += '[';
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (i) out += ',';
+        newline(depth + 1);
+        a[i].write(out, indent, depth + 1);
+      }
+      if (!a.empty()) newline(depth);
+      out += ']';
+    } else {
+      const auto& o = as_object();
+      out += '{';
+      for (std::size_t i = 0; i < o.size(); ++i) {
+        if (i) out += ',';
+        newline(depth + 1);
+        write_string(out, o[i].first);
+        out += indent >= 0 ? ": " : ":";
+        o[i].second.write(out, indent, depth + 1);
+      }
+      if (!o.empty()) newline(depth);
+      out += '}';
+    }
+  }
+
+  struct Parser {
+    const std::string& s;
+    const std::string& source;
+    std::size_t pos = 0;
+
+    [[noreturn]] void fail(const std::string& what) const {
+      throw io_error(source, "invalid JSON at offset " + std::to_string(pos) + ": " + what);
+    }
+    void space() {
+      while (pos < s.size() && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t')) ++pos;
+    }
+    bool literal(const char* word) {
+      const std::size_t n = std::char_traits<char>::length(word);
+      if (s.compare(pos, n, word) != 0) return false;
+      pos += n;
+      return true;
+    }
+    Json value() {
+      space();
+      if (pos >= s.size()) fail("unexpected end");
+      const char c = s[pos];
+      if (c == '{') return object_value();
+      if (c == '[') return array_value();
+      if (c == '"') return Json(string_value());
+      if (literal("true")) return Json(true);
+      if (literal("false")) return Json(false);
+      if (literal("null")) return Json();
+      if (c == '-' || (c >= '0' && c <= '9')) return number_value();
+      fail(std::string("unexpected character '") + c + "'");
+    }
+    Json number_value() {
+      const char* begin = s.c_str() + pos;
+      char* end = nullptr;
+      const double d = std::strtod(begin, &end);
+      if (end == begin) fail("bad number");
+      pos += static_cast<std::size_t>(end - begin);
+      return Json(d);
+    }
+    static void append_utf8(std::string& out, unsigned cp) {
+      if (cp < 0x80) {
+        out += static_cast<char>(cp);
+      } else if (cp < 0x800) {
+        out += static_cast<char>(0xc0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3f));
+      } else if (cp < 0x10000) {
+        out += static_cast<char>(0xe0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+        out += static_cast<char>(0x80 | (cp & 0x3f));
+      } else {
+        out += static_cast<char>(0xf0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+        out += static_cast<char>(0x80 | (cp & 0x3f));
+      }
+    }
+    unsigned hex4() {
+      if (pos + 4 > s.size()) fail("short \\u escape");
+      unsigned v = 0;
+      for (int i = 0; i < 4; ++i) {
+        const char h = s[pos++];
+        v <<= 4;
+        if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
+        else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
+        else fail("bad \\u escape");
+      }
+      return v;
+    }
+    std::string string_value() {
+      ++pos;  // opening quote
+      std::string out;
+      while (true) {
+        if (pos >= s.size()) fail("unterminated string");
+        const char c = s[pos++];
+        if (c == '"') return out;
+        if (c != '\\') {
+          out += c;
+          continue;
+        }
+        if (pos >= s.size()) fail("unterminated escape");
+        const char e = s[pos++];
+        switch (e) {
+          case '"': out += '"'; break;
+          case '\\': out += '\\'; break;
+          case '/': out += '/'; break;
+          case 'b': out += '\b'; break;
+          case 'f': out += '\f'; break;
+          case 'n': out += '\n'; break;
+          case 'r': out += '\r'; break;
+          case 't': out += '\t'; break;
+          case 'u': {
+            unsigned cp = hex4();
+            if (cp >= 0xd800 && cp < 0xdc00 && s.compare(pos, 2, "\\u") == 0) {  // surrogate pair
+              pos += 2;
+              const unsigned lo = hex4();
+              cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            append_utf8(out, cp);
+            break;
+          }
+          default: fail(std::string("bad escape '\\") + e + "'");
+        }
+      }
+    }
+    Json array_value() {
+      ++pos;
+      Array a;
+      space();
+      if (pos < s.size() && s[pos] == ']') return ++pos, Json(std::move(a));
+      while (true) {
+        a.push_back(value());
+        space();
+        if (pos < s.size() && s[pos] == ',') {
+          ++pos;
+          continue;
+        }
+        if (pos < s.size() && s[pos] == ']') return ++pos, Json(std::move(a));
+        fail("expected ',' or ']'");
+      }
+    }
+    Json object_value() {
+      ++pos;
+      Object o;
+      space();
+      if (pos < s.size() && s[pos] == '}') return ++pos, Json(std::move(o));
+      while (true) {
+        space();
+        if (pos >= s.size() || s[pos] != '"') fail("expected a key");
+        std::string key = string_value();
+        space();
+        if (pos >= s.size() || s[pos] != ':') fail("expected ':'");
+        ++pos;
+        o.emplace_back(std::move(key), value());
+        space();
+        if (pos < s.size() && s[pos] == ',') {
+          ++pos;
+          continue;
+        }
+        if (pos < s.size() && s[pos] == '}') return ++pos, Json(std::move(o));
+        fail("expected ',' or '}'");
+      }
+    }
+  };
+
+  std::variant<std::monostate, bool, double, std::string, Array, Object> v_;
+};
+
+// Reads and parses a whole JSON file.
+inline Json read_json_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw io_error(path, "cannot open (does the file exist?)");
+  std::string text;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return Json::parse(text, path);
+}
+
+}  // namespace sae::io

@@ -1,0 +1,132 @@
+// A read-only memory-mapped view of a `.npy` file, for arrays larger than RAM: the OS pages in
+// only the rows that are read. Elements are converted to the caller's type on read.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/io/npy_format.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sae::io {
+
+class NpyMmap {
+ public:
+  explicit NpyMmap(const std::filesystem::path& path) : path_(path.string()) {
+    const int fd = ::open(path_.c_str(), O_RDONLY);
+    if (fd < 0) throw io_error(path_, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      throw io_error(path_, std::string("cannot stat: ") + std::strerror(errno));
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ < detail::kPreludeSize + 2) {
+      ::close(fd);
+      throw io_error(path_, "truncated .npy file (shorter than its prelude)");
+    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);  // the mapping keeps the file alive
+    if (p == MAP_FAILED) throw io_error(path_, std::string("mmap failed: ") + std::strerror(errno));
+    base_ = static_cast<const unsigned char*>(p);
+    try {
+      parse();
+    } catch (...) {
+      unmap();
+      throw;
+    }
+  }
+  ~NpyMmap() { unmap(); }
+  NpyMmap(const NpyMmap&) = delete;
+  NpyMmap& operator=(const NpyMmap&) = delete;
+  NpyMmap(NpyMmap&& o) noexcept { *this = std::move(o); }
+  NpyMmap& operator=(NpyMmap&& o) noexcept {
+    if (this != &o) {
+      unmap();
+      path_ = std::move(o.path_);
+      header_ = std::move(o.header_);
+      base_ = std::exchange(o.base_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+      strides_ = std::move(o.strides_);
+    }
+    return *this;
+  }
+
+  const NpyHeader& header() const { return header_; }
+  const std::vector<index_t>& shape() const { return header_.shape; }
+  const std::string& path() const { return path_; }
+  index_t rank() const { return static_cast<index_t>(header_.shape.size()); }
+  // Element strides (not bytes) of each axis, which encode C or Fortran order.
+  const std::vector<index_t>& strides() const { return strides_; }
+
+  // Flat element offset of a multi-index.
+  index_t offset(const std::vector<index_t>& idx) const {
+    index_t off = 0;
+    for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * strides_[a];
+    return off;
+  }
+
+  // Reads `count` elements starting at element `start`, `stride` elements apart, into dst.
+  template <class T>
+  void read(index_t start, index_t stride, index_t count, T* dst) const {
+    if (count <= 0) return;
+    const index_t last = start + (count - 1) * stride;
+    if (start < 0 || last >= header_.num_elements())
+      throw invalid_argument("NpyMmap::read(): element range out of bounds for " + path_);
+    const unsigned char* data = base_ + header_.data_offset;
+    const std::size_t item = header_.item_size();
+    if (stride == 1) {
+      convert_elements(data + static_cast<std::size_t>(start) * item, header_, static_cast<std::size_t>(count), dst);
+      return;
+    }
+    for (index_t i = 0; i < count; ++i)
+      convert_elements(data + static_cast<std::size_t>(start + i * stride) * item, header_, 1, dst + i);
+  }
+
+ private:
+  void parse() {
+    const std::size_t len_size = npy_length_field_size(base_, path_);
+    if (size_ < detail::kPreludeSize + len_size) throw io_error(path_, "truncated .npy header length");
+    std::size_t header_len = 0;
+    for (std::size_t i = 0; i < len_size; ++i) header_len |= std::size_t{base_[detail::kPreludeSize + i]} << (8 * i);
+    const std::size_t text_at = detail::kPreludeSize + len_size;
+    if (size_ < text_at + header_len)
+      throw io_error(path_, "truncated .npy header (expected " + std::to_string(header_len) + " bytes)");
+    header_ = parse_npy_header_text(std::string(reinterpret_cast<const char*>(base_ + text_at), header_len), path_);
+    header_.data_offset = text_at + header_len;
+    const std::size_t have = size_ - header_.data_offset;
+    if (have != header_.data_bytes())
+      throw io_error(path_, std::string(have < header_.data_bytes() ? "truncated data: " : "size mismatch: ") +
+                                "shape " + header_.shape_string() + " of '" + header_.descr() + "' needs " +
+                                std::to_string(header_.data_bytes()) + " bytes but the file holds " +
+                                std::to_string(have));
+    const std::size_t r = header_.shape.size();
+    strides_.assign(r, 1);
+    if (header_.fortran_order) {
+      for (std::size_t a = 1; a < r; ++a) strides_[a] = strides_[a - 1] * header_.shape[a - 1];
+    } else {
+      for (std::size_t a = r; a-- > 1;) strides_[a - 1] = strides_[a] * header_.shape[a];
+    }
+  }
+  void unmap() {
+    if (base_) ::munmap(const_cast<unsigned char*>(base_), size_);
+    base_ = nullptr;
+  }
+
+  std::string path_;
+  NpyHeader header_;
+  const unsigned char* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::vector<index_t> strides_;
+};
+
+}  // namespace sae::io

@@ -1,0 +1,59 @@
+// Reconstruction metrics: pure functions of (x, x_hat), accumulated in double.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/core/types.hpp>
+
+#include <string>
+
+namespace sae::metrics {
+
+namespace detail {
+template <class Scalar>
+void require_same_shape(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat, const char* caller) {
+  sae::detail::require(x.rows() == x_hat.rows() && x.cols() == x_hat.cols() && x.size() > 0, caller,
+                       "x is [" + std::to_string(x.rows()) + ", " + std::to_string(x.cols()) + "] but x_hat is [" +
+                           std::to_string(x_hat.rows()) + ", " + std::to_string(x_hat.cols()) + "]");
+}
+}  // namespace detail
+
+// Explained variance as SAELens computes it today:
+//   EV = 1 - sum_i ||x_i - x_hat_i||^2 / sum_i ||x_i - mean(x)||^2,
+// where mean(x) is the per-dimension mean over the evaluation set. Accumulated in double.
+template <class Scalar>
+double explained_variance(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat) {
+  detail::require_same_shape(x, x_hat, "explained_variance()");
+  const Eigen::RowVectorXd mean = x.template cast<double>().colwise().mean();
+  double residual = 0, total = 0;
+  for (index_t i = 0; i < x.rows(); ++i) {
+    const Eigen::RowVectorXd xi = x.row(i).template cast<double>();
+    residual += (xi - x_hat.row(i).template cast<double>()).squaredNorm();
+    total += (xi - mean).squaredNorm();
+  }
+  return 1.0 - residual / total;
+}
+
+// Explained variance as the reports compute it, over all elements at once (PyTorch's
+// `1 - (x - x_hat).var() / x.var()`, unbiased variances about the global scalar means).
+// It differs from explained_variance() by subtracting the residual's own mean and one global
+// mean instead of a per-dimension mean.
+template <class Scalar>
+double explained_variance_reports(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat) {
+  detail::require_same_shape(x, x_hat, "explained_variance_reports()");
+  const double n = static_cast<double>(x.size());
+  sae::detail::require(n > 1, "explained_variance_reports()", "needs at least two elements");
+  const Eigen::ArrayXXd xd = x.template cast<double>().array();
+  const Eigen::ArrayXXd r = xd - x_hat.template cast<double>().array();
+  const double var_r = (r - r.mean()).square().sum() / (n - 1);
+  const double var_x = (xd - xd.mean()).square().sum() / (n - 1);
+  return 1.0 - var_r / var_x;
+}
+
+// Mean squared error over all elements (torch's F.mse_loss with reduction='mean').
+template <class Scalar>
+double mse(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat) {
+  detail::require_same_shape(x, x_hat, "mse()");
+  return (x.template cast<double>() - x_hat.template cast<double>()).squaredNorm() / static_cast<double>(x.size());
+}
+
+}  // namespace sae::metrics

@@ -1,0 +1,113 @@
+// Adam (Kingma & Ba) as an update policy, with exactly PyTorch's arithmetic so our runs track the
+// reference implementation:
+//   m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2,
+//   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+// Every element is updated every step, also where the gradient is zero (the moments still decay),
+// so sparse gradients give the same result as their dense form.
+#pragma once
+
+#include <sae/config.hpp>
+#include <sae/core/error.hpp>
+#include <sae/core/types.hpp>
+#include <sae/model/row_sparse.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sae {
+
+struct AdamConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+
+  void validate() const {
+    detail::require(lr > 0 && std::isfinite(lr), "AdamConfig", "lr must be positive, got " + std::to_string(lr));
+    detail::require(beta1 >= 0 && beta1 < 1, "AdamConfig", "beta1 must be in [0, 1), got " + std::to_string(beta1));
+    detail::require(beta2 >= 0 && beta2 < 1, "AdamConfig", "beta2 must be in [0, 1), got " + std::to_string(beta2));
+    detail::require(eps > 0, "AdamConfig", "eps must be positive, got " + std::to_string(eps));
+  }
+};
+
+template <class Scalar>
+class Adam {
+ public:
+  explicit Adam(const AdamConfig& config = {}) : config_(config) { config_.validate(); }
+
+  const AdamConfig& config() const { return config_; }
+  std::int64_t steps() const { return t_; }
+
+  // One step over every parameter the model exposes.
+  template <class Model>
+  void step(Model& model, const typename Model::Gradients& grad) {
+    ++t_;
+    step_size_ = static_cast<Scalar>(config_.lr / (1.0 - std::pow(config_.beta1, static_cast<double>(t_))));
+    inv_sqrt_bc2_ = static_cast<Scalar>(1.0 / std::sqrt(1.0 - std::pow(config_.beta2, static_cast<double>(t_))));
+    model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g) { update(moments(slot, param), param, g); });
+  }
+
+ private:
+  struct Moments {
+    Matrix<Scalar> m, v;  // same shape as the parameter (vectors are stored as one column)
+  };
+
+  template <class Param>
+  Moments& moments(int slot, const Param& p) {
+    if (state_.size() <= static_cast<std::size_t>(slot)) state_.resize(static_cast<std::size_t>(slot) + 1);
+    Moments& s = state_[static_cast<std::size_t>(slot)];
+    if (s.m.rows() != p.rows() || s.m.cols() != p.cols()) {
+      s.m.setZero(p.rows(), p.cols());
+      s.v.setZero(p.rows(), p.cols());
+    }
+    return s;
+  }
+
+  // The per-row kernel; g_row == nullptr means a zero gradient.
+  template <class P, class M, class G>
+  void update_row(P&& p, M&& m, M&& v, const G* g_row) const {
+    const auto b1 = static_cast<Scalar>(config_.beta1), b2 = static_cast<Scalar>(config_.beta2);
+    const auto eps = static_cast<Scalar>(config_.eps);
+    if (g_row) {
+      m.array() = b1 * m.array() + (Scalar(1) - b1) * g_row->array();
+      v.array() = b2 * v.array() + (Scalar(1) - b2) * g_row->array().square();
+    } else {
+      m.array() *= b1;
+      v.array() *= b2;
+    }
+    p.array() -= step_size_ * m.array() / (v.array().sqrt() * inv_sqrt_bc2_ + eps);
+  }
+
+  void update(Moments& s, Matrix<Scalar>& p, const RowSparse<Scalar>& g) {
+    detail::require(g.total_rows == p.rows() && (g.rows.empty() || g.cols() == p.cols()), "Adam::step()",
+                    "gradient shape does not match its parameter");
+    std::vector<std::int32_t> slot(static_cast<std::size_t>(p.rows()), -1);
+    for (std::size_t r = 0; r < g.rows.size(); ++r) slot[static_cast<std::size_t>(g.rows[r])] = static_cast<std::int32_t>(r);
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t j = 0; j < p.rows(); ++j) {
+      const std::int32_t r = slot[static_cast<std::size_t>(j)];
+      if (r >= 0) {
+        const auto g_row = g.values.row(r);
+        update_row(p.row(j), s.m.row(j), s.v.row(j), &g_row);
+      } else {
+        update_row(p.row(j), s.m.row(j), s.v.row(j), static_cast<const decltype(g.values.row(0))*>(nullptr));
+      }
+    }
+  }
+
+  void update(Moments& s, Vector<Scalar>& p, const Vector<Scalar>& g) {
+    detail::require(g.size() == p.size(), "Adam::step()", "gradient length does not match its parameter");
+    update_row(p.col(0), s.m.col(0), s.v.col(0), &g);
+  }
+
+  AdamConfig config_;
+  std::int64_t t_ = 0;
+  Scalar step_size_ = 0, inv_sqrt_bc2_ = 1;
+  std::vector<Moments> state_;
+};
+
+}  // namespace sae

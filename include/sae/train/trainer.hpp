@@ -1,0 +1,190 @@
+// The training loop: seeded mini-batches, forward + hand-written backward, an optimizer step,
+// decoder renormalisation, and optional callbacks (ensmallen style: every hook is optional and a
+// hook returning true stops training).
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/core/types.hpp>
+#include <sae/data/batches.hpp>
+#include <sae/data/split.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace sae {
+
+struct TrainConfig {
+  index_t epochs = 25;
+  index_t batch_size = 256;
+  std::uint64_t seed = 0;  // batch order
+  bool shuffle = true;
+
+  void validate() const {
+    detail::require(epochs > 0, "TrainConfig", "epochs must be positive, got " + std::to_string(epochs));
+    detail::require(batch_size > 0, "TrainConfig", "batch_size must be positive, got " + std::to_string(batch_size));
+  }
+};
+
+struct TrainInfo {
+  index_t epochs = 0;
+  index_t batches_per_epoch = 0;
+  index_t train_rows = 0;
+  index_t validation_rows = 0;
+};
+
+struct EpochStats {
+  index_t epoch = 0;  // 1-based
+  index_t epochs = 0;
+  index_t steps = 0;  // optimizer steps so far
+  double train_loss = 0;  // MSE over the epoch's batches, weighted by rows
+  double train_ev = 0;    // 1 - epoch SSE / SST of the training set (weights change during the epoch)
+  std::optional<double> validation_loss;  // MSE on the validation set after the epoch
+  std::optional<double> validation_ev;    // explained variance, same formula as train_ev
+  double seconds = 0;                     // since training began
+};
+
+struct TrainSummary {
+  std::vector<EpochStats> history;
+  bool stopped_early = false;
+  double seconds = 0;
+};
+
+namespace detail {
+template <class, class = void>
+struct has_on_train_begin : std::false_type {};
+template <class C>
+struct has_on_train_begin<C, std::void_t<decltype(std::declval<C&>().on_train_begin(std::declval<const TrainInfo&>()))>>
+    : std::true_type {};
+template <class, class, class = void>
+struct has_on_epoch_end : std::false_type {};
+template <class C, class M>
+struct has_on_epoch_end<C, M, std::void_t<decltype(std::declval<C&>().on_epoch_end(std::declval<const EpochStats&>(),
+                                                                                   std::declval<const M&>()))>>
+    : std::true_type {};
+template <class, class, class = void>
+struct has_on_train_end : std::false_type {};
+template <class C, class M>
+struct has_on_train_end<C, M, std::void_t<decltype(std::declval<C&>().on_train_end(std::declval<const TrainSummary&>(),
+                                                                                   std::declval<const M&>()))>>
+    : std::true_type {};
+
+// Calls c.on_epoch_end if it exists; true means "stop".
+template <class C, class M>
+bool epoch_end_hook(C& c, const EpochStats& s, const M& model) {
+  if constexpr (has_on_epoch_end<C, M>::value) {
+    using R = decltype(c.on_epoch_end(s, model));
+    if constexpr (std::is_same_v<R, bool>) return c.on_epoch_end(s, model);
+    else c.on_epoch_end(s, model);
+  }
+  return false;
+}
+
+// sum ||x_i - mean(x)||^2 in double: the denominator of explained variance.
+template <class Scalar>
+double total_sum_of_squares(const Matrix<Scalar>& x) {
+  const Eigen::RowVectorXd mean = x.template cast<double>().colwise().mean();
+  double sst = 0;
+  for (index_t i = 0; i < x.rows(); ++i) sst += (x.row(i).template cast<double>() - mean).squaredNorm();
+  return sst;
+}
+}  // namespace detail
+
+template <class Model, class Optimizer>
+class Trainer {
+ public:
+  using Scalar = typename Model::scalar_type;
+
+  Trainer(const TrainConfig& config, Optimizer optimizer) : config_(config), optimizer_(std::move(optimizer)) {
+    config_.validate();
+  }
+
+  const Optimizer& optimizer() const { return optimizer_; }
+
+  // Trains on `train` ([N, D]); `validation` (may be null) is scored after every epoch.
+  template <class... Callbacks>
+  TrainSummary fit(Model& model, const Matrix<Scalar>& train, const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
+    detail::require(train.cols() == model.input_dim(), "Trainer::fit()",
+                    "training data has " + std::to_string(train.cols()) + " columns, model expects " +
+                        std::to_string(model.input_dim()));
+    detail::require(!validation || validation->cols() == model.input_dim(), "Trainer::fit()",
+                    "validation data has " + std::to_string(validation ? validation->cols() : 0) +
+                        " columns, model expects " + std::to_string(model.input_dim()));
+    const data::BatchSchedule schedule(train.rows(), config_.batch_size, config_.seed, config_.shuffle);
+    const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
+    (call_train_begin(callbacks, info), ...);
+
+    const double train_sst = detail::total_sum_of_squares(train);
+    const double val_sst = validation ? detail::total_sum_of_squares(*validation) : 0.0;
+    const auto start = std::chrono::steady_clock::now();
+    typename Model::Gradients grad;
+    typename Model::Workspace ws;
+    Matrix<Scalar> batch;
+    TrainSummary summary;
+
+    for (index_t epoch = 0; epoch < config_.epochs; ++epoch) {
+      const std::vector<index_t> order = schedule.epoch_order(epoch);
+      double sse = 0;
+      for (index_t b = 0; b < schedule.num_batches(); ++b) {
+        const index_t begin = schedule.batch_begin(b), end = schedule.batch_end(b);
+        data::gather_rows(train, order.data() + begin, end - begin, batch);
+        const double loss = static_cast<double>(model.loss_and_gradient(batch, grad, ws));
+        if (!std::isfinite(loss))
+          throw numeric_error("Trainer::fit(): loss became " + std::to_string(loss) + " at epoch " +
+                              std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
+                              "; lower the learning rate or check the data scale");
+        sse += loss * static_cast<double>(batch.size());
+        optimizer_.step(model, grad);
+        model.normalize_decoder();
+      }
+      EpochStats s;
+      s.epoch = epoch + 1;
+      s.epochs = config_.epochs;
+      s.steps = (epoch + 1) * schedule.num_batches();
+      s.train_loss = sse / static_cast<double>(train.size());
+      s.train_ev = train_sst > 0 ? 1.0 - sse / train_sst : 0.0;
+      if (validation) {
+        const double val_sse = (model.forward(*validation) - *validation).template cast<double>().squaredNorm();
+        s.validation_loss = val_sse / static_cast<double>(validation->size());
+        s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
+      }
+      s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      summary.history.push_back(s);
+      bool stop = false;
+      ((stop = detail::epoch_end_hook(callbacks, s, model) || stop), ...);
+      if (stop) {
+        summary.stopped_early = epoch + 1 < config_.epochs;
+        break;
+      }
+    }
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    (call_train_end(callbacks, summary, model), ...);
+    return summary;
+  }
+
+ private:
+  template <class C>
+  static void call_train_begin(C& c, const TrainInfo& info) {
+    if constexpr (detail::has_on_train_begin<C>::value) c.on_train_begin(info);
+  }
+  template <class C>
+  static void call_train_end(C& c, const TrainSummary& s, const Model& m) {
+    if constexpr (detail::has_on_train_end<C, Model>::value) c.on_train_end(s, m);
+  }
+
+  TrainConfig config_;
+  Optimizer optimizer_;
+};
+
+// Deduction helper: `auto trainer = make_trainer<Model>(config, Adam<float>{...});`
+template <class Model, class Optimizer>
+Trainer<Model, Optimizer> make_trainer(const TrainConfig& config, Optimizer optimizer) {
+  return Trainer<Model, Optimizer>(config, std::move(optimizer));
+}
+
+}  // namespace sae

@@ -1,0 +1,119 @@
+#define BOOST_TEST_MODULE data
+#include "test_helpers.hpp"
+
+#include <sae/data/activations.hpp>
+#include <sae/data/batches.hpp>
+#include <sae/data/planted.hpp>
+#include <sae/data/split.hpp>
+#include <sae/io/npy.hpp>
+
+#include <algorithm>
+#include <set>
+
+using sae::index_t;
+using sae::test::require_throws_with;
+
+BOOST_AUTO_TEST_CASE(layer_position_selection_matches_a_copied_slice) {
+  sae::test::ScratchDir dir("activations");
+  const index_t n = 5, layers = 3, positions = 2, d = 4;
+  std::vector<float> a(static_cast<std::size_t>(n * layers * positions * d));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i) * 0.5f - 7.0f;
+  for (bool fortran : {false, true}) {
+    BOOST_TEST_CONTEXT("fortran=" << fortran) {
+      sae::io::save_npy(dir / "acts.npy", a.data(), {n, layers, positions, d},
+                        {sae::io::DType::f4, fortran});
+      for (index_t l = 0; l < layers; ++l)
+        for (index_t p = 0; p < positions; ++p) {
+          const auto x = sae::data::load_activations<double>(dir / "acts.npy", sae::data::LayerPosition{l, p});
+          BOOST_REQUIRE(x.rows() == n && x.cols() == d);
+          for (index_t i = 0; i < n; ++i)
+            for (index_t j = 0; j < d; ++j)  // the copied slice a[i, l, p, j]
+              BOOST_TEST(x(i, j) == a[static_cast<std::size_t>(((i * layers + l) * positions + p) * d + j)]);
+        }
+    }
+  }
+  require_throws_with<sae::io_error>(
+      [&] { sae::data::load_activations<float>(dir / "acts.npy", sae::data::LayerPosition{3, 0}); },
+      {"acts.npy", "layer 3 out of range [0, 3)"});
+  require_throws_with<sae::io_error>(
+      [&] { sae::data::load_activations<float>(dir / "acts.npy", sae::data::LayerPosition{0, -1}); },
+      {"position -1 out of range"});
+  require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(dir / "acts.npy"); },
+                                     {"4-D", "choose a layer and a position"});
+}
+
+BOOST_AUTO_TEST_CASE(two_d_arrays_and_bad_ranks) {
+  const auto x = sae::data::load_activations<float>(sae::test::fixture("f4_f_2d.npy"));
+  BOOST_TEST(x(1, 2) == 0.25f * 7 - 3);
+  require_throws_with<sae::io_error>(
+      [] { sae::data::load_activations<float>(sae::test::fixture("f4_c_2d.npy"), sae::data::LayerPosition{0, 0}); },
+      {"array is 2-D"});
+  require_throws_with<sae::io_error>([] { sae::data::load_activations<float>(sae::test::fixture("f4_be_3d_f.npy")); },
+                                     {"f4_be_3d_f.npy", "expected a 2-D [N, D] or 4-D"});
+  require_throws_with<sae::io_error>([] { sae::data::load_activations<float>(sae::test::fixture("f4_empty.npy")); },
+                                     {"empty"});
+  require_throws_with<sae::io_error>([] { sae::data::load_activations<float>(sae::test::fixture("nan.npy")); },
+                                     {"nan.npy", "non-finite"});
+}
+
+BOOST_AUTO_TEST_CASE(splits) {
+  const auto s = sae::data::head_split(7473);
+  BOOST_TEST(s.train.size() == 5978u);
+  BOOST_TEST(s.validation.size() == 1495u);
+  BOOST_TEST(s.train.back() == 5977);
+  BOOST_TEST(s.validation.front() == 5978);
+  BOOST_CHECK_THROW(sae::data::head_split(5978), sae::invalid_argument);
+
+  const auto a = sae::data::fractional_split(1000, 0.2, 7), b = sae::data::fractional_split(1000, 0.2, 7),
+             c = sae::data::fractional_split(1000, 0.2, 8);
+  BOOST_TEST(a.validation.size() == 200u);
+  BOOST_TEST(a.train == b.train, boost::test_tools::per_element());
+  BOOST_TEST(a.validation != c.validation);
+  std::set<index_t> all(a.train.begin(), a.train.end());
+  all.insert(a.validation.begin(), a.validation.end());
+  BOOST_TEST(all.size() == 1000u);  // disjoint and covering
+  BOOST_TEST(std::is_sorted(a.train.begin(), a.train.end()));
+  BOOST_CHECK_THROW(sae::data::fractional_split(1000, 1.0, 0), sae::invalid_argument);
+  BOOST_CHECK_THROW(sae::data::fractional_split(3, 0.01, 0), sae::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(batch_schedule_is_a_seeded_permutation_per_epoch) {
+  const sae::data::BatchSchedule sched(1000, 256, 42);
+  BOOST_TEST(sched.num_batches() == 4);
+  BOOST_TEST(sched.batch_end(3) == 1000);
+  const auto e0 = sched.epoch_order(0), e1 = sched.epoch_order(1);
+  auto sorted = e0;
+  std::sort(sorted.begin(), sorted.end());
+  for (index_t i = 0; i < 1000; ++i) BOOST_TEST(sorted[static_cast<std::size_t>(i)] == i);
+  BOOST_TEST(e0 != e1);
+  BOOST_TEST(e0 == sae::data::BatchSchedule(1000, 256, 42).epoch_order(0), boost::test_tools::per_element());
+  BOOST_TEST(e0 != sae::data::BatchSchedule(1000, 256, 43).epoch_order(0));
+  const auto plain = sae::data::BatchSchedule(10, 3, 0, false).epoch_order(5);
+  for (index_t i = 0; i < 10; ++i) BOOST_TEST(plain[static_cast<std::size_t>(i)] == i);
+  BOOST_CHECK_THROW(sae::data::BatchSchedule(10, 0, 0), sae::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(planted_samples_are_positive_combinations_of_the_dictionary) {
+  sae::data::PlantedConfig c;
+  c.num_samples = 300;
+  c.input_dim = 12;
+  c.num_features = 20;
+  c.k_true = 1;
+  c.noise_std = 0.0;
+  const auto d = sae::data::make_planted<double>(c);
+  for (index_t f = 0; f < c.num_features; ++f) BOOST_TEST(std::abs(d.dictionary.row(f).norm() - 1.0) < 1e-12);
+  // With one active feature and no noise, every sample is magnitude >= 1 times a dictionary row.
+  for (index_t i = 0; i < c.num_samples; ++i) {
+    const Eigen::VectorXd proj = d.dictionary * d.x.row(i).transpose();
+    index_t best;
+    const double m = proj.maxCoeff(&best);
+    BOOST_TEST(m >= 1.0 - 1e-12);
+    BOOST_TEST((d.x.row(i) - m * d.dictionary.row(best)).norm() < 1e-9);
+  }
+  // Same seed, same data.
+  c.k_true = 3;
+  c.noise_std = 0.1;
+  BOOST_TEST(sae::test::same(sae::data::make_planted<float>(c).x, sae::data::make_planted<float>(c).x));
+  c.k_true = 21;
+  BOOST_CHECK_THROW(sae::data::make_planted<float>(c), sae::invalid_argument);
+}

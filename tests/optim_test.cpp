@@ -1,0 +1,70 @@
+#define BOOST_TEST_MODULE optim
+#include "test_helpers.hpp"
+
+#include <sae/model/topk_autoencoder.hpp>
+#include <sae/optim/adam.hpp>
+
+#include <cmath>
+
+using sae::index_t;
+using Model = sae::TopKAutoencoder<double>;
+
+namespace {
+// Gradients with w_enc row 1 = g_row, every other gradient zero.
+Model::Gradients one_row_gradient(const Model& m, double g_value, bool list_all_rows) {
+  Model::Gradients g;
+  const index_t f = m.num_latents(), d = m.input_dim();
+  for (auto* r : {&g.w_enc, &g.w_dec}) {
+    r->total_rows = f;
+    if (list_all_rows) {
+      for (index_t j = 0; j < f; ++j) r->rows.push_back(static_cast<std::int32_t>(j));
+      r->values.setZero(f, d);
+    } else {
+      r->values.resize(0, d);
+    }
+  }
+  if (list_all_rows) {
+    g.w_enc.values.row(1).setConstant(g_value);
+  } else {
+    g.w_enc.rows = {1};
+    g.w_enc.values.setConstant(1, d, g_value);
+  }
+  g.b_enc.setZero(f);
+  return g;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(adam_steps_against_hand_arithmetic) {
+  Model model(sae::TopKConfig{3, 4, 1});
+  model.parameters().w_enc.setConstant(0.5);
+  sae::Adam<double> adam(sae::AdamConfig{0.1, 0.9, 0.999, 1e-8});
+  // Step 1: m = 0.02, v = 4e-5, m_hat = 0.2, v_hat = 0.04: the step is lr * g/|g| = 0.1 (minus eps).
+  adam.step(model, one_row_gradient(model, 0.2, false));
+  BOOST_TEST(std::abs(model.parameters().w_enc(1, 0) - 0.4) < 1e-7);
+  BOOST_TEST(model.parameters().w_enc(0, 0) == 0.5);  // zero gradient, zero moments: no move
+  // Step 2 with zero gradient: the moments decay and the parameter keeps moving.
+  adam.step(model, one_row_gradient(model, 0.0, false));
+  const double p1 = 0.5 - (0.1 / 0.1) * 0.02 / (std::sqrt(4e-5) / std::sqrt(1 - 0.999) + 1e-8);
+  const double m = 0.9 * 0.02, v = 0.999 * 4e-5;
+  const double expected = p1 - (0.1 / (1 - 0.81)) * m / (std::sqrt(v) / std::sqrt(1 - 0.999 * 0.999) + 1e-8);
+  BOOST_TEST(std::abs(model.parameters().w_enc(1, 2) - expected) < 1e-12);
+  BOOST_TEST(std::abs(p1 - expected - 0.0670059) < 1e-6);  // by hand: 0.1 * 0.0947368 / 0.141386
+  BOOST_TEST(adam.steps() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(row_sparse_and_dense_gradients_give_identical_updates) {
+  Model a(sae::TopKConfig{5, 6, 2}), b(sae::TopKConfig{5, 6, 2});
+  sae::Adam<double> adam_a, adam_b;
+  for (int step = 0; step < 3; ++step) {
+    adam_a.step(a, one_row_gradient(a, 0.3 * (step + 1), false));
+    adam_b.step(b, one_row_gradient(b, 0.3 * (step + 1), true));
+  }
+  BOOST_TEST(sae::test::same(a.parameters().w_enc, b.parameters().w_enc));
+  BOOST_TEST(sae::test::same(a.parameters().w_dec, b.parameters().w_dec));
+}
+
+BOOST_AUTO_TEST_CASE(bad_hyperparameters_are_rejected) {
+  BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{0.0}), sae::invalid_argument);
+  BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{1e-3, 1.0}), sae::invalid_argument);
+  BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{1e-3, 0.9, 0.999, 0.0}), sae::invalid_argument);
+}

@@ -1,0 +1,163 @@
+#define BOOST_TEST_MODULE train
+#include "test_helpers.hpp"
+
+#include <sae/sae.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using sae::index_t;
+using Model = sae::TopKAutoencoder<float>;
+
+namespace {
+sae::data::PlantedData<float> planted(index_t n, std::uint64_t seed) {
+  sae::data::PlantedConfig c;
+  c.num_samples = n;
+  c.input_dim = 32;
+  c.num_features = 48;
+  c.k_true = 3;
+  c.noise_std = 0.01;
+  c.seed = seed;
+  return sae::data::make_planted<float>(c);
+}
+
+Model train_model(const sae::Matrix<float>& x, std::uint64_t seed, index_t epochs) {
+  Model model(sae::TopKConfig{32, 96, 3, sae::Selection::value, false, seed});
+  auto trainer = sae::make_trainer<Model>(sae::TrainConfig{epochs, 128, seed, true}, sae::Adam<float>(sae::AdamConfig{3e-3}));
+  trainer.fit(model, x, nullptr);
+  return model;
+}
+
+// For each true direction, the best cosine similarity among decoder rows, averaged.
+double mean_max_cosine(const sae::Matrix<float>& truth, const sae::Matrix<float>& w_dec) {
+  const Eigen::MatrixXf cos = truth * w_dec.transpose();  // both have unit rows
+  return static_cast<double>(cos.rowwise().maxCoeff().mean());
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(training_recovers_a_planted_dictionary) {
+  // 48 true directions in 32 dims, 3 active per sample; SAE with F = 96, K = 3, 60 epochs, Adam 3e-3.
+  // Train on 8,000 samples, score explained variance on 2,000 held-out ones.
+  const auto data = planted(10000, 1);
+  const sae::Matrix<float> train = data.x.topRows(8000), test = data.x.bottomRows(2000);
+  Model model = train_model(train, 0, 60);
+  const double recovery = mean_max_cosine(data.dictionary, model.parameters().w_dec);
+  const auto eval = sae::metrics::evaluate(model, test);
+  BOOST_TEST_MESSAGE("mean max cosine " << recovery << ", held-out EV " << eval.explained_variance);
+  BOOST_TEST(recovery > 0.9);
+  BOOST_TEST(eval.explained_variance > 0.9);
+}
+
+BOOST_AUTO_TEST_CASE(same_seed_same_weights_bitwise) {
+  const auto data = planted(1500, 3);
+  const Model a = train_model(data.x, 7, 3), b = train_model(data.x, 7, 3), c = train_model(data.x, 8, 3);
+  BOOST_TEST(sae::test::same(a.parameters().w_enc, b.parameters().w_enc));
+  BOOST_TEST(sae::test::same(a.parameters().w_dec, b.parameters().w_dec));
+  BOOST_TEST(sae::test::same(a.parameters().b_enc, b.parameters().b_enc));
+  BOOST_TEST(!sae::test::same(a.parameters().w_enc, c.parameters().w_enc));
+}
+
+BOOST_AUTO_TEST_CASE(decoder_rows_stay_unit_norm_and_loss_falls) {
+  const auto data = planted(2000, 4);
+  Model model(sae::TopKConfig{32, 64, 3});
+  auto trainer = sae::make_trainer<Model>(sae::TrainConfig{5, 256, 0, true}, sae::Adam<float>());
+  std::ostringstream csv;
+  const sae::Matrix<float> val = data.x.topRows(300);
+  const auto summary = trainer.fit(model, data.x, &val, sae::CsvLogger(csv));
+  BOOST_TEST(summary.history.size() == 5u);
+  BOOST_TEST(summary.history.back().train_loss < summary.history.front().train_loss);
+  BOOST_TEST(summary.history.back().validation_ev.has_value());
+  const Eigen::VectorXf norms = model.parameters().w_dec.rowwise().norm();
+  BOOST_TEST((norms.array() - 1).abs().maxCoeff() < 1e-5f);
+  // CSV: header + one line per epoch, 7 columns each.
+  std::istringstream lines(csv.str());
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    BOOST_TEST(std::count(line.begin(), line.end(), ',') == 6);
+    ++count;
+  }
+  BOOST_TEST(count == 6);
+  // The validation metrics in the history match a fresh evaluation of the final model.
+  BOOST_TEST(*summary.history.back().validation_ev ==
+                 sae::metrics::explained_variance(val, model.forward(val)),
+             boost::test_tools::tolerance(1e-6));  // float forward, summed in another order
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_stop_training) {
+  const auto data = planted(500, 5);
+  Model model(sae::TopKConfig{32, 64, 3});
+  auto trainer = sae::make_trainer<Model>(sae::TrainConfig{10, 128, 0, true}, sae::Adam<float>());
+  struct StopAtThree {
+    bool on_epoch_end(const sae::EpochStats& s, const Model&) { return s.epoch == 3; }
+  };
+  const auto summary = trainer.fit(model, data.x, nullptr, StopAtThree{});
+  BOOST_TEST(summary.history.size() == 3u);
+  BOOST_TEST(summary.stopped_early);
+
+  // EarlyStop: stop after `patience` epochs without improvement.
+  sae::EarlyStop stop(2);
+  const double losses[] = {1.0, 0.8, 0.85, 0.79, 0.9, 0.95};
+  std::vector<bool> decisions;
+  for (int e = 0; e < 6; ++e) {
+    sae::EpochStats s;
+    s.epoch = e + 1;
+    s.train_loss = losses[e];
+    decisions.push_back(stop.on_epoch_end(s, model));
+  }
+  BOOST_TEST(decisions == std::vector<bool>({false, false, false, false, false, true}), boost::test_tools::per_element());
+  BOOST_TEST(stop.best() == 0.79);
+}
+
+BOOST_AUTO_TEST_CASE(divergence_is_a_clear_error) {
+  auto data = planted(300, 6);
+  data.x *= 1e18f;
+  Model model(sae::TopKConfig{32, 64, 3});
+  auto trainer = sae::make_trainer<Model>(sae::TrainConfig{3, 64, 0, true}, sae::Adam<float>(sae::AdamConfig{1e3}));
+  sae::test::require_throws_with<sae::numeric_error>([&] { trainer.fit(model, data.x, nullptr); },
+                                                     {"loss became", "lower the learning rate"});
+}
+
+BOOST_AUTO_TEST_CASE(checkpoint_round_trip_and_bad_checkpoints) {
+  sae::test::ScratchDir dir("checkpoint");
+  sae::TopKConfig c{8, 16, 4, sae::Selection::magnitude, true, 3};
+  Model model(c);
+  model.parameters().b_dec.setConstant(0.5f);
+  sae::save_checkpoint(dir / "ckpt", model);
+  sae::save_checkpoint(dir / "ckpt", model);  // overwriting an existing checkpoint works
+  const Model back = sae::load_checkpoint<float>(dir / "ckpt");
+  BOOST_TEST((back.config().selection == sae::Selection::magnitude));
+  BOOST_TEST(back.config().decoder_bias);
+  BOOST_TEST(sae::test::same(back.parameters().w_enc, model.parameters().w_enc));
+  BOOST_TEST(sae::test::same(back.parameters().w_dec, model.parameters().w_dec));
+  BOOST_TEST(sae::test::same(back.parameters().b_dec, model.parameters().b_dec));
+  // A double model can load a float checkpoint.
+  const auto as_double = sae::load_checkpoint<double>(dir / "ckpt");
+  BOOST_TEST(sae::test::same(as_double.parameters().b_enc.cast<float>(), model.parameters().b_enc));
+  BOOST_TEST(std::distance(std::filesystem::directory_iterator(dir.path), {}) == 1);  // no leftovers
+
+  // Wrong shape in one file: the error names that file.
+  sae::io::save_npy(dir / "ckpt" / "w_dec.npy", sae::Matrix<float>::Zero(16, 7).eval());
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_checkpoint<float>(dir / "ckpt"); },
+                                                {"w_dec.npy", "shape (16, 7)", "(16, 8)"});
+  std::filesystem::remove(dir / "ckpt" / "b_enc.npy");
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_checkpoint<float>(dir / "ckpt"); }, {"b_enc.npy"});
+  sae::io::write_text_atomically(dir / "ckpt" / "config.json", "{\"format\": \"other\"}");
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_checkpoint<float>(dir / "ckpt"); },
+                                                {"config.json", "not an sae checkpoint"});
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_checkpoint<float>(dir / "none"); },
+                                                {"config.json", "cannot open"});
+}
+
+BOOST_AUTO_TEST_CASE(checkpointer_and_json_logger_write_files) {
+  sae::test::ScratchDir dir("callbacks");
+  const auto data = planted(400, 8);
+  Model model(sae::TopKConfig{32, 64, 3});
+  auto trainer = sae::make_trainer<Model>(sae::TrainConfig{3, 128, 0, true}, sae::Adam<float>());
+  trainer.fit(model, data.x, nullptr, sae::Checkpointer(dir / "ckpt", 2), sae::JsonLogger(dir / "log.json"));
+  const auto log = sae::io::read_json_file((dir / "log.json").string());
+  BOOST_TEST(log.at("epochs").as_array().size() == 3u);
+  BOOST_TEST(!log.at("stopped_early").as_bool());
+  const Model back = sae::load_checkpoint<float>(dir / "ckpt");  // saved after the last epoch
+  BOOST_TEST(sae::test::same(back.parameters().w_enc, model.parameters().w_enc));
+}
