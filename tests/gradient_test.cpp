@@ -40,10 +40,13 @@ void check_parameter(Model& model, Param& param, const Eigen::MatrixXd& analytic
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(central_difference_gradient_check_every_parameter) {
+  // F = 10 uses the partial-sort top-k path, F = 40 the bounded-heap path.
+  for (index_t f : {10, 40})
   for (bool decoder_bias : {false, true}) {
     for (auto selection : {sae::Selection::value, sae::Selection::magnitude}) {
-      BOOST_TEST_CONTEXT("decoder_bias=" << decoder_bias << " magnitude=" << (selection == sae::Selection::magnitude)) {
-        sae::TopKConfig c{6, 10, 3, selection, decoder_bias, 5};
+      BOOST_TEST_CONTEXT("F=" << f << " decoder_bias=" << decoder_bias
+                              << " magnitude=" << (selection == sae::Selection::magnitude)) {
+        sae::TopKConfig c{6, f, 3, selection, decoder_bias, 5};
         Model model(c);
         if (decoder_bias) model.parameters().b_dec = random_matrix(6, 1, 9).col(0) * 0.3;
         const auto x = random_matrix(7, 6, 11);
