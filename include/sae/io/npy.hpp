@@ -83,11 +83,7 @@ NpyArray<T> load_npy(const std::filesystem::path& path, const NpyLoadOptions& op
 
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<std::size_t>(in.tellg());
-  const std::size_t have = file_size - h.data_offset;
-  if (have != h.data_bytes())
-    throw io_error(name, std::string(have < h.data_bytes() ? "truncated data: " : "size mismatch: ") + "shape " +
-                             h.shape_string() + " of '" + h.descr() + "' needs " + std::to_string(h.data_bytes()) +
-                             " bytes but the file holds " + std::to_string(have));
+  check_data_size(h, file_size - h.data_offset, name);
   in.seekg(static_cast<std::streamoff>(h.data_offset));
   std::vector<unsigned char> raw(h.data_bytes());
   if (!in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size())))

@@ -200,6 +200,14 @@ inline NpyHeader parse_npy_header_text(const std::string& text, const std::strin
   return detail::HeaderParser(text, path).parse();
 }
 
+// Throws unless exactly the bytes the header promises follow it.
+inline void check_data_size(const NpyHeader& h, std::size_t have, const std::string& path) {
+  if (have == h.data_bytes()) return;
+  throw io_error(path, std::string(have < h.data_bytes() ? "truncated data: " : "size mismatch: ") + "shape " +
+                           h.shape_string() + " of '" + h.descr() + "' needs " + std::to_string(h.data_bytes()) +
+                           " bytes but the file holds " + std::to_string(have));
+}
+
 // Converts `count` stored elements at `src` into T.
 template <class T>
 void convert_elements(const unsigned char* src, const NpyHeader& h, std::size_t count, T* dst) {

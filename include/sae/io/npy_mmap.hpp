@@ -103,12 +103,7 @@ class NpyMmap {
       throw io_error(path_, "truncated .npy header (expected " + std::to_string(header_len) + " bytes)");
     header_ = parse_npy_header_text(std::string(reinterpret_cast<const char*>(base_ + text_at), header_len), path_);
     header_.data_offset = text_at + header_len;
-    const std::size_t have = size_ - header_.data_offset;
-    if (have != header_.data_bytes())
-      throw io_error(path_, std::string(have < header_.data_bytes() ? "truncated data: " : "size mismatch: ") +
-                                "shape " + header_.shape_string() + " of '" + header_.descr() + "' needs " +
-                                std::to_string(header_.data_bytes()) + " bytes but the file holds " +
-                                std::to_string(have));
+    check_data_size(header_, size_ - header_.data_offset, path_);
     const std::size_t r = header_.shape.size();
     strides_.assign(r, 1);
     if (header_.fortran_order) {
