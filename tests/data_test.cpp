@@ -3,6 +3,9 @@
 
 #include <sae/data/activations.hpp>
 #include <sae/data/batches.hpp>
+#include <sae/data/cot_steps.hpp>
+#include <sae/data/samples.hpp>
+#include <sae/io/atomic_file.hpp>
 #include <sae/data/planted.hpp>
 #include <sae/data/split.hpp>
 #include <sae/io/npy.hpp>
@@ -116,4 +119,71 @@ BOOST_AUTO_TEST_CASE(planted_samples_are_positive_combinations_of_the_dictionary
   BOOST_TEST(sae::test::same(sae::data::make_planted<float>(c).x, sae::data::make_planted<float>(c).x));
   c.k_true = 21;
   BOOST_CHECK_THROW(sae::data::make_planted<float>(c), sae::invalid_argument);
+}
+
+namespace {
+std::vector<std::string> step_texts(const std::string& answer) {
+  std::vector<std::string> out;
+  for (const auto& s : sae::data::parse_cot_steps(answer)) out.push_back(s.text());
+  return out;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cot_steps_from_hand_written_answers) {
+  using V = std::vector<std::string>;
+  BOOST_TEST(step_texts("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips "
+                        "altogether in April and May.\n#### 72") == V({"48/2=24", "48+24=72"}),
+             boost::test_tools::per_element());
+  // Decimals, money, parentheses and a multi-operator step.
+  BOOST_TEST(step_texts("Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\n0.2 x 50 = $<<0.2*50=10>>10.\n"
+                        "Then (3+4)*2-1 = <<(3+4)*2-1=13>>13.\n#### 10") == V({"12/60=0.2", "0.2*50=10", "(3+4)*2-1=13"}),
+             boost::test_tools::per_element());
+  const auto steps = sae::data::parse_cot_steps("x <<1.5*4=6>>6 and <<broken>> and <<7-2=5");
+  BOOST_REQUIRE(steps.size() == 1u);  // no '=' and unclosed annotations are skipped
+  BOOST_TEST(steps[0].expression == "1.5*4");
+  BOOST_TEST(steps[0].result == "6");
+  BOOST_TEST(sae::data::parse_final_answer("a\n#### 1,234 \n") == "1,234");
+  BOOST_TEST(sae::data::parse_final_answer("no marker").empty());
+}
+
+BOOST_AUTO_TEST_CASE(cot_steps_on_real_gsm8k_lines) {
+  const std::string path = std::string(SAE_TEST_DATA_DIR) + "/../../../shared/data/gsm8k/train.jsonl";
+  if (!std::filesystem::exists(path)) {
+    BOOST_TEST_MESSAGE("skipped: " << path << " not present");
+    return;
+  }
+  const auto samples = sae::data::load_samples(path);
+  BOOST_TEST(samples.size() == 7473u);
+  // GSM8K train's first two problems, parsed by hand.
+  BOOST_TEST(step_texts(samples[0].answer) == std::vector<std::string>({"48/2=24", "48+24=72"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(samples[0].final_answer == "72");
+  BOOST_TEST(step_texts(samples[1].answer) == std::vector<std::string>({"12/60=0.2", "0.2*50=10"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(samples[1].final_answer == "10");
+  // Every problem has a final answer, and nearly all have at least one annotation.
+  std::size_t with_steps = 0;
+  for (const auto& s : samples) {
+    BOOST_TEST(!s.final_answer.empty());
+    with_steps += !s.cot_steps.empty();
+  }
+  BOOST_TEST(with_steps > 7000u);
+}
+
+BOOST_AUTO_TEST_CASE(samples_errors_name_file_and_line) {
+  sae::test::ScratchDir dir("samples");
+  sae::io::write_text_atomically(dir / "ok.jsonl", "{\"question\": \"q1\", \"answer\": \"<<1+1=2>>2\\n#### 2\"}\n\n"
+                                                   "{\"question\": \"q2\", \"answer\": \"#### 3\"}\n");
+  const auto s = sae::data::load_samples((dir / "ok.jsonl").string());
+  BOOST_REQUIRE(s.size() == 2u);
+  BOOST_TEST(s[0].cot_steps.size() == 1u);
+  BOOST_TEST(s[1].final_answer == "3");
+  sae::test::require_throws_with<sae::io_error>(
+      [&] { sae::data::require_matching_rows(s, 3, "ok.jsonl", "acts.npy"); }, {"ok.jsonl", "2 samples", "acts.npy", "3 rows"});
+  sae::io::write_text_atomically(dir / "bad.jsonl", "{\"question\": \"q\", \"answer\": \"a\"}\n{\"question\": \"q\",\n");
+  sae::test::require_throws_with<sae::io_error>([&] { sae::data::load_samples((dir / "bad.jsonl").string()); },
+                                                {"bad.jsonl:2", "invalid JSON"});
+  sae::io::write_text_atomically(dir / "nokey.jsonl", "{\"question\": \"q\"}\n");
+  sae::test::require_throws_with<sae::io_error>([&] { sae::data::load_samples((dir / "nokey.jsonl").string()); },
+                                                {"nokey.jsonl", "record 1", "missing key 'answer'"});
 }
