@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sae's build, examples and tests need, skipping what is present.
 set -euo pipefail
-packages=(cmake g++ make libeigen3-dev libomp-dev libboost-test-dev libcxxopts-dev libopenblas-pthread-dev)
+packages=(cmake g++ make libeigen3-dev libomp-dev libboost-test-dev libcxxopts-dev libopenblas-pthread-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,9 @@
 
 #include <cxxopts.hpp>
 
+#include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -46,6 +48,73 @@ inline void set_threads(int threads) {
 #if SAE_USE_OPENMP
   if (threads > 0) omp_set_num_threads(threads);
 #endif
+}
+
+// Adds the data flags shared by the examples: --data, --layer, --position, --val-fraction.
+inline void add_data_options(cxxopts::Options& options, const std::string& default_data) {
+  // clang-format off
+  options.add_options("data")
+    ("data", "activations .npy, [N, D] or [N, layers, positions, D]" +
+             (default_data.empty() ? std::string() : " (default: " + default_data + ")"),
+     cxxopts::value<std::string>()->default_value(default_data))
+    ("layer", "layer of a 4-D array (default 0)", cxxopts::value<long>())
+    ("position", "position of a 4-D array (default 0)", cxxopts::value<long>())
+    ("val-fraction", "hold out this fraction at random instead of the reports' split "
+                     "(used anyway when N <= 5,978)", cxxopts::value<double>());
+  // clang-format on
+}
+
+struct SplitData {
+  sae::Matrix<float> train, validation;
+  std::string source;  // file and slice, for reports
+  std::string split;   // how rows were split, for reports
+  index_t rows = 0;
+};
+
+// Splits rows the reports' way (first 5,978 train) unless a validation fraction is asked for or
+// the data is too small for it.
+inline SplitData split_rows(const sae::Matrix<float>& all, std::string source, std::optional<double> val_fraction,
+                            std::uint64_t seed) {
+  SplitData d;
+  d.source = std::move(source);
+  d.rows = all.rows();
+  sae::data::Split split;
+  if (val_fraction || all.rows() <= sae::data::kReportsTrainRows) {
+    const double fraction = val_fraction.value_or(0.2);
+    split = sae::data::fractional_split(all.rows(), fraction, seed);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "seeded random split, %.4g%% held out", 100 * fraction);
+    d.split = buf;
+  } else {
+    split = sae::data::head_split(all.rows(), sae::data::kReportsTrainRows);
+    d.split = "reports' split: first 5,978 rows train, the rest validate";
+  }
+  d.train = sae::data::take_rows(all, split.train);
+  d.validation = sae::data::take_rows(all, split.validation);
+  return d;
+}
+
+// Loads --data (a 4-D array at --layer/--position, default (0, 0)); `all` receives every row.
+inline std::string load_data_flag(const cxxopts::ParseResult& args, sae::Matrix<float>& all) {
+  const std::string path = args["data"].as<std::string>();
+  std::optional<sae::data::LayerPosition> where;
+  const sae::io::NpyMmap view(path);
+  if (args.count("layer") || args.count("position") || view.rank() == 4)
+    where = sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
+                                     args.count("position") ? args["position"].as<long>() : 0};
+  all = sae::data::gather_activations<float>(view, where);
+  return path + (where ? " (layer " + std::to_string(where->layer) + ", position " + std::to_string(where->position) + ")"
+                       : "");
+}
+
+inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args) {
+  if (!args.count("val-fraction")) return std::nullopt;
+  return args["val-fraction"].as<double>();
+}
+
+// Rejects positional leftovers, which cxxopts would otherwise ignore.
+inline void reject_unmatched(const cxxopts::ParseResult& args) {
+  if (!args.unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args.unmatched().front() + "'");
 }
 
 }  // namespace sae::examples

@@ -1,5 +1,5 @@
-// sae-train: train one TopK SAE on .npy activations (or on planted synthetic data when no file is
-// given), print its metrics, and write metrics.json, history.csv and a checkpoint.
+// sae-train: train one TopK SAE on .npy activations (or on planted synthetic data when --data is
+// empty, the default), print its metrics, and write metrics.json, history.csv and a checkpoint.
 #include "common.hpp"
 
 #include <cstdio>
@@ -8,25 +8,11 @@
 
 namespace {
 
-struct Data {
-  sae::Matrix<float> train, validation;
-  std::string source, split;
-};
-
-Data load_data(const cxxopts::ParseResult& args) {
-  Data d;
+sae::examples::SplitData load_data(const cxxopts::ParseResult& args) {
   sae::Matrix<float> all;
-  if (args.count("data")) {
-    const std::string path = args["data"].as<std::string>();
-    std::optional<sae::data::LayerPosition> where;
-    if (args.count("layer") || args.count("position"))
-      where = sae::data::LayerPosition{args["layer"].as<long>(), args["position"].as<long>()};
-    else if (sae::io::NpyMmap(path).rank() == 4)
-      where = sae::data::LayerPosition{0, 0};
-    all = sae::data::load_activations<float>(path, where);
-    d.source = path + (where ? " (layer " + std::to_string(where->layer) + ", position " +
-                                   std::to_string(where->position) + ")"
-                             : "");
+  std::string source;
+  if (!args["data"].as<std::string>().empty()) {
+    source = sae::examples::load_data_flag(args, all);
   } else {
     sae::data::PlantedConfig pc;
     pc.num_samples = args["planted-samples"].as<long>();
@@ -36,24 +22,11 @@ Data load_data(const cxxopts::ParseResult& args) {
     pc.noise_std = 0.02;
     pc.seed = args["seed"].as<std::uint64_t>();
     all = sae::data::make_planted<float>(pc).x;
-    d.source = "planted synthetic data (" + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim) +
-               ", " + std::to_string(pc.num_features) + " true features, " + std::to_string(pc.k_true) +
-               " active per sample)";
+    source = "planted synthetic data (" + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim) +
+             ", " + std::to_string(pc.num_features) + " true features, " + std::to_string(pc.k_true) +
+             " active per sample)";
   }
-  sae::data::Split split;
-  if (args.count("val-fraction") || all.rows() <= sae::data::kReportsTrainRows) {
-    const double fraction = args["val-fraction"].as<double>();
-    split = sae::data::fractional_split(all.rows(), fraction, args["seed"].as<std::uint64_t>());
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "seeded random split, %.4g%% held out", 100 * fraction);
-    d.split = buf;
-  } else {
-    split = sae::data::head_split(all.rows(), sae::data::kReportsTrainRows);
-    d.split = "reports' split: first 5,978 rows train, the rest validate";
-  }
-  d.train = sae::data::take_rows(all, split.train);
-  d.validation = sae::data::take_rows(all, split.validation);
-  return d;
+  return sae::examples::split_rows(all, source, sae::examples::val_fraction_flag(args), args["seed"].as<std::uint64_t>());
 }
 
 }  // namespace
@@ -63,9 +36,6 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-train", "Train one TopK sparse autoencoder and report its metrics.");
     // clang-format off
     options.add_options()
-      ("data", ".npy activations, [N, D] or [N, layers, positions, D] (default: planted synthetic data)", cxxopts::value<std::string>())
-      ("layer", "layer of a 4-D array", cxxopts::value<long>()->default_value("0"))
-      ("position", "position of a 4-D array", cxxopts::value<long>()->default_value("0"))
       ("k,topk", "latents kept per sample (K)", cxxopts::value<long>()->default_value("20"))
       ("latents", "dictionary size F (the reports' latent_dim)", cxxopts::value<long>()->default_value("512"))
       ("epochs", "training epochs", cxxopts::value<long>()->default_value("25"))
@@ -73,7 +43,6 @@ int main(int argc, char** argv) {
       ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
       ("selection", "top-k by 'value' or by 'magnitude'", cxxopts::value<std::string>()->default_value("value"))
       ("decoder-bias", "learn a decoder bias (also subtracted before encoding)")
-      ("val-fraction", "hold out this fraction at random (default when N <= 5,978; otherwise the reports' split is used)", cxxopts::value<double>()->default_value("0.2"))
       ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
       ("early-stop", "stop after this many epochs without validation improvement (0 = off)", cxxopts::value<long>()->default_value("0"))
@@ -85,12 +54,13 @@ int main(int argc, char** argv) {
       ("quiet", "no per-epoch progress")
       ("h,help", "show this help");
     // clang-format on
+    sae::examples::add_data_options(options, "");
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
       std::cout << options.help() << "\n";
       return 0;
     }
-    if (!args.unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args.unmatched().front() + "'");
+    sae::examples::reject_unmatched(args);
     sae::examples::set_threads(args["threads"].as<int>());
     const std::string selection = args["selection"].as<std::string>();
     sae::examples::check_flag(selection == "value" || selection == "magnitude",
@@ -98,7 +68,7 @@ int main(int argc, char** argv) {
     const long early_stop = args["early-stop"].as<long>();
     sae::examples::check_flag(early_stop >= 0, "--early-stop must be >= 0");
 
-    const Data data = load_data(args);
+    const auto data = load_data(args);
     sae::TopKConfig config;
     config.input_dim = data.train.cols();
     config.num_latents = args["latents"].as<long>();

@@ -1,0 +1,104 @@
+// Figures through gnuplot: each figure's data and script are written next to the PNG, gnuplot
+// renders to a temporary name, and the PNG is renamed into place. Without gnuplot the data and
+// scripts are still written and the caller is told once.
+#pragma once
+
+#include <sae/io/atomic_file.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace sae::examples {
+
+class Plotter {
+ public:
+  // enabled = false: write data and scripts only.
+  Plotter(std::filesystem::path dir, bool enabled) : dir_(std::move(dir)) {
+    available_ = enabled && std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+    if (enabled && !available_)
+      std::cout << "note: gnuplot not found; writing figure data and gnuplot scripts without PNGs "
+                   "(apt-get install gnuplot-nox)\n";
+    std::filesystem::create_directories(dir_);
+  }
+
+  bool available() const { return available_; }
+
+  // values[r][c] drawn as a labelled grid: rows bottom-up = row_labels, columns = col_labels.
+  void heatmap(const std::string& name, const std::string& title, const std::string& row_axis,
+               const std::vector<std::string>& row_labels, const std::string& col_axis,
+               const std::vector<std::string>& col_labels, const std::vector<std::vector<double>>& values,
+               const std::string& cell_format) {
+    std::ostringstream dat;
+    for (std::size_t r = 0; r < values.size(); ++r)
+      for (std::size_t c = 0; c < values[r].size(); ++c) dat << c << ' ' << r << ' ' << values[r][c] << '\n';
+    io::write_text_atomically(dir_ / (name + ".dat"), dat.str());
+    std::ostringstream gp;
+    gp << "set title '" << title << "'\nset xlabel '" << col_axis << "'\nset ylabel '" << row_axis << "'\n"
+       << "set xtics (" << tics(col_labels) << ")\nset ytics (" << tics(row_labels) << ")\n"
+       << "set xrange [-0.5:" << col_labels.size() - 0.5 << "]\nset yrange [-0.5:" << row_labels.size() - 0.5 << "]\n"
+       << "set termoption noenhanced\n"
+       << "set palette defined (0 '#f7fbff', 1 '#4292c6')\nunset key\n"
+       << "plot '" << name << ".dat' using 1:2:3 with image, '' using 1:2:(sprintf('" << cell_format
+       << "', $3)) with labels font ',11' tc rgb 'black'\n";
+    render(name, gp.str(), 640, 480);
+  }
+
+  // One line per series (x, y), and the Pareto-optimal points circled.
+  struct Series {
+    std::string label;
+    std::vector<double> x, y;
+    std::vector<bool> highlight;
+  };
+  void lines(const std::string& name, const std::string& title, const std::string& x_axis, const std::string& y_axis,
+             const std::vector<Series>& series, bool log_x) {
+    std::ostringstream dat;
+    for (const auto& s : series) {
+      dat << "# " << s.label << '\n';
+      for (std::size_t i = 0; i < s.x.size(); ++i) dat << s.x[i] << ' ' << s.y[i] << ' ' << (s.highlight[i] ? 1 : 0) << '\n';
+      dat << "\n\n";
+    }
+    io::write_text_atomically(dir_ / (name + ".dat"), dat.str());
+    std::ostringstream gp;
+    gp << "set title '" << title << "'\nset xlabel '" << x_axis << "'\nset ylabel '" << y_axis << "'\n"
+       << "set termoption noenhanced\n" << (log_x ? "set logscale x\n" : "") << "set key bottom right\nset grid\nplot ";
+    for (std::size_t i = 0; i < series.size(); ++i)
+      gp << (i ? ", " : "") << "'" << name << ".dat' index " << i << " using 1:2 with linespoints lw 2 pt 7 title '"
+         << series[i].label << "'";
+    gp << ", '" << name << ".dat' using 1:($3 > 0 ? $2 : 1/0) with points pt 6 ps 2.5 lc rgb 'black' "
+       << "title 'Pareto-optimal'\n";
+    render(name, gp.str(), 720, 480);
+  }
+
+ private:
+  static std::string tics(const std::vector<std::string>& labels) {
+    std::string t;
+    for (std::size_t i = 0; i < labels.size(); ++i) t += (i ? ", '" : "'") + labels[i] + "' " + std::to_string(i);
+    return t;
+  }
+
+  void render(const std::string& name, const std::string& body, int w, int h) {
+    const std::string tmp_png = name + ".png.tmp";
+    const std::string script = "set terminal pngcairo size " + std::to_string(w) + "," + std::to_string(h) +
+                               "\nset output '" + tmp_png + "'\n" + body;
+    io::write_text_atomically(dir_ / (name + ".gp"), script);
+    if (!available_) return;
+    const std::string cmd = "cd '" + dir_.string() + "' && gnuplot '" + name + ".gp' 2>&1";
+    if (std::system(cmd.c_str()) != 0) {
+      std::cerr << "warning: gnuplot failed on " << (dir_ / (name + ".gp")).string() << "\n";
+      return;
+    }
+    std::error_code ec;
+    std::filesystem::rename(dir_ / tmp_png, dir_ / (name + ".png"), ec);
+    if (ec) std::cerr << "warning: cannot move " << tmp_png << " into place: " << ec.message() << "\n";
+  }
+
+  std::filesystem::path dir_;
+  bool available_ = false;
+};
+
+}  // namespace sae::examples

@@ -1,0 +1,42 @@
+#define BOOST_TEST_MODULE analysis
+#include "test_helpers.hpp"
+
+#include <sae/analysis/pareto.hpp>
+
+using sae::analysis::Direction;
+using sae::analysis::Objective;
+
+BOOST_AUTO_TEST_CASE(pareto_two_objectives_hand_case) {
+  // Maximise quality, minimise cost.
+  const std::vector<Objective> obj = {{"quality", Direction::maximize}, {"cost", Direction::minimize}};
+  const std::vector<std::vector<double>> p = {
+      {0.9, 10},  // 0: front
+      {0.8, 5},   // 1: front
+      {0.8, 10},  // 2: dominated by 0 (better quality) and 1 (cheaper)
+      {0.7, 5},   // 3: dominated by 1
+      {0.95, 20}, // 4: front
+      {0.8, 5},   // 5: equal to 1: neither dominates the other
+  };
+  const auto r = sae::analysis::pareto_front(p, obj);
+  const std::vector<bool> front = {true, true, false, false, true, true};
+  BOOST_TEST(r.on_front == front, boost::test_tools::per_element());
+  BOOST_TEST(r.dominated_by[2] == std::vector<int>({0, 1, 5}), boost::test_tools::per_element());
+  BOOST_TEST(r.dominated_by[3] == std::vector<int>({1, 5}), boost::test_tools::per_element());
+  BOOST_TEST(r.dominated_by[1].empty());
+}
+
+BOOST_AUTO_TEST_CASE(pareto_three_objectives_as_report_001) {
+  // (EV, K, d): maximise EV, minimise K and d. A bigger dictionary with lower EV at the same K is dominated.
+  const std::vector<Objective> obj = {
+      {"EV", Direction::maximize}, {"K", Direction::minimize}, {"d", Direction::minimize}};
+  const std::vector<std::vector<double>> p = {{0.890, 100, 512}, {0.887, 100, 2048}, {0.616, 5, 512}, {0.650, 5, 2048}};
+  const auto r = sae::analysis::pareto_front(p, obj);
+  BOOST_TEST(r.on_front == std::vector<bool>({true, false, true, true}), boost::test_tools::per_element());
+  BOOST_TEST(r.dominated_by[1] == std::vector<int>({0}), boost::test_tools::per_element());
+  // Direction matters: maximising d instead puts the d=2048 configs on the front and drops d=512 at K=5.
+  const std::vector<Objective> flipped = {
+      {"EV", Direction::maximize}, {"K", Direction::minimize}, {"d", Direction::maximize}};
+  const auto f = sae::analysis::pareto_front(p, flipped);
+  BOOST_TEST(f.on_front == std::vector<bool>({true, true, false, true}), boost::test_tools::per_element());
+  BOOST_CHECK_THROW(sae::analysis::pareto_front({{1.0, 2.0}}, obj), sae::invalid_argument);
+}
