@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <unistd.h>
 
 namespace sae::examples {
 
@@ -110,6 +111,18 @@ inline std::string load_data_flag(const cxxopts::ParseResult& args, sae::Matrix<
 inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args) {
   if (!args.count("val-fraction")) return std::nullopt;
   return args["val-fraction"].as<double>();
+}
+
+// A progress line: redrawn in place on a terminal; in a log (not a terminal) only final lines
+// are printed, so logs stay one line per finished unit.
+inline void progress_line(const std::string& text, bool final) {
+  static const bool tty = ::isatty(::fileno(stdout)) != 0;
+  if (tty) {
+    std::printf("\r%-110s%s", text.c_str(), final ? "\n" : "");
+  } else if (final) {
+    std::printf("%s\n", text.c_str());
+  }
+  std::fflush(stdout);
 }
 
 // Rejects positional leftovers, which cxxopts would otherwise ignore.

@@ -85,11 +85,11 @@ class GridProgress {
     done_units_ += d_;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double eta = elapsed / static_cast<double>(done_units_) * static_cast<double>(remaining_units_);
-    std::printf("\r[config %d/%d K=%ld d=%ld] epoch %ld/%ld  loss %.5f  val EV %.4f  | grid ETA %-8s", index_,
-                count_, k_, d_, static_cast<long>(s.epoch), epochs_, s.train_loss, s.validation_ev.value_or(0.0),
-                duration(eta).c_str());
-    if (s.epoch == s.epochs) std::printf("\n");
-    std::fflush(stdout);
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "[config %d/%d K=%ld d=%ld] epoch %ld/%ld  loss %.5f  val EV %.4f  | grid ETA %s",
+                  index_, count_, k_, d_, static_cast<long>(s.epoch), epochs_, s.train_loss,
+                  s.validation_ev.value_or(0.0), duration(eta).c_str());
+    sae::examples::progress_line(buf, s.epoch == s.epochs);
     return false;
   }
 

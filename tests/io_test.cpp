@@ -189,6 +189,9 @@ BOOST_AUTO_TEST_CASE(json_round_trip_and_errors) {
   }
   BOOST_TEST(sae::io::Json::parse("\"caf\\u00e9 \\ud83d\\ude00\"").as_string() == "caf\xc3\xa9 \xf0\x9f\x98\x80");
   BOOST_TEST(sae::io::Json(std::nan("")).dump() == "null");
+  for (double v : {0.1, 1.0 / 3.0, -2.5e-300, 123456789.123456789, 6.02214076e23})  // numbers round-trip exactly
+    BOOST_TEST(sae::io::Json::parse(sae::io::Json(v).dump()).as_number() == v);
+  BOOST_TEST(sae::io::Json(0.1).dump() == "0.1");
   require_throws_with<sae::io_error>([] { sae::io::Json::parse("{\"a\": 1,}", "cfg.json"); }, {"cfg.json", "offset 8"});
   require_throws_with<sae::io_error>([] { sae::io::Json::parse("[1 2]", "x.json"); }, {"expected ',' or ']'"});
   require_throws_with<sae::io_error>([] { sae::io::Json::parse("{} x", "x.json"); }, {"trailing"});

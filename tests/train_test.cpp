@@ -161,3 +161,22 @@ BOOST_AUTO_TEST_CASE(checkpointer_and_json_logger_write_files) {
   const Model back = sae::load_checkpoint<float>(dir / "ckpt");  // saved after the last epoch
   BOOST_TEST(sae::test::same(back.parameters().w_enc, model.parameters().w_enc));
 }
+
+BOOST_AUTO_TEST_CASE(shared_pass_training_equals_separate_training) {
+  const auto data = planted(900, 9);
+  const std::vector<sae::TopKConfig> configs = {{32, 48, 2}, {32, 96, 5}, {32, 64, 3, sae::Selection::magnitude}};
+  const sae::TrainConfig tc{3, 128, 4, true};
+  std::vector<Model> shared;
+  for (const auto& c : configs) shared.emplace_back(c);
+  auto trainer = sae::make_trainer<Model>(tc, sae::Adam<float>());
+  const auto summaries = trainer.fit_shared(shared, data.x, nullptr);
+  BOOST_TEST(summaries.size() == 3u);
+  for (std::size_t m = 0; m < configs.size(); ++m) {
+    Model alone(configs[m]);
+    auto t = sae::make_trainer<Model>(tc, sae::Adam<float>());
+    const auto s = t.fit(alone, data.x, nullptr);
+    BOOST_TEST(sae::test::same(alone.parameters().w_enc, shared[m].parameters().w_enc));
+    BOOST_TEST(sae::test::same(alone.parameters().w_dec, shared[m].parameters().w_dec));
+    BOOST_TEST(s.history.back().train_loss == summaries[m].history.back().train_loss);
+  }
+}

@@ -149,8 +149,10 @@ class Json {
       } else if (d == std::floor(d) && std::fabs(d) < 1e15) {
         out += std::to_string(static_cast<long long>(d));
       } else {
+        // The shortest of 15 or 17 significant digits that reads back exactly.
         char buf[32];
-        std::snprintf(buf, sizeof buf, "%.9g", d);
+        std::snprintf(buf, sizeof buf, "%.15g", d);
+        if (std::strtod(buf, nullptr) != d) std::snprintf(buf, sizeof buf, "%.17g", d);
         out += buf;
       }
     } else if (is_string()) {

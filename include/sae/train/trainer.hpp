@@ -8,6 +8,7 @@
 #include <sae/data/batches.hpp>
 #include <sae/data/split.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -109,12 +110,40 @@ class Trainer {
   // Trains on `train` ([N, D]); `validation` (may be null) is scored after every epoch.
   template <class... Callbacks>
   TrainSummary fit(Model& model, const Matrix<Scalar>& train, const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
-    detail::require(train.cols() == model.input_dim(), "Trainer::fit()",
-                    "training data has " + std::to_string(train.cols()) + " columns, model expects " +
-                        std::to_string(model.input_dim()));
-    detail::require(!validation || validation->cols() == model.input_dim(), "Trainer::fit()",
-                    "validation data has " + std::to_string(validation ? validation->cols() : 0) +
-                        " columns, model expects " + std::to_string(model.input_dim()));
+    std::vector<Model*> models{&model};
+    std::vector<Optimizer*> optimizers{&optimizer_};
+    return std::move(run(models, optimizers, train, validation, callbacks...).front());
+  }
+
+  // Trains several models in one pass over the data: each batch is gathered once and fed to every
+  // model, each with its own copy of the optimizer. With the same TrainConfig every model ends
+  // bitwise identical to training it alone with fit(). Callbacks see each model's epochs; one
+  // returning true stops that model only.
+  template <class... Callbacks>
+  std::vector<TrainSummary> fit_shared(std::vector<Model>& models, const Matrix<Scalar>& train,
+                                       const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
+    std::vector<Optimizer> copies(models.size(), optimizer_);
+    std::vector<Model*> model_ptrs;
+    std::vector<Optimizer*> optimizer_ptrs;
+    for (std::size_t m = 0; m < models.size(); ++m) {
+      model_ptrs.push_back(&models[m]);
+      optimizer_ptrs.push_back(&copies[m]);
+    }
+    return run(model_ptrs, optimizer_ptrs, train, validation, callbacks...);
+  }
+
+ private:
+  template <class... Callbacks>
+  std::vector<TrainSummary> run(const std::vector<Model*>& models, const std::vector<Optimizer*>& optimizers,
+                                const Matrix<Scalar>& train, const Matrix<Scalar>* validation, Callbacks&... callbacks) {
+    for (const Model* model : models) {
+      detail::require(train.cols() == model->input_dim(), "Trainer::fit()",
+                      "training data has " + std::to_string(train.cols()) + " columns, model expects " +
+                          std::to_string(model->input_dim()));
+      detail::require(!validation || validation->cols() == model->input_dim(), "Trainer::fit()",
+                      "validation data has " + std::to_string(validation ? validation->cols() : 0) +
+                          " columns, model expects " + std::to_string(model->input_dim()));
+    }
     const data::BatchSchedule schedule(train.rows(), config_.batch_size, config_.seed, config_.shuffle);
     const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
     (call_train_begin(callbacks, info), ...);
@@ -122,52 +151,65 @@ class Trainer {
     const double train_sst = detail::total_sum_of_squares(train);
     const double val_sst = validation ? detail::total_sum_of_squares(*validation) : 0.0;
     const auto start = std::chrono::steady_clock::now();
-    typename Model::Gradients grad;
-    typename Model::Workspace ws;
+    const std::size_t count = models.size();
+    std::vector<typename Model::Gradients> grads(count);
+    std::vector<typename Model::Workspace> workspaces(count);
+    std::vector<TrainSummary> summaries(count);
+    std::vector<bool> active(count, true);
     Matrix<Scalar> batch;
-    TrainSummary summary;
 
     for (index_t epoch = 0; epoch < config_.epochs; ++epoch) {
       const std::vector<index_t> order = schedule.epoch_order(epoch);
-      double sse = 0;
+      std::vector<double> sse(count, 0.0);
       for (index_t b = 0; b < schedule.num_batches(); ++b) {
         const index_t begin = schedule.batch_begin(b), end = schedule.batch_end(b);
         data::gather_rows(train, order.data() + begin, end - begin, batch);
-        const double loss = static_cast<double>(model.loss_and_gradient(batch, grad, ws));
-        if (!std::isfinite(loss))
-          throw numeric_error("Trainer::fit(): loss became " + std::to_string(loss) + " at epoch " +
-                              std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
-                              "; lower the learning rate or check the data scale");
-        sse += loss * static_cast<double>(batch.size());
-        optimizer_.step(model, grad);
-        model.normalize_decoder();
+        for (std::size_t m = 0; m < count; ++m) {
+          if (!active[m]) continue;
+          Model& model = *models[m];
+          const double loss = static_cast<double>(model.loss_and_gradient(batch, grads[m], workspaces[m]));
+          if (!std::isfinite(loss))
+            throw numeric_error("Trainer::fit(): loss became " + std::to_string(loss) + " at epoch " +
+                                std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
+                                "; lower the learning rate or check the data scale");
+          sse[m] += loss * static_cast<double>(batch.size());
+          optimizers[m]->step(model, grads[m]);
+          model.normalize_decoder();
+        }
       }
-      EpochStats s;
-      s.epoch = epoch + 1;
-      s.epochs = config_.epochs;
-      s.steps = (epoch + 1) * schedule.num_batches();
-      s.train_loss = sse / static_cast<double>(train.size());
-      s.train_ev = train_sst > 0 ? 1.0 - sse / train_sst : 0.0;
-      if (validation) {
-        const double val_sse = (model.forward(*validation) - *validation).template cast<double>().squaredNorm();
-        s.validation_loss = val_sse / static_cast<double>(validation->size());
-        s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
+      for (std::size_t m = 0; m < count; ++m) {
+        if (!active[m]) continue;
+        const Model& model = *models[m];
+        EpochStats s;
+        s.epoch = epoch + 1;
+        s.epochs = config_.epochs;
+        s.steps = (epoch + 1) * schedule.num_batches();
+        s.train_loss = sse[m] / static_cast<double>(train.size());
+        s.train_ev = train_sst > 0 ? 1.0 - sse[m] / train_sst : 0.0;
+        if (validation) {
+          const double val_sse = (model.forward(*validation) - *validation).template cast<double>().squaredNorm();
+          s.validation_loss = val_sse / static_cast<double>(validation->size());
+          s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
+        }
+        s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        summaries[m].history.push_back(s);
+        bool stop = false;
+        ((stop = detail::epoch_end_hook(callbacks, s, model) || stop), ...);
+        if (stop) {
+          summaries[m].stopped_early = epoch + 1 < config_.epochs;
+          active[m] = false;
+        }
       }
-      s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      summary.history.push_back(s);
-      bool stop = false;
-      ((stop = detail::epoch_end_hook(callbacks, s, model) || stop), ...);
-      if (stop) {
-        summary.stopped_early = epoch + 1 < config_.epochs;
-        break;
-      }
+      if (std::none_of(active.begin(), active.end(), [](bool a) { return a; })) break;
     }
-    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    (call_train_end(callbacks, summary, model), ...);
-    return summary;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (std::size_t m = 0; m < count; ++m) {
+      summaries[m].seconds = seconds;
+      (call_train_end(callbacks, summaries[m], *models[m]), ...);
+    }
+    return summaries;
   }
 
- private:
   template <class C>
   static void call_train_begin(C& c, const TrainInfo& info) {
     if constexpr (detail::has_on_train_begin<C>::value) c.on_train_begin(info);

@@ -1,0 +1,252 @@
+// sae-sweep: report 002 — TopK SAEs for every (layer, position) x K x latent_dim of one 4-D
+// activation array read through a memory map, resumable, with the report's summary sections.
+#include "common.hpp"
+#include "plots.hpp"
+#include "sweep.hpp"
+
+#include <sae/analysis/summary_stats.hpp>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+namespace {
+
+using sae::examples::SweepResult;
+using sae::index_t;
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string config_label(const SweepResult& r) {
+  return "layer " + std::to_string(r.layer) + ", position " + std::to_string(r.position) + ", K=" +
+         std::to_string(r.k) + ", d=" + std::to_string(r.latents);
+}
+
+sae::io::Json describe_json(const sae::analysis::Summary& s) {
+  sae::io::Json j = sae::io::Json::object();
+  j["mean"] = s.mean;
+  j["std"] = s.std;
+  j["min"] = s.min;
+  j["max"] = s.max;
+  return j;
+}
+
+// Mean of `metric` over the results matching `keep`.
+template <class Keep, class Metric>
+double mean_where(const std::vector<SweepResult>& rs, Keep keep, Metric metric) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& r : rs)
+    if (keep(r)) sum += metric(r), ++n;
+  return n ? sum / n : 0.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return sae::examples::run_main("sae-sweep", [&] {
+    cxxopts::Options options("sae-sweep", "Report 002: TopK SAEs for every layer x position x (K, latent_dim), resumable.");
+    // clang-format off
+    options.add_options()
+      ("data", "4-D activations .npy [N, layers, positions, D] (read through a memory map)", cxxopts::value<std::string>())
+      ("layers", "layers to sweep (default: all)", cxxopts::value<std::vector<long>>())
+      ("positions", "positions to sweep (default: all)", cxxopts::value<std::vector<long>>())
+      ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
+      ("latents", "latent_dim values", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"))
+      ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
+      ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
+      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
+      ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
+      ("val-fraction", "hold out this fraction at random instead of the reports' split", cxxopts::value<double>())
+      ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
+      ("out", "output directory", cxxopts::value<std::string>()->default_value("results/sweep"))
+      ("keep-weights", "save every SAE's checkpoint under <out>/weights/")
+      ("force", "retrain configs whose results already exist")
+      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("no-plots", "write figure data and scripts but do not run gnuplot")
+      ("h,help", "show this help");
+    // clang-format on
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::cout << options.help() << "\n";
+      return 0;
+    }
+    sae::examples::reject_unmatched(args);
+    sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
+    sae::examples::set_threads(args["threads"].as<int>());
+    const auto to_index = [](std::vector<long> v) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      return std::vector<index_t>(v.begin(), v.end());
+    };
+    sae::examples::SweepOptions opt;
+    if (args.count("layers")) opt.layers = to_index(args["layers"].as<std::vector<long>>());
+    if (args.count("positions")) opt.positions = to_index(args["positions"].as<std::vector<long>>());
+    opt.ks = to_index(args["ks"].as<std::vector<long>>());
+    opt.latents = to_index(args["latents"].as<std::vector<long>>());
+    sae::examples::check_flag(!opt.ks.empty() && !opt.latents.empty(), "--ks and --latents need at least one value each");
+    opt.train = sae::TrainConfig{args["epochs"].as<long>(), args["batch-size"].as<long>(), args["seed"].as<std::uint64_t>(), true};
+    opt.train.validate();
+    opt.adam.lr = args["lr"].as<double>();
+    opt.adam.validate();
+    opt.val_fraction = sae::examples::val_fraction_flag(args);
+    opt.out = args["out"].as<std::string>();
+    opt.force = args.count("force") > 0;
+    opt.keep_weights = args.count("keep-weights") > 0;
+    opt.max_groups = args["max-groups"].as<int>();
+    sae::examples::check_flag(opt.max_groups >= 0, "--max-groups must be >= 0");
+
+    const sae::io::NpyMmap view(args["data"].as<std::string>());
+    const auto& shape = view.shape();
+    std::cout << "data: " << view.path() << " " << view.header().shape_string() << " '" << view.header().descr()
+              << "', memory-mapped\n";
+    auto results = sae::examples::run_sweep(view, opt);
+    if (opt.layers.empty())
+      for (index_t l = 0; l < shape[1]; ++l) opt.layers.push_back(l);
+    if (opt.positions.empty())
+      for (index_t p = 0; p < shape[2]; ++p) opt.positions.push_back(p);
+    const std::size_t expected = opt.layers.size() * opt.positions.size() * opt.ks.size() * opt.latents.size();
+    std::cout << results.size() << " of " << expected << " SAEs finished\n";
+    if (results.size() < expected) {
+      std::cout << "the sweep is incomplete (--max-groups); run again to continue. No summary written yet.\n";
+      return 0;
+    }
+
+    // ---- summary ----
+    std::vector<double> evs, deads;
+    for (const auto& r : results) evs.push_back(r.explained_variance), deads.push_back(r.dead_fraction);
+    const auto ev_stats = sae::analysis::describe(evs), dead_stats = sae::analysis::describe(deads);
+    const auto best_ev = *std::max_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
+      return a.explained_variance < b.explained_variance;
+    });
+    const auto least_dead = *std::min_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
+      return a.dead_fraction < b.dead_fraction || (a.dead_fraction == b.dead_fraction && a.explained_variance > b.explained_variance);
+    });
+    const auto ev_of = [](const SweepResult& r) { return r.explained_variance; };
+    const auto dead_of = [](const SweepResult& r) { return r.dead_fraction; };
+    const double grand_ev = ev_stats.mean;
+
+    sae::io::Json doc = sae::io::Json::object();
+    doc["report"] = "002 multi-layer sweep";
+    doc["data"] = view.path();
+    doc["shape"] = view.header().shape_string();
+    doc["saes"] = static_cast<long>(results.size());
+    doc["epochs"] = opt.train.epochs;
+    doc["batch_size"] = opt.train.batch_size;
+    doc["lr"] = opt.adam.lr;
+    doc["explained_variance"] = describe_json(ev_stats);
+    doc["dead_fraction"] = describe_json(dead_stats);
+    doc["best_by_ev"] = sae::examples::to_json(best_ev);
+    doc["best_by_lowest_death"] = sae::examples::to_json(least_dead);
+
+    std::ostringstream md;
+    md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.path() << " " << view.header().shape_string()
+       << "\n- **SAEs**: " << results.size() << " = " << opt.layers.size() << " layers x " << opt.positions.size()
+       << " positions x " << opt.ks.size() << " K x " << opt.latents.size() << " latent_dim\n- **Training**: Adam lr "
+       << opt.adam.lr << ", " << opt.train.epochs << " epochs, batch " << opt.train.batch_size
+       << "; metrics on the validation rows\n\n## Overall\n\n| metric | mean | std | min | max |\n|---|---|---|---|---|\n"
+       << "| explained variance | " << fmt("%.4f", ev_stats.mean) << " | " << fmt("%.4f", ev_stats.std) << " | "
+       << fmt("%.4f", ev_stats.min) << " | " << fmt("%.4f", ev_stats.max) << " |\n| dead latents (%) | "
+       << fmt("%.1f", 100 * dead_stats.mean) << " | " << fmt("%.1f", 100 * dead_stats.std) << " | "
+       << fmt("%.1f", 100 * dead_stats.min) << " | " << fmt("%.1f", 100 * dead_stats.max) << " |\n\n"
+       << "## Best configurations\n\n- By EV: " << config_label(best_ev) << " — EV " << fmt("%.4f", best_ev.explained_variance)
+       << ", " << fmt("%.1f%%", 100 * best_ev.dead_fraction) << " dead\n- By lowest death: " << config_label(least_dead)
+       << " — " << fmt("%.1f%%", 100 * least_dead.dead_fraction) << " dead, EV " << fmt("%.4f", least_dead.explained_variance) << "\n\n";
+
+    md << "## Layer effects (mean over positions and configs)\n\n| layer | mean EV | mean dead % | best config (EV) |\n|---|---|---|---|\n";
+    sae::io::Json layer_json = sae::io::Json::array();
+    for (index_t l : opt.layers) {
+      const auto in_layer = [l](const SweepResult& r) { return r.layer == l; };
+      const double ev = mean_where(results, in_layer, ev_of), dead = mean_where(results, in_layer, dead_of);
+      const SweepResult* best = nullptr;
+      for (const auto& r : results)
+        if (r.layer == l && (!best || r.explained_variance > best->explained_variance)) best = &r;
+      md << "| " << l << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " | " << config_label(*best)
+         << ", EV " << fmt("%.4f", best->explained_variance) << " |\n";
+      sae::io::Json j = sae::io::Json::object();
+      j["layer"] = l;
+      j["mean_ev"] = ev;
+      j["mean_dead_fraction"] = dead;
+      j["best"] = sae::examples::to_json(*best);
+      layer_json.push_back(j);
+    }
+    doc["layers"] = layer_json;
+    md << "\n## Position effects (mean over layers and configs)\n\n| position | mean EV | mean dead % |\n|---|---|---|\n";
+    sae::io::Json pos_json = sae::io::Json::array();
+    for (index_t p : opt.positions) {
+      const auto at = [p](const SweepResult& r) { return r.position == p; };
+      const double ev = mean_where(results, at, ev_of), dead = mean_where(results, at, dead_of);
+      md << "| " << p << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " |\n";
+      sae::io::Json j = sae::io::Json::object();
+      j["position"] = p;
+      j["mean_ev"] = ev;
+      j["mean_dead_fraction"] = dead;
+      pos_json.push_back(j);
+    }
+    doc["positions"] = pos_json;
+
+    // Interaction: what is left of a cell's mean EV after the layer and position main effects.
+    md << "\n## Layer x position interaction\n\nMean EV per cell (over configs); in brackets the interaction "
+          "term = cell − layer mean − position mean + grand mean.\n\n| layer \\ position |";
+    for (index_t p : opt.positions) md << ' ' << p << " |";
+    md << "\n|---|";
+    for (std::size_t i = 0; i < opt.positions.size(); ++i) md << "---|";
+    md << '\n';
+    double max_interaction = 0;
+    std::string max_cell;
+    for (index_t l : opt.layers) {
+      md << "| " << l << " |";
+      const double layer_mean = mean_where(results, [l](const SweepResult& r) { return r.layer == l; }, ev_of);
+      for (index_t p : opt.positions) {
+        const double cell = mean_where(results, [l, p](const SweepResult& r) { return r.layer == l && r.position == p; }, ev_of);
+        const double pos_mean = mean_where(results, [p](const SweepResult& r) { return r.position == p; }, ev_of);
+        const double inter = cell - layer_mean - pos_mean + grand_ev;
+        if (std::abs(inter) > std::abs(max_interaction))
+          max_interaction = inter, max_cell = "layer " + std::to_string(l) + ", position " + std::to_string(p);
+        md << ' ' << fmt("%.4f", cell) << " (" << fmt("%+.4f", inter) << ") |";
+      }
+      md << '\n';
+    }
+    md << "\nLargest interaction: " << fmt("%+.4f", max_interaction) << " EV at " << max_cell << ".\n\n";
+    doc["largest_interaction"] = max_interaction;
+    doc["largest_interaction_cell"] = max_cell;
+
+    // ---- heatmaps per K ----
+    sae::examples::Plotter plot(opt.out / "figures", !args.count("no-plots"));
+    std::vector<std::string> layer_labels, pos_labels;
+    for (index_t l : opt.layers) layer_labels.push_back(std::to_string(l));
+    for (index_t p : opt.positions) pos_labels.push_back(std::to_string(p));
+    md << "## Layer x position heatmaps per K (mean over latent_dim)\n\n";
+    for (index_t k : opt.ks) {
+      std::vector<std::vector<double>> ev_grid, dead_grid;
+      for (index_t l : opt.layers) {
+        ev_grid.emplace_back();
+        dead_grid.emplace_back();
+        for (index_t p : opt.positions) {
+          const auto cell = [l, p, k](const SweepResult& r) { return r.layer == l && r.position == p && r.k == k; };
+          ev_grid.back().push_back(mean_where(results, cell, ev_of));
+          dead_grid.back().push_back(100 * mean_where(results, cell, dead_of));
+        }
+      }
+      const std::string ks = std::to_string(k);
+      plot.heatmap("ev_K" + ks, "Explained variance, K=" + ks, "layer", layer_labels, "position", pos_labels, ev_grid, "%.3f");
+      plot.heatmap("dead_K" + ks, "Dead latents (%), K=" + ks, "layer", layer_labels, "position", pos_labels, dead_grid, "%.0f");
+      md << "![EV K=" << ks << "](figures/ev_K" << ks << ".png) ![dead K=" << ks << "](figures/dead_K" << ks << ".png)\n";
+    }
+    sae::io::Json all = sae::io::Json::array();
+    for (const auto& r : results) all.push_back(sae::examples::to_json(r));
+    doc["results"] = all;
+    sae::io::write_text_atomically(opt.out / "summary.json", doc.dump() + "\n");
+    sae::io::write_text_atomically(opt.out / "report.md", md.str());
+    std::cout << "EV mean " << fmt("%.4f", ev_stats.mean) << " ± " << fmt("%.4f", ev_stats.std) << " (range "
+              << fmt("%.4f", ev_stats.min) << "–" << fmt("%.4f", ev_stats.max) << "), dead "
+              << fmt("%.1f%%", 100 * dead_stats.mean) << " ± " << fmt("%.1f%%", 100 * dead_stats.std) << "\n"
+              << "best by EV: " << config_label(best_ev) << " (" << fmt("%.4f", best_ev.explained_variance) << ")\n"
+              << "wrote " << (opt.out / "report.md").string() << ", summary.json, configs/, figures/\n";
+    return 0;
+  });
+}

@@ -1,0 +1,30 @@
+// Descriptive statistics of a list of values (sweep summaries).
+#pragma once
+
+#include <sae/core/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace sae::analysis {
+
+struct Summary {
+  std::size_t count = 0;
+  double mean = 0, std = 0, min = 0, max = 0;  // std: population standard deviation
+};
+
+inline Summary describe(const std::vector<double>& v) {
+  detail::require(!v.empty(), "describe()", "no values");
+  Summary s;
+  s.count = v.size();
+  s.min = *std::min_element(v.begin(), v.end());
+  s.max = *std::max_element(v.begin(), v.end());
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  for (double x : v) s.std += (x - s.mean) * (x - s.mean);
+  s.std = std::sqrt(s.std / static_cast<double>(v.size()));
+  return s;
+}
+
+}  // namespace sae::analysis
