@@ -125,9 +125,17 @@ inline void progress_line(const std::string& text, bool final) {
   std::fflush(stdout);
 }
 
-// Rejects positional leftovers, which cxxopts would otherwise ignore.
-inline void reject_unmatched(const cxxopts::ParseResult& args) {
+// Parses the command line; prints help and returns nothing for --help. Positional leftovers,
+// which cxxopts would otherwise ignore, are an error.
+inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options, int argc, char** argv) {
+  options.add_options()("h,help", "show this help");
+  auto args = options.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << options.help() << "\n";
+    return std::nullopt;
+  }
   if (!args.unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args.unmatched().front() + "'");
+  return args;
 }
 
 }  // namespace sae::examples

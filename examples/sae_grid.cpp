@@ -39,23 +39,19 @@ sae::io::Json result_json(const ConfigResult& r) {
   return j;
 }
 
-ConfigResult result_from_json(const sae::io::Json& j) {
-  ConfigResult r;
-  r.k = j.at("k").as_int();
-  r.d = j.at("latent_dim").as_int();
-  r.seconds = j.at("seconds").as_number();
-  r.epochs = j.at("epochs").as_int();
-  r.val.explained_variance = j.at("explained_variance").as_number();
-  r.val.explained_variance_reports = j.at("explained_variance_reports").as_number();
-  r.val.mse = j.at("mse").as_number();
-  r.val.l0 = j.at("l0").as_number();
-  r.val.dead_fraction = j.at("dead_fraction").as_number();
-  r.val.alive_latents = j.at("alive_latents").as_int();
-  r.val.mean_active_activation = j.at("mean_active_activation").as_number();
-  r.val.max_activation = j.at("max_activation").as_number();
-  r.val.ev_per_active_latent = j.at("ev_per_active_latent").as_number();
-  r.resumed = true;
-  return r;
+ConfigResult result_from_json(const sae::io::Json& j, const std::string& source) {
+  try {
+    ConfigResult r;
+    r.k = j.at("k").as_int();
+    r.d = j.at("latent_dim").as_int();
+    r.seconds = j.at("seconds").as_number();
+    r.epochs = j.at("epochs").as_int();
+    r.val = sae::metrics::evaluation_from_json(j);
+    r.resumed = true;
+    return r;
+  } catch (const sae::error& e) {
+    throw sae::io_error(source, std::string("not a grid result (") + e.what() + "); delete it or pass --force");
+  }
 }
 
 std::string fmt(const char* f, double v) {
@@ -149,15 +145,11 @@ int main(int argc, char** argv) {
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
       ("out", "output directory", cxxopts::value<std::string>()->default_value("results"))
       ("force", "retrain configs whose results already exist")
-      ("no-plots", "write figure data and scripts but do not run gnuplot")
-      ("h,help", "show this help");
+      ("no-plots", "write figure data and scripts but do not run gnuplot");
     // clang-format on
-    const auto args = options.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << options.help() << "\n";
-      return 0;
-    }
-    sae::examples::reject_unmatched(args);
+    const auto parsed = sae::examples::parse_args(options, argc, argv);
+    if (!parsed) return 0;
+    const auto& args = *parsed;
     sae::examples::set_threads(args["threads"].as<int>());
     auto ks = args["ks"].as<std::vector<long>>(), ds = args["latents"].as<std::vector<long>>();
     std::sort(ks.begin(), ks.end());
@@ -215,8 +207,7 @@ int main(int argc, char** argv) {
         ++index;
         const fs::path result_path = out / "configs" / (config_name(k, d) + ".json");
         if (!args.count("force") && fs::exists(result_path)) {
-          const auto j = sae::io::read_json_file(result_path.string());
-          by[{k, d}] = result_from_json(j);
+          by[{k, d}] = result_from_json(sae::io::read_json_file(result_path.string()), result_path.string());
           progress.skip(d, epochs);
           std::printf("[config %d/%d K=%ld d=%ld] skipped: %s exists (--force retrains)\n", index, count, k, d,
                       result_path.string().c_str());

@@ -67,15 +67,11 @@ int main(int argc, char** argv) {
       ("keep-weights", "save every SAE's checkpoint under <out>/weights/")
       ("force", "retrain configs whose results already exist")
       ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<int>()->default_value("0"))
-      ("no-plots", "write figure data and scripts but do not run gnuplot")
-      ("h,help", "show this help");
+      ("no-plots", "write figure data and scripts but do not run gnuplot");
     // clang-format on
-    const auto args = options.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << options.help() << "\n";
-      return 0;
-    }
-    sae::examples::reject_unmatched(args);
+    const auto parsed = sae::examples::parse_args(options, argc, argv);
+    if (!parsed) return 0;
+    const auto& args = *parsed;
     sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
     sae::examples::set_threads(args["threads"].as<int>());
     const auto to_index = [](std::vector<long> v) {
@@ -118,16 +114,16 @@ int main(int argc, char** argv) {
 
     // ---- summary ----
     std::vector<double> evs, deads;
-    for (const auto& r : results) evs.push_back(r.explained_variance), deads.push_back(r.dead_fraction);
+    for (const auto& r : results) evs.push_back(r.val.explained_variance), deads.push_back(r.val.dead_fraction);
     const auto ev_stats = sae::analysis::describe(evs), dead_stats = sae::analysis::describe(deads);
     const auto best_ev = *std::max_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
-      return a.explained_variance < b.explained_variance;
+      return a.val.explained_variance < b.val.explained_variance;
     });
     const auto least_dead = *std::min_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
-      return a.dead_fraction < b.dead_fraction || (a.dead_fraction == b.dead_fraction && a.explained_variance > b.explained_variance);
+      return a.val.dead_fraction < b.val.dead_fraction || (a.val.dead_fraction == b.val.dead_fraction && a.val.explained_variance > b.val.explained_variance);
     });
-    const auto ev_of = [](const SweepResult& r) { return r.explained_variance; };
-    const auto dead_of = [](const SweepResult& r) { return r.dead_fraction; };
+    const auto ev_of = [](const SweepResult& r) { return r.val.explained_variance; };
+    const auto dead_of = [](const SweepResult& r) { return r.val.dead_fraction; };
     const double grand_ev = ev_stats.mean;
 
     sae::io::Json doc = sae::io::Json::object();
@@ -153,9 +149,9 @@ int main(int argc, char** argv) {
        << fmt("%.4f", ev_stats.min) << " | " << fmt("%.4f", ev_stats.max) << " |\n| dead latents (%) | "
        << fmt("%.1f", 100 * dead_stats.mean) << " | " << fmt("%.1f", 100 * dead_stats.std) << " | "
        << fmt("%.1f", 100 * dead_stats.min) << " | " << fmt("%.1f", 100 * dead_stats.max) << " |\n\n"
-       << "## Best configurations\n\n- By EV: " << config_label(best_ev) << " — EV " << fmt("%.4f", best_ev.explained_variance)
-       << ", " << fmt("%.1f%%", 100 * best_ev.dead_fraction) << " dead\n- By lowest death: " << config_label(least_dead)
-       << " — " << fmt("%.1f%%", 100 * least_dead.dead_fraction) << " dead, EV " << fmt("%.4f", least_dead.explained_variance) << "\n\n";
+       << "## Best configurations\n\n- By EV: " << config_label(best_ev) << " — EV " << fmt("%.4f", best_ev.val.explained_variance)
+       << ", " << fmt("%.1f%%", 100 * best_ev.val.dead_fraction) << " dead\n- By lowest death: " << config_label(least_dead)
+       << " — " << fmt("%.1f%%", 100 * least_dead.val.dead_fraction) << " dead, EV " << fmt("%.4f", least_dead.val.explained_variance) << "\n\n";
 
     md << "## Layer effects (mean over positions and configs)\n\n| layer | mean EV | mean dead % | best config (EV) |\n|---|---|---|---|\n";
     sae::io::Json layer_json = sae::io::Json::array();
@@ -164,9 +160,9 @@ int main(int argc, char** argv) {
       const double ev = mean_where(results, in_layer, ev_of), dead = mean_where(results, in_layer, dead_of);
       const SweepResult* best = nullptr;
       for (const auto& r : results)
-        if (r.layer == l && (!best || r.explained_variance > best->explained_variance)) best = &r;
+        if (r.layer == l && (!best || r.val.explained_variance > best->val.explained_variance)) best = &r;
       md << "| " << l << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " | " << config_label(*best)
-         << ", EV " << fmt("%.4f", best->explained_variance) << " |\n";
+         << ", EV " << fmt("%.4f", best->val.explained_variance) << " |\n";
       sae::io::Json j = sae::io::Json::object();
       j["layer"] = l;
       j["mean_ev"] = ev;
@@ -245,7 +241,7 @@ int main(int argc, char** argv) {
     std::cout << "EV mean " << fmt("%.4f", ev_stats.mean) << " ± " << fmt("%.4f", ev_stats.std) << " (range "
               << fmt("%.4f", ev_stats.min) << "–" << fmt("%.4f", ev_stats.max) << "), dead "
               << fmt("%.1f%%", 100 * dead_stats.mean) << " ± " << fmt("%.1f%%", 100 * dead_stats.std) << "\n"
-              << "best by EV: " << config_label(best_ev) << " (" << fmt("%.4f", best_ev.explained_variance) << ")\n"
+              << "best by EV: " << config_label(best_ev) << " (" << fmt("%.4f", best_ev.val.explained_variance) << ")\n"
               << "wrote " << (opt.out / "report.md").string() << ", summary.json, configs/, figures/\n";
     return 0;
   });

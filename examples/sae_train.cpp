@@ -51,16 +51,12 @@ int main(int argc, char** argv) {
       ("planted-dim", "planted data: input dimension", cxxopts::value<long>()->default_value("256"))
       ("planted-features", "planted data: true features", cxxopts::value<long>()->default_value("512"))
       ("planted-k", "planted data: active features per sample", cxxopts::value<long>()->default_value("8"))
-      ("quiet", "no per-epoch progress")
-      ("h,help", "show this help");
+      ("quiet", "no per-epoch progress");
     // clang-format on
     sae::examples::add_data_options(options, "");
-    const auto args = options.parse(argc, argv);
-    if (args.count("help")) {
-      std::cout << options.help() << "\n";
-      return 0;
-    }
-    sae::examples::reject_unmatched(args);
+    const auto parsed = sae::examples::parse_args(options, argc, argv);
+    if (!parsed) return 0;
+    const auto& args = *parsed;
     sae::examples::set_threads(args["threads"].as<int>());
     const std::string selection = args["selection"].as<std::string>();
     sae::examples::check_flag(selection == "value" || selection == "magnitude",

@@ -26,9 +26,8 @@ struct SweepOptions {
 
 struct SweepResult {
   index_t layer = 0, position = 0, k = 0, latents = 0;
-  double explained_variance = 0, dead_fraction = 0, mse = 0, l0 = 0, mean_active_activation = 0,
-         max_activation = 0, ev_per_active_latent = 0, seconds = 0;
-  index_t alive_latents = 0;
+  metrics::Evaluation val;  // on the validation rows (activation_frequency not kept)
+  double seconds = 0;       // this SAE's share of its group's shared pass
 };
 
 inline std::string sweep_config_name(index_t layer, index_t position, index_t k, index_t latents) {
@@ -42,14 +41,8 @@ inline io::Json to_json(const SweepResult& r) {
   j["position"] = r.position;
   j["k"] = r.k;
   j["latent_dim"] = r.latents;
-  j["explained_variance"] = r.explained_variance;
-  j["dead_fraction"] = r.dead_fraction;
-  j["alive_latents"] = r.alive_latents;
-  j["mse"] = r.mse;
-  j["l0"] = r.l0;
-  j["mean_active_activation"] = r.mean_active_activation;
-  j["max_activation"] = r.max_activation;
-  j["ev_per_active_latent"] = r.ev_per_active_latent;
+  const io::Json metrics_json = metrics::to_json(r.val);  // named: the loop must not outlive it
+  for (const auto& [key, value] : metrics_json.as_object()) j[key] = value;
   j["seconds"] = r.seconds;
   return j;
 }
@@ -61,14 +54,7 @@ inline SweepResult sweep_result_from_json(const io::Json& j, const std::string& 
     r.position = j.at("position").as_int();
     r.k = j.at("k").as_int();
     r.latents = j.at("latent_dim").as_int();
-    r.explained_variance = j.at("explained_variance").as_number();
-    r.dead_fraction = j.at("dead_fraction").as_number();
-    r.alive_latents = j.at("alive_latents").as_int();
-    r.mse = j.at("mse").as_number();
-    r.l0 = j.at("l0").as_number();
-    r.mean_active_activation = j.at("mean_active_activation").as_number();
-    r.max_activation = j.at("max_activation").as_number();
-    r.ev_per_active_latent = j.at("ev_per_active_latent").as_number();
+    r.val = metrics::evaluation_from_json(j);
     r.seconds = j.at("seconds").as_number();
     return r;
   } catch (const error& e) {
@@ -180,17 +166,10 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions 
       auto trainer = make_trainer<Model>(opt.train, Adam<float>(opt.adam));
       const auto summaries = trainer.fit_shared(models, split.train, &split.validation, progress);
       for (std::size_t m = 0; m < models.size(); ++m) {
-        const auto e = metrics::evaluate(models[m], split.validation);
         SweepResult r;
         r.layer = layer, r.position = position, r.k = pending[m].first, r.latents = pending[m].second;
-        r.explained_variance = e.explained_variance;
-        r.dead_fraction = e.dead_fraction;
-        r.alive_latents = e.alive_latents;
-        r.mse = e.mse;
-        r.l0 = e.l0;
-        r.mean_active_activation = e.mean_active_activation;
-        r.max_activation = e.max_activation;
-        r.ev_per_active_latent = e.ev_per_active_latent;
+        r.val = metrics::evaluate(models[m], split.validation);
+        r.val.activation_frequency.clear();
         r.seconds = summaries[m].seconds / static_cast<double>(models.size());  // the shared pass, split evenly
         const std::string name = sweep_config_name(layer, position, r.k, r.latents);
         if (opt.keep_weights) save_checkpoint(opt.out / "weights" / name, models[m]);

@@ -39,11 +39,11 @@ void require_same_results(const std::vector<SweepResult>& a, const std::vector<S
   for (const auto& [name, r] : ma) {
     BOOST_TEST_CONTEXT(name) {
       const auto& s = mb.at(name);
-      BOOST_TEST(r.explained_variance == s.explained_variance);  // bitwise: same seed, same pass
-      BOOST_TEST(r.dead_fraction == s.dead_fraction);
-      BOOST_TEST(r.mse == s.mse);
-      BOOST_TEST(r.max_activation == s.max_activation);
-      BOOST_TEST(r.alive_latents == s.alive_latents);
+      BOOST_TEST(r.val.explained_variance == s.val.explained_variance);  // bitwise: same seed, same pass
+      BOOST_TEST(r.val.dead_fraction == s.val.dead_fraction);
+      BOOST_TEST(r.val.mse == s.val.mse);
+      BOOST_TEST(r.val.max_activation == s.val.max_activation);
+      BOOST_TEST(r.val.alive_latents == s.val.alive_latents);
     }
   }
 }

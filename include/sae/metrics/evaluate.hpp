@@ -55,4 +55,19 @@ inline io::Json to_json(const Evaluation& e) {
   return j;
 }
 
+// Reads back what to_json wrote (activation_frequency stays empty).
+inline Evaluation evaluation_from_json(const io::Json& j) {
+  Evaluation e;
+  e.explained_variance = j.at("explained_variance").as_number();
+  e.explained_variance_reports = j.at("explained_variance_reports").as_number();
+  e.mse = j.at("mse").as_number();
+  e.l0 = j.at("l0").as_number();
+  e.dead_fraction = j.at("dead_fraction").as_number();
+  e.alive_latents = j.at("alive_latents").as_int();
+  e.mean_active_activation = j.at("mean_active_activation").as_number();
+  e.max_activation = j.at("max_activation").as_number();
+  e.ev_per_active_latent = j.at("ev_per_active_latent").as_number();
+  return e;
+}
+
 }  // namespace sae::metrics
