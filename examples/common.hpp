@@ -32,6 +32,13 @@ int run_main(const char* program, Body&& body) {
   }
 }
 
+// One number through a printf format, for tables and messages.
+inline std::string fmt(const char* format, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, value);
+  return buf;
+}
+
 // Throws a usage error unless `ok`.
 inline void check_flag(bool ok, const std::string& message) {
   if (!ok) throw sae::invalid_argument(message);

@@ -17,6 +17,8 @@
 
 namespace {
 
+using sae::examples::fmt;
+
 using Model = sae::TopKAutoencoder<float>;
 namespace fs = std::filesystem;
 
@@ -52,12 +54,6 @@ ConfigResult result_from_json(const sae::io::Json& j, const std::string& source)
   } catch (const sae::error& e) {
     throw sae::io_error(source, std::string("not a grid result (") + e.what() + "); delete it or pass --force");
   }
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 std::string duration(double s) {

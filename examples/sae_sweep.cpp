@@ -12,14 +12,10 @@
 
 namespace {
 
+using sae::examples::fmt;
+
 using sae::examples::SweepResult;
 using sae::index_t;
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 std::string config_label(const SweepResult& r) {
   return "layer " + std::to_string(r.layer) + ", position " + std::to_string(r.position) + ", K=" +
