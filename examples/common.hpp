@@ -5,6 +5,7 @@
 
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -130,6 +131,58 @@ inline void progress_line(const std::string& text, bool final) {
     std::printf("%s\n", text.c_str());
   }
   std::fflush(stdout);
+}
+
+// Every K must fit every dictionary size of a grid.
+inline void check_k_within_latents(const std::vector<index_t>& ks, const std::vector<index_t>& latents) {
+  check_flag(!ks.empty() && !latents.empty(), "--ks and --latents need at least one value each");
+  for (index_t k : ks)
+    for (index_t d : latents)
+      check_flag(k >= 1 && k <= d, "every K must be in [1, latent_dim]: K=" + std::to_string(k) +
+                                       " with latent_dim=" + std::to_string(d));
+}
+
+// The flags of a K x latent_dim grid trained with the reports' setup (sae-grid, sae-sweep).
+inline void add_grid_options(cxxopts::Options& options) {
+  // clang-format off
+  options.add_options("grid")
+    ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
+    ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"))
+    ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
+    ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
+    ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
+    ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
+    ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
+    ("force", "retrain configs whose results already exist")
+    ("no-plots", "write figure data and scripts but do not run gnuplot");
+  // clang-format on
+}
+
+// A list flag's values in ascending order, each once.
+inline std::vector<index_t> sorted_unique(std::vector<long> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return std::vector<index_t>(v.begin(), v.end());
+}
+
+struct GridFlags {
+  std::vector<index_t> ks, latents;  // sorted, without repeats
+  TrainConfig train;
+  AdamConfig adam;
+};
+
+// Reads and checks the add_grid_options flags; also applies --threads.
+inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
+  set_threads(args["threads"].as<int>());
+  GridFlags g;
+  g.ks = sorted_unique(args["ks"].as<std::vector<long>>());
+  g.latents = sorted_unique(args["latents"].as<std::vector<long>>());
+  check_k_within_latents(g.ks, g.latents);
+  g.train = TrainConfig{args["epochs"].as<long>(), args["batch-size"].as<long>(), args["seed"].as<std::uint64_t>(), true};
+  g.train.validate();
+  g.adam.lr = args["lr"].as<double>();
+  g.adam.validate();
+  return g;
 }
 
 // Parses the command line; prints help and returns nothing for --help. Positional leftovers,

@@ -27,7 +27,6 @@ struct ConfigResult {
   sae::metrics::Evaluation val;
   double seconds = 0;
   long epochs = 0;
-  bool resumed = false;
 };
 
 std::string config_name(long k, long d) { return "K" + std::to_string(k) + "_d" + std::to_string(d); }
@@ -49,7 +48,6 @@ ConfigResult result_from_json(const sae::io::Json& j, const std::string& source)
     r.seconds = j.at("seconds").as_number();
     r.epochs = j.at("epochs").as_int();
     r.val = sae::metrics::evaluation_from_json(j);
-    r.resumed = true;
     return r;
   } catch (const sae::error& e) {
     throw sae::io_error(source, std::string("not a grid result (") + e.what() + "); delete it or pass --force");
@@ -129,41 +127,22 @@ int main(int argc, char** argv) {
   return sae::examples::run_main("sae-grid", [&] {
     cxxopts::Options options("sae-grid", "Report 001: the K x latent_dim grid of TopK SAEs, with Pareto analysis and figures.");
     sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
+    sae::examples::add_grid_options(options);
     // clang-format off
     options.add_options()
       ("samples", "samples.jsonl whose rows match the activations (default: beside --data, if present)", cxxopts::value<std::string>())
-      ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
-      ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"))
-      ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
-      ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
-      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
-      ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
-      ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
-      ("out", "output directory", cxxopts::value<std::string>()->default_value("results"))
-      ("force", "retrain configs whose results already exist")
-      ("no-plots", "write figure data and scripts but do not run gnuplot");
+      ("out", "output directory", cxxopts::value<std::string>()->default_value("results"));
     // clang-format on
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
-    sae::examples::set_threads(args["threads"].as<int>());
-    auto ks = args["ks"].as<std::vector<long>>(), ds = args["latents"].as<std::vector<long>>();
-    std::sort(ks.begin(), ks.end());
-    std::sort(ds.begin(), ds.end());
-    ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
-    ds.erase(std::unique(ds.begin(), ds.end()), ds.end());
-    sae::examples::check_flag(!ks.empty() && !ds.empty(), "--ks and --latents need at least one value each");
-    for (long k : ks)
-      for (long d : ds)
-        sae::examples::check_flag(k >= 1 && k <= d, "every K must be in [1, latent_dim]: K=" + std::to_string(k) +
-                                                        " with latent_dim=" + std::to_string(d));
-    const long epochs = args["epochs"].as<long>(), batch = args["batch-size"].as<long>();
-    const auto seed = args["seed"].as<std::uint64_t>();
-    sae::AdamConfig adam;
-    adam.lr = args["lr"].as<double>();
-    sae::TrainConfig train_config{epochs, batch, seed, true};
-    train_config.validate();
-    adam.validate();
+    const auto grid = sae::examples::read_grid_flags(args);
+    const auto& ks = grid.ks;
+    const auto& ds = grid.latents;
+    const auto& train_config = grid.train;
+    const auto& adam = grid.adam;
+    const long epochs = train_config.epochs, batch = train_config.batch_size;
+    const auto seed = train_config.seed;
 
     sae::Matrix<float> all;
     const std::string data_path = args["data"].as<std::string>();

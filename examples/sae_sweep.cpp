@@ -51,40 +51,24 @@ int main(int argc, char** argv) {
       ("data", "4-D activations .npy [N, layers, positions, D] (read through a memory map)", cxxopts::value<std::string>())
       ("layers", "layers to sweep (default: all)", cxxopts::value<std::vector<long>>())
       ("positions", "positions to sweep (default: all)", cxxopts::value<std::vector<long>>())
-      ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
-      ("latents", "latent_dim values", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"))
-      ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
-      ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
-      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
-      ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
       ("val-fraction", "hold out this fraction at random instead of the reports' split", cxxopts::value<double>())
-      ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
       ("out", "output directory", cxxopts::value<std::string>()->default_value("results/sweep"))
       ("keep-weights", "save every SAE's checkpoint under <out>/weights/")
-      ("force", "retrain configs whose results already exist")
-      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<int>()->default_value("0"))
-      ("no-plots", "write figure data and scripts but do not run gnuplot");
+      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<int>()->default_value("0"));
     // clang-format on
+    sae::examples::add_grid_options(options);
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
     sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
-    sae::examples::set_threads(args["threads"].as<int>());
-    const auto to_index = [](std::vector<long> v) {
-      std::sort(v.begin(), v.end());
-      v.erase(std::unique(v.begin(), v.end()), v.end());
-      return std::vector<index_t>(v.begin(), v.end());
-    };
+    const auto grid = sae::examples::read_grid_flags(args);
     sae::examples::SweepOptions opt;
-    if (args.count("layers")) opt.layers = to_index(args["layers"].as<std::vector<long>>());
-    if (args.count("positions")) opt.positions = to_index(args["positions"].as<std::vector<long>>());
-    opt.ks = to_index(args["ks"].as<std::vector<long>>());
-    opt.latents = to_index(args["latents"].as<std::vector<long>>());
-    sae::examples::check_flag(!opt.ks.empty() && !opt.latents.empty(), "--ks and --latents need at least one value each");
-    opt.train = sae::TrainConfig{args["epochs"].as<long>(), args["batch-size"].as<long>(), args["seed"].as<std::uint64_t>(), true};
-    opt.train.validate();
-    opt.adam.lr = args["lr"].as<double>();
-    opt.adam.validate();
+    if (args.count("layers")) opt.layers = sae::examples::sorted_unique(args["layers"].as<std::vector<long>>());
+    if (args.count("positions")) opt.positions = sae::examples::sorted_unique(args["positions"].as<std::vector<long>>());
+    opt.ks = grid.ks;
+    opt.latents = grid.latents;
+    opt.train = grid.train;
+    opt.adam = grid.adam;
     opt.val_fraction = sae::examples::val_fraction_flag(args);
     opt.out = args["out"].as<std::string>();
     opt.force = args.count("force") > 0;

@@ -36,13 +36,11 @@ inline std::string sweep_config_name(index_t layer, index_t position, index_t k,
 }
 
 inline io::Json to_json(const SweepResult& r) {
-  io::Json j = io::Json::object();
+  io::Json j = metrics::to_json(r.val);
   j["layer"] = r.layer;
   j["position"] = r.position;
   j["k"] = r.k;
   j["latent_dim"] = r.latents;
-  const io::Json metrics_json = metrics::to_json(r.val);  // named: the loop must not outlive it
-  for (const auto& [key, value] : metrics_json.as_object()) j[key] = value;
   j["seconds"] = r.seconds;
   return j;
 }
@@ -120,9 +118,7 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions 
     check_flag(l >= 0 && l < shape[1], "--layers: layer " + std::to_string(l) + " out of range [0, " + std::to_string(shape[1]) + ")");
   for (index_t p : opt.positions)
     check_flag(p >= 0 && p < shape[2], "--positions: position " + std::to_string(p) + " out of range [0, " + std::to_string(shape[2]) + ")");
-  for (index_t k : opt.ks)
-    for (index_t d : opt.latents)
-      check_flag(k >= 1 && k <= d, "every K must be in [1, latent_dim]: K=" + std::to_string(k) + " with latent_dim=" + std::to_string(d));
+  check_k_within_latents(opt.ks, opt.latents);
   make_output_dir(opt.out / "configs");
 
   index_t latent_sum = 0;
