@@ -21,6 +21,7 @@
 #include <sae/metrics/reconstruction.hpp>
 #include <sae/metrics/sparsity.hpp>
 #include <sae/model/checkpoint.hpp>
+#include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/optim/adam.hpp>
 #include <sae/train/callbacks.hpp>

@@ -1,4 +1,7 @@
-// Sparse codes: exactly k (latent index, value) pairs per sample instead of dense F-wide rows.
+// Sparse codes: k (latent index, value) slots per sample instead of dense F-wide rows. TopK fills
+// every slot; models whose samples keep different numbers of latents (BatchTopK, thresholds) set
+// k to the largest count and pad the rest with value 0. A slot with value 0 is inactive either
+// way, and every consumer skips it.
 #pragma once
 
 #include <sae/core/types.hpp>
@@ -32,7 +35,8 @@ struct SparseCodes {
   Matrix<Scalar> to_dense() const {
     Matrix<Scalar> d = Matrix<Scalar>::Zero(rows, num_latents);
     for (index_t i = 0; i < rows; ++i)
-      for (index_t s = 0; s < k; ++s) d(i, row_indices(i)[s]) = row_values(i)[s];
+      for (index_t s = 0; s < k; ++s)
+        if (row_values(i)[s] != Scalar(0)) d(i, row_indices(i)[s]) = row_values(i)[s];
     return d;
   }
 };

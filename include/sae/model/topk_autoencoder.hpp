@@ -8,9 +8,8 @@
 #include <sae/backend/cpu/topk.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
-#include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/row_sparse.hpp>
+#include <sae/model/autoencoder_parameters.hpp>
 #include <sae/model/selection.hpp>
 #include <sae/model/sparse_codes.hpp>
 
@@ -39,20 +38,9 @@ struct TopKConfig {
 };
 
 template <class Scalar>
-struct TopKParameters {
-  Matrix<Scalar> w_enc;  // [F, D]
-  Vector<Scalar> b_enc;  // [F]
-  Matrix<Scalar> w_dec;  // [F, D], unit rows
-  Vector<Scalar> b_dec;  // [D], empty unless decoder_bias
-};
-
+using TopKParameters = AutoencoderParameters<Scalar>;
 template <class Scalar>
-struct TopKGradients {
-  RowSparse<Scalar> w_enc;
-  Vector<Scalar> b_enc;
-  RowSparse<Scalar> w_dec;
-  Vector<Scalar> b_dec;
-};
+using TopKGradients = AutoencoderGradients<Scalar>;
 
 // Buffers reused across steps so training allocates only on the first batch.
 template <class Scalar>
@@ -78,38 +66,14 @@ class TopKAutoencoder {
   using Gradients = TopKGradients<Scalar>;
   using Workspace = TopKWorkspace<Scalar>;
 
-  // Fresh model, initialised like the reports' PyTorch layers: W_enc, b_enc ~ U(+-1/sqrt(D));
-  // W_dec ~ U(+-1/sqrt(F)) then each row scaled to unit norm; b_dec = 0.
-  explicit TopKAutoencoder(const TopKConfig& config) : config_(config) {
-    config_.validate("TopKAutoencoder");
-    const index_t f = config_.num_latents, d = config_.input_dim;
-    Rng rng(config_.seed);
-    const double enc_bound = 1.0 / std::sqrt(static_cast<double>(d));
-    const double dec_bound = 1.0 / std::sqrt(static_cast<double>(f));
-    p_.w_enc.resize(f, d);
-    p_.b_enc.resize(f);
-    p_.w_dec.resize(f, d);
-    for (index_t i = 0; i < p_.w_enc.size(); ++i) p_.w_enc.data()[i] = static_cast<Scalar>(rng.uniform(-enc_bound, enc_bound));
-    for (index_t i = 0; i < f; ++i) p_.b_enc[i] = static_cast<Scalar>(rng.uniform(-enc_bound, enc_bound));
-    for (index_t i = 0; i < p_.w_dec.size(); ++i) p_.w_dec.data()[i] = static_cast<Scalar>(rng.uniform(-dec_bound, dec_bound));
-    if (config_.decoder_bias) p_.b_dec.setZero(d);
-    normalize_decoder();
-  }
+  // Fresh model, initialised as detail::init_parameters describes.
+  explicit TopKAutoencoder(const TopKConfig& config)
+      : config_(validated(config)),
+        p_(detail::init_parameters<Scalar>(config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed)) {}
 
   // A model from stored parameters (checkpoints); shapes are checked against the config.
-  TopKAutoencoder(const TopKConfig& config, Parameters params) : config_(config), p_(std::move(params)) {
-    config_.validate("TopKAutoencoder");
-    const index_t f = config_.num_latents, d = config_.input_dim;
-    const auto shape = [](index_t r, index_t c) { return "[" + std::to_string(r) + ", " + std::to_string(c) + "]"; };
-    detail::require(p_.w_enc.rows() == f && p_.w_enc.cols() == d, "TopKAutoencoder",
-                    "w_enc is " + shape(p_.w_enc.rows(), p_.w_enc.cols()) + ", expected " + shape(f, d));
-    detail::require(p_.b_enc.size() == f, "TopKAutoencoder",
-                    "b_enc has " + std::to_string(p_.b_enc.size()) + " entries, expected " + std::to_string(f));
-    detail::require(p_.w_dec.rows() == f && p_.w_dec.cols() == d, "TopKAutoencoder",
-                    "w_dec is " + shape(p_.w_dec.rows(), p_.w_dec.cols()) + ", expected " + shape(f, d));
-    detail::require(p_.b_dec.size() == (config_.decoder_bias ? d : 0), "TopKAutoencoder",
-                    "b_dec has " + std::to_string(p_.b_dec.size()) + " entries, expected " +
-                        std::to_string(config_.decoder_bias ? d : 0));
+  TopKAutoencoder(const TopKConfig& config, Parameters params) : config_(validated(config)), p_(std::move(params)) {
+    detail::check_parameter_shapes(p_, config_.input_dim, config_.num_latents, config_.decoder_bias, "TopKAutoencoder");
   }
 
   const TopKConfig& config() const { return config_; }
@@ -150,38 +114,21 @@ class TopKAutoencoder {
     ws.g *= static_cast<Scalar>(2.0 / n);  // dL/dx_hat
     ops::sparse_backward(Backend{}, ws.codes, ws.g, encoder_input(x, ws), p_.w_dec, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
                          grad.w_dec);
-    if (config_.decoder_bias) {
-      // x_hat depends on b_dec directly, and through x_in = x - b_dec: d pre_j / d b_dec = -w_enc[j].
-      grad.b_dec = ws.g.colwise().sum().transpose();
-      for (index_t e = 0; e < ws.codes.rows * ws.codes.k; ++e)
-        if (ws.dcode[static_cast<std::size_t>(e)] != Scalar(0))
-          grad.b_dec.noalias() -= ws.dcode[static_cast<std::size_t>(e)] * p_.w_enc.row(ws.codes.indices[e]).transpose();
-    } else {
+    if (config_.decoder_bias)
+      detail::decoder_bias_gradient<Scalar>(ws.g.colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
+    else
       grad.b_dec.resize(0);
-    }
     return static_cast<Scalar>(sse / n);
   }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is).
-  void normalize_decoder() {
-    Matrix<Scalar>& w = p_.w_dec;
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t j = 0; j < w.rows(); ++j) {
-      const Scalar norm = w.row(j).norm();
-      if (norm > Scalar(0)) w.row(j) /= norm;
-    }
-  }
+  void normalize_decoder() { detail::normalize_rows(p_.w_dec); }
 
   // Visits each parameter with its gradient: fn(slot, Matrix& or Vector& param, grad), where grad
   // is a RowSparse or a dense Vector. Optimizers keep per-slot state.
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    fn(0, p_.w_enc, g.w_enc);
-    fn(1, p_.b_enc, g.b_enc);
-    fn(2, p_.w_dec, g.w_dec);
-    if (config_.decoder_bias) fn(3, p_.b_dec, g.b_dec);
+    detail::visit_parameters(p_, g, config_.decoder_bias, fn);
   }
 
  private:
@@ -197,6 +144,11 @@ class TopKAutoencoder {
   // The encoder sees x - b_dec when the decoder bias is on, else x itself (no copy).
   const Matrix<Scalar>& encoder_input(const Matrix<Scalar>& x, const Workspace& ws) const {
     return config_.decoder_bias ? ws.x_in : x;
+  }
+
+  static const TopKConfig& validated(const TopKConfig& c) {
+    c.validate("TopKAutoencoder");
+    return c;
   }
 
   TopKConfig config_;

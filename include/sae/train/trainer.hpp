@@ -43,7 +43,7 @@ struct EpochStats {
   index_t epoch = 0;  // 1-based
   index_t epochs = 0;
   index_t steps = 0;  // optimizer steps so far
-  double train_loss = 0;  // MSE over the epoch's batches, weighted by rows
+  double train_loss = 0;  // reconstruction MSE over the epoch's batches, weighted by rows
   double train_ev = 0;    // 1 - epoch SSE / SST of the training set (weights change during the epoch)
   std::optional<double> validation_loss;  // MSE on the validation set after the epoch
   std::optional<double> validation_ev;    // explained variance, same formula as train_ev
@@ -93,6 +93,17 @@ double total_sum_of_squares(const Matrix<Scalar>& x) {
   double sst = 0;
   for (index_t i = 0; i < x.rows(); ++i) sst += (x.row(i).template cast<double>() - mean).squaredNorm();
   return sst;
+}
+// The reconstruction MSE of the batch just trained: the loss itself, unless the model's loss is
+// something else (Matryoshka's mean over prefixes) and its workspace records the full model's MSE.
+template <class, class = void>
+struct has_reconstruction_mse : std::false_type {};
+template <class W>
+struct has_reconstruction_mse<W, std::void_t<decltype(std::declval<const W&>().reconstruction_mse)>> : std::true_type {};
+template <class W>
+double batch_mse(double loss, const W& ws) {
+  if constexpr (has_reconstruction_mse<W>::value) return ws.reconstruction_mse;
+  else return loss;
 }
 }  // namespace detail
 
@@ -145,7 +156,7 @@ class Trainer {
                           " columns, model expects " + std::to_string(model->input_dim()));
     }
     const data::BatchSchedule schedule(train.rows(), config_.batch_size, config_.seed, config_.shuffle);
-    const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
+    [[maybe_unused]] const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
     (call_train_begin(callbacks, info), ...);
 
     const double train_sst = detail::total_sum_of_squares(train);
@@ -172,7 +183,7 @@ class Trainer {
             throw numeric_error("Trainer::fit(): loss became " + std::to_string(loss) + " at epoch " +
                                 std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
                                 "; lower the learning rate or check the data scale");
-          sse[m] += loss * static_cast<double>(batch.size());
+          sse[m] += detail::batch_mse(loss, workspaces[m]) * static_cast<double>(batch.size());
           optimizers[m]->step(model, grads[m]);
           model.normalize_decoder();
         }

@@ -65,25 +65,28 @@ void group_by_latent(const SparseCodes<Scalar>& codes, LatentMajor& out) {
       out.entry[static_cast<std::size_t>(slot_start[codes.indices[e]]++)] = e;
 }
 
-// Given g = dL/dx_hat [B, D], fills:
-//   dcode[e]   = g[i] . w_dec[j]                  for each active slot e = (i, s) with latent j
-//   dw_dec[j]  = sum_i z[i,j] * g[i]
+// Given the upstream gradient row u(i, j) = dL/dx_hat seen by latent j of sample i (one matrix
+// for TopK; for Matryoshka it depends on j's group), fills:
+//   dcode[e]   = u(i, j) . w_dec[j]               for each active slot e = (i, s) with latent j
+//   dw_dec[j]  = sum_i z[i,j] * u(i, j)
 //   dw_enc[j]  = sum_i dcode[i,j] * x_in[i]
 //   db_enc[j]  = sum_i dcode[i,j]
-// where ReLU-inactive slots (value 0) carry no gradient. Rows of dw_* are only the touched latents.
-template <class Scalar>
-void sparse_backward(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& g, const Matrix<Scalar>& x_in,
+// where inactive slots (value 0) carry no gradient. Rows of dw_* are only the touched latents.
+template <class Scalar, class Upstream>
+void sparse_backward_per_latent(cpu, const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
                      const Matrix<Scalar>& w_dec, LatentMajor& groups, std::vector<Scalar>& dcode,
                      RowSparse<Scalar>& dw_enc, Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
-  const index_t rows = codes.rows, k = codes.k, d = g.cols();
+  const index_t rows = codes.rows, k = codes.k, d = w_dec.cols();
   dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
   for (index_t i = 0; i < rows; ++i)
     for (index_t s = 0; s < k; ++s)
-      if (codes.row_values(i)[s] > Scalar(0))
-        dcode[static_cast<std::size_t>(i * k + s)] = g.row(i).dot(w_dec.row(codes.row_indices(i)[s]));
+      if (codes.row_values(i)[s] > Scalar(0)) {
+        const std::int32_t j = codes.row_indices(i)[s];
+        dcode[static_cast<std::size_t>(i * k + s)] = upstream(i, j).dot(w_dec.row(j));
+      }
 
   group_by_latent(codes, groups);
   const auto touched = static_cast<index_t>(groups.latents.size());
@@ -97,6 +100,7 @@ void sparse_backward(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>
 #pragma omp parallel for schedule(dynamic, 8)
 #endif
   for (index_t t = 0; t < touched; ++t) {
+    const std::int32_t j = groups.latents[static_cast<std::size_t>(t)];
     auto enc = dw_enc.values.row(t);
     auto dec = dw_dec.values.row(t);
     enc.setZero();
@@ -106,12 +110,21 @@ void sparse_backward(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>
       const std::int64_t e = groups.entry[static_cast<std::size_t>(p)];
       const index_t i = e / k;
       const Scalar dc = dcode[static_cast<std::size_t>(e)];
-      dec.noalias() += codes.values[static_cast<std::size_t>(e)] * g.row(i);
+      dec.noalias() += codes.values[static_cast<std::size_t>(e)] * upstream(i, j);
       enc.noalias() += dc * x_in.row(i);
       bias += dc;
     }
-    db_enc[groups.latents[t]] = bias;
+    db_enc[j] = bias;
   }
+}
+
+// The TopK case: one upstream gradient g = dL/dx_hat [B, D] for every latent.
+template <class Scalar>
+void sparse_backward(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& g, const Matrix<Scalar>& x_in,
+                     const Matrix<Scalar>& w_dec, LatentMajor& groups, std::vector<Scalar>& dcode,
+                     RowSparse<Scalar>& dw_enc, Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+  sparse_backward_per_latent(cpu{}, codes, [&g](index_t i, std::int32_t) { return g.row(i); }, x_in, w_dec, groups, dcode, dw_enc,
+                  db_enc, dw_dec);
 }
 
 }  // namespace sae::ops

@@ -1,0 +1,237 @@
+// MatryoshkaAutoencoder: a BatchTopK SAE whose latents form nested groups (Bussmann et al. 2025;
+// dictionary_learning's MatryoshkaBatchTopKSAE). Training keeps the k x B largest activations of
+// the whole batch and minimises the mean over prefixes m of the MSE of x_hat_m, the
+// reconstruction from groups 1..m only, so early groups must work on their own. Inference needs
+// no batch: a latent fires when its activation exceeds a threshold estimated during training (a
+// running average of the smallest activation BatchTopK kept).
+//
+// The loss is the per-element mean of each prefix's squared error (torch's F.mse_loss), averaged
+// over prefixes: with one group it is exactly TopK's loss, so the same learning rate applies.
+// No auxiliary dead-latent loss, as in the TopK model the reports train.
+#pragma once
+
+#include <sae/backend/cpu/batch_topk.hpp>
+#include <sae/backend/cpu/dense.hpp>
+#include <sae/backend/cpu/sparse.hpp>
+#include <sae/core/backend.hpp>
+#include <sae/core/error.hpp>
+#include <sae/core/types.hpp>
+#include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/sparse_codes.hpp>
+
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace sae {
+
+// The group sizes the issue and the paper use: F/16, F/16, F/8, F/4, F/2 (the last takes the
+// remainder); empty groups (tiny F) are dropped.
+inline std::vector<index_t> default_matryoshka_groups(index_t num_latents) {
+  std::vector<index_t> sizes;
+  index_t used = 0;
+  for (index_t div : {16, 16, 8, 4}) {
+    const index_t s = num_latents / div;
+    if (s > 0) sizes.push_back(s), used += s;
+  }
+  if (num_latents - used > 0) sizes.push_back(num_latents - used);
+  return sizes;
+}
+
+struct MatryoshkaConfig {
+  index_t input_dim = 0;    // D
+  index_t num_latents = 0;  // F
+  index_t k = 0;            // mean latents per sample: a batch of B keeps k x B activations
+  std::vector<index_t> group_sizes;  // nested groups in latent order; empty = default_matryoshka_groups(F)
+  double threshold_beta = 0.99;      // running-average weight of the inference threshold
+  bool decoder_bias = false;
+  std::uint64_t seed = 0;
+
+  void validate(const char* caller) const {
+    detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
+    detail::require(num_latents > 0, caller, "num_latents must be positive, got " + std::to_string(num_latents));
+    detail::require(k >= 1 && k <= num_latents, caller,
+                    "k must be in [1, num_latents=" + std::to_string(num_latents) + "], got " + std::to_string(k));
+    detail::require(threshold_beta >= 0 && threshold_beta < 1, caller,
+                    "threshold_beta must be in [0, 1), got " + std::to_string(threshold_beta));
+    index_t sum = 0;
+    for (index_t s : group_sizes) {
+      detail::require(s > 0, caller, "group sizes must be positive, got " + std::to_string(s));
+      sum += s;
+    }
+    detail::require(group_sizes.empty() || sum == num_latents, caller,
+                    "group sizes sum to " + std::to_string(sum) + " but num_latents is " + std::to_string(num_latents));
+  }
+};
+
+template <class Scalar>
+struct MatryoshkaWorkspace {
+  Matrix<Scalar> x_in, pre;
+  SparseCodes<Scalar> codes;
+  std::vector<Matrix<Scalar>> prefix;  // per group: residual x_hat_m - x, then dL/dx_hat for that group's latents
+  ops::LatentMajor groups;
+  std::vector<Scalar> dcode;
+  double reconstruction_mse = 0;  // MSE of the full reconstruction (all groups) on the last batch
+};
+
+template <class Scalar, class Backend = cpu>
+class MatryoshkaAutoencoder {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
+                "MatryoshkaAutoencoder<Scalar>: Scalar must be float or double");
+  static_assert(std::is_same_v<Backend, cpu>, "MatryoshkaAutoencoder has CPU kernels only");
+
+ public:
+  using scalar_type = Scalar;
+  using backend_type = Backend;
+  using Parameters = AutoencoderParameters<Scalar>;
+  using Gradients = AutoencoderGradients<Scalar>;
+  using Workspace = MatryoshkaWorkspace<Scalar>;
+
+  explicit MatryoshkaAutoencoder(const MatryoshkaConfig& config)
+      : config_(completed(config)),
+        p_(detail::init_parameters<Scalar>(config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed)) {
+    index_t end = 0;
+    for (std::size_t g = 0; g < config_.group_sizes.size(); ++g) {
+      group_of_.insert(group_of_.end(), static_cast<std::size_t>(config_.group_sizes[g]), static_cast<std::int32_t>(g));
+      group_end_.push_back(end += config_.group_sizes[g]);
+    }
+  }
+
+  const MatryoshkaConfig& config() const { return config_; }
+  const Parameters& parameters() const { return p_; }
+  Parameters& parameters() { return p_; }
+  index_t input_dim() const { return config_.input_dim; }
+  index_t num_latents() const { return config_.num_latents; }
+  index_t k() const { return config_.k; }
+  index_t num_groups() const { return static_cast<index_t>(group_end_.size()); }
+  // One past the last latent of groups 1..m (m >= 1).
+  index_t prefix_end(index_t m) const { return group_end_[static_cast<std::size_t>(m - 1)]; }
+
+  // The inference threshold; negative until the first training step (then encode() keeps every
+  // positive activation).
+  Scalar threshold() const { return threshold_; }
+  void set_threshold(Scalar t) { threshold_ = t; }
+
+  // Per-sample codes: every latent whose activation exceeds the threshold.
+  SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
+    Workspace ws;
+    preactivations(x, ws);
+    ops::threshold_select(Backend{}, ws.pre, threshold_, ws.codes);
+    return std::move(ws.codes);
+  }
+
+  // The training-time selection: the k x rows(x) largest activations of x taken as one batch.
+  SparseCodes<Scalar> encode_batch(const Matrix<Scalar>& x) const {
+    Workspace ws;
+    preactivations(x, ws);
+    ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
+    return std::move(ws.codes);
+  }
+
+  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const { return decode_prefix(codes, num_groups()); }
+
+  // Reconstruction from groups 1..m only.
+  Matrix<Scalar> decode_prefix(SparseCodes<Scalar> codes, index_t m) const {
+    detail::require(codes.num_latents == config_.num_latents, "decode()",
+                    "codes have " + std::to_string(codes.num_latents) + " latents, model has " +
+                        std::to_string(config_.num_latents));
+    detail::require(m >= 1 && m <= num_groups(), "decode_prefix()",
+                    "m must be in [1, " + std::to_string(num_groups()) + "], got " + std::to_string(m));
+    for (std::size_t e = 0; e < codes.values.size(); ++e)
+      if (codes.indices[e] >= prefix_end(m)) codes.values[e] = Scalar(0);
+    Matrix<Scalar> x_hat;
+    ops::sparse_decode(Backend{}, codes, p_.w_dec, config_.decoder_bias ? &p_.b_dec : nullptr, x_hat);
+    return x_hat;
+  }
+
+  Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
+
+  // Forward and hand-written backward for one batch with BatchTopK selection; returns the
+  // Matryoshka loss and fills `grad`. Also moves the inference threshold toward this batch's
+  // smallest kept activation, so it is not const. ws.reconstruction_mse is the full model's MSE.
+  Scalar loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
+    preactivations(x, ws);
+    const Scalar smallest = ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
+    const auto beta = static_cast<Scalar>(config_.threshold_beta);
+    threshold_ = threshold_ < Scalar(0) ? smallest : beta * threshold_ + (Scalar(1) - beta) * smallest;
+
+    const index_t rows = x.rows(), d = x.cols(), groups = num_groups();
+    ws.prefix.resize(static_cast<std::size_t>(groups));
+    for (auto& r : ws.prefix) r.resize(rows, d);
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (index_t i = 0; i < rows; ++i) {
+      Eigen::Matrix<Scalar, 1, Eigen::Dynamic> acc = -x.row(i);
+      if (config_.decoder_bias) acc += p_.b_dec.transpose();
+      const std::int32_t* idx = ws.codes.row_indices(i);
+      const Scalar* val = ws.codes.row_values(i);
+      index_t s = 0;
+      for (index_t m = 1; m <= groups; ++m) {
+        for (; s < ws.codes.k && val[s] != Scalar(0) && idx[s] < prefix_end(m); ++s)
+          acc.noalias() += val[s] * p_.w_dec.row(idx[s]);
+        ws.prefix[static_cast<std::size_t>(m - 1)].row(i) = acc;
+      }
+    }
+    const double n = static_cast<double>(rows) * static_cast<double>(d);
+    double loss = 0;
+    for (const auto& r : ws.prefix) loss += r.template cast<double>().squaredNorm() / n;
+    ws.reconstruction_mse = ws.prefix.back().template cast<double>().squaredNorm() / n;
+    loss /= static_cast<double>(groups);
+
+    // A latent of group g reaches every prefix m >= g: its upstream gradient is the suffix sum.
+    const auto scale = static_cast<Scalar>(2.0 / (n * static_cast<double>(groups)));
+    ws.prefix.back() *= scale;
+    for (index_t m = groups - 2; m >= 0; --m) {
+      auto& r = ws.prefix[static_cast<std::size_t>(m)];
+      r = r * scale + ws.prefix[static_cast<std::size_t>(m + 1)];
+    }
+    const auto upstream = [&](index_t i, std::int32_t j) {
+      return ws.prefix[static_cast<std::size_t>(group_of_[static_cast<std::size_t>(j)])].row(i);
+    };
+    ops::sparse_backward_per_latent(Backend{}, ws.codes, upstream, encoder_input(x, ws), p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
+                         grad.b_enc, grad.w_dec);
+    if (config_.decoder_bias)
+      detail::decoder_bias_gradient<Scalar>(ws.prefix.front().colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc,
+                                            grad.b_dec);
+    else
+      grad.b_dec.resize(0);
+    return static_cast<Scalar>(loss);
+  }
+
+  void normalize_decoder() { detail::normalize_rows(p_.w_dec); }
+
+  template <class Fn>
+  void for_each_parameter(const Gradients& g, Fn&& fn) {
+    detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+  }
+
+ private:
+  static MatryoshkaConfig completed(MatryoshkaConfig c) {
+    c.validate("MatryoshkaAutoencoder");
+    if (c.group_sizes.empty()) c.group_sizes = default_matryoshka_groups(c.num_latents);
+    return c;
+  }
+
+  void preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
+    detail::require(x.cols() == config_.input_dim, "encode()",
+                    "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" +
+                        std::to_string(config_.input_dim));
+    if (config_.decoder_bias) ws.x_in = x.rowwise() - p_.b_dec.transpose();
+    ops::encoder_preactivations(Backend{}, encoder_input(x, ws), p_.w_enc, p_.b_enc, ws.pre);
+  }
+
+  const Matrix<Scalar>& encoder_input(const Matrix<Scalar>& x, const Workspace& ws) const {
+    return config_.decoder_bias ? ws.x_in : x;
+  }
+
+  MatryoshkaConfig config_;
+  Parameters p_;
+  std::vector<std::int32_t> group_of_;  // [F] group of each latent
+  std::vector<index_t> group_end_;      // cumulative group ends
+  Scalar threshold_ = Scalar(-1);
+};
+
+}  // namespace sae
