@@ -62,7 +62,7 @@ inline RankRange parse_rank_range(const std::string& text) {
 template <class Scalar>
 std::vector<LatentProfile> profile_rank_range(const SparseCodes<Scalar>& codes, const std::vector<index_t>& ranking,
                                               RankRange range, index_t top_n) {
-  detail::require(codes.rows > 0, "profile_rank_range()", "no samples");
+  sae::detail::require(codes.rows > 0, "profile_rank_range()", "no samples");
   std::vector<std::int32_t> slot(static_cast<std::size_t>(codes.num_latents), -1);
   std::vector<LatentProfile> out;
   const index_t last = std::min<index_t>(range.last, static_cast<index_t>(ranking.size()));

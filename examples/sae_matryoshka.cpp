@@ -1,0 +1,346 @@
+// sae-matryoshka: report 000 — a Matryoshka (BatchTopK, nested groups) SAE trained side by side
+// with the TopK grid on the same data, the report's matched-config table, and the feature
+// semantics of an early and a late layer (top latents by frequency, their top samples' CoT steps,
+// the report's pattern heuristics).
+#include "layer_analysis.hpp"
+
+#include <sae/analysis/semantics.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+
+namespace {
+
+using sae::index_t;
+using sae::examples::fmt;
+using sae::examples::md_cell;
+using TopK = sae::TopKAutoencoder<float>;
+using Matryoshka = sae::MatryoshkaAutoencoder<float>;
+namespace fs = std::filesystem;
+namespace an = sae::analysis;
+
+struct Row {
+  std::string name;
+  long k = 0, d = 0;
+  sae::metrics::Evaluation val;
+};
+
+// The report's published Matryoshka figures (LLaMA-3.2-1B layer 14, position 3): quoted, not measured.
+constexpr double kPublishedDead = 0.625, kPublishedEv = 0.721;
+constexpr long kPublishedActive = 769;
+
+sae::io::Json row_json(const Row& r) {
+  sae::io::Json j = sae::metrics::to_json(r.val);
+  j["name"] = r.name;
+  j["k"] = r.k;
+  j["latent_dim"] = r.d;
+  return j;
+}
+
+std::string row_md(const std::string& label, double dead, long active, double ev, double mat_eff) {
+  const double eff = active > 0 ? ev / static_cast<double>(active) : 0.0;
+  return "| " + label + " | " + fmt("%.1f%%", 100 * dead) + " | " + std::to_string(active) + " | " + fmt("%.1f%%", 100 * ev) +
+         " | " + fmt("%.3f%%", 100 * eff) + " | " + (mat_eff > 0 ? fmt("%.2fx", eff / mat_eff) : "—") + " |\n";
+}
+
+// How common each pattern is among all samples: the chance level the ">= 3 of the top samples" rule
+// has to beat.
+std::string base_rates(const std::vector<an::CotFeatures>& features) {
+  const auto share = [&](auto&& shows) {
+    double n = 0;
+    for (const auto& f : features) n += shows(f) ? 1 : 0;
+    return fmt("%.0f%%", 100 * n / static_cast<double>(features.size()));
+  };
+  std::string out;
+  for (an::Operation op : an::kOperations)
+    out += std::string(out.empty() ? "" : ", ") + an::name(op) + " " + share([op](const an::CotFeatures& f) { return f.has(op); });
+  return out + ", round numbers " + share([](const an::CotFeatures& f) { return f.round_number; });
+}
+
+struct LayerSemantics {
+  std::string label, source;
+  sae::metrics::Evaluation val;
+  std::vector<an::LatentProfile> top;  // the top-N latents by frequency
+  std::vector<an::LatentPatterns> top_patterns;
+  std::vector<std::pair<an::RankRange, std::vector<an::LatentProfile>>> ranges;
+  an::SemanticsSummary summary;
+};
+
+LayerSemantics analyse_layer(const std::string& label, const sae::examples::LayerData& layer, const TopK& model,
+                             index_t top_latents, const std::vector<an::RankRange>& ranges, index_t top_samples,
+                             an::PatternRule rule) {
+  LayerSemantics s;
+  s.label = label;
+  s.source = layer.data.source;
+  s.val = sae::metrics::evaluate(model, layer.data.validation);
+  const auto codes = model.encode(layer.data.validation);
+  const auto ranking = an::rank_by_frequency(s.val.activation_frequency);
+  s.top = an::profile_rank_range(codes, ranking, {1, top_latents}, top_samples);
+  for (const auto& p : s.top) s.top_patterns.push_back(an::detect_patterns(p, layer.validation_features, rule));
+  s.summary = an::summarize_semantics(s.top, s.top_patterns);
+  for (const auto& r : ranges) s.ranges.emplace_back(r, an::profile_rank_range(codes, ranking, r, top_samples));
+  return s;
+}
+
+std::string profile_table(const std::vector<an::LatentProfile>& latents, const sae::examples::LayerData& layer,
+                          an::PatternRule rule) {
+  std::ostringstream t;
+  t << "| Rank | Latent | Activation freq | Mean magnitude | Detected patterns | Keywords (>= " << rule.min_samples
+    << " top samples) |\n|---|---|---|---|---|---|\n";
+  for (const auto& p : latents) {
+    const auto pats = an::detect_patterns(p, layer.validation_features, rule);
+    t << "| " << p.rank << " | " << p.latent << " | " << fmt("%.1f%%", 100 * p.frequency) << " | "
+      << fmt("%.3f", p.mean_activation) << " | "
+      << (pats.has_pattern() ? sae::examples::join(pats.patterns, ", ") : "Unknown/Mixed") << " | "
+      << (pats.keywords.empty() ? "—" : sae::examples::join(pats.keywords, ", ")) << " |\n";
+  }
+  return t.str();
+}
+
+sae::io::Json layer_json(const LayerSemantics& s, const sae::examples::LayerData& layer, an::PatternRule rule) {
+  sae::io::Json j = sae::io::Json::object();
+  j["layer"] = s.label;
+  j["data"] = s.source;
+  j["validation"] = sae::metrics::to_json(s.val);
+  j["summary"] = sae::io::Json::object();
+  j["summary"]["latents"] = s.summary.latents;
+  j["summary"]["with_pattern"] = s.summary.with_pattern;
+  j["summary"]["mean_frequency"] = s.summary.mean_frequency;
+  j["summary"]["min_mean_activation"] = s.summary.min_mean_activation;
+  j["summary"]["max_mean_activation"] = s.summary.max_mean_activation;
+  const auto latents_json = [&](const std::vector<an::LatentProfile>& ps) {
+    sae::io::Json a = sae::io::Json::array();
+    for (const auto& p : ps) {
+      const auto pats = an::detect_patterns(p, layer.validation_features, rule);
+      sae::io::Json e = sae::io::Json::object();
+      e["rank"] = p.rank;
+      e["latent"] = p.latent;
+      e["frequency"] = p.frequency;
+      e["active_samples"] = p.active_samples;
+      e["mean_activation"] = p.mean_activation;
+      e["patterns"] = sae::io::Json::array();
+      for (const auto& x : pats.patterns) e["patterns"].push_back(x);
+      e["keywords"] = sae::io::Json::array();
+      for (const auto& x : pats.keywords) e["keywords"].push_back(x);
+      e["top_samples"] = sae::examples::top_samples_json(p, layer);
+      a.push_back(e);
+    }
+    return a;
+  };
+  j["top_latents"] = latents_json(s.top);
+  j["rank_ranges"] = sae::io::Json::object();
+  for (const auto& [range, ps] : s.ranges) j["rank_ranges"][range.label()] = latents_json(ps);
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return sae::examples::run_main("sae-matryoshka", [&] {
+    cxxopts::Options options("sae-matryoshka",
+                             "Report 000: Matryoshka vs TopK on the same data, and feature semantics of two layers.");
+    sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
+    sae::examples::add_grid_options(options);
+    // clang-format off
+    options.add_options("matryoshka")
+      ("mat-latents", "Matryoshka dictionary size", cxxopts::value<long>()->default_value("2048"))
+      ("mat-k", "Matryoshka mean latents per sample (BatchTopK keeps k x batch)", cxxopts::value<long>()->default_value("20"))
+      ("mat-groups", "nested group sizes summing to --mat-latents (default F/16,F/16,F/8,F/4,F/2)",
+       cxxopts::value<std::vector<long>>());
+    options.add_options("semantics")
+      ("samples", "samples.jsonl matching the rows (default: beside --data)", cxxopts::value<std::string>())
+      ("early-data", "early layer's activations (2-D)", cxxopts::value<std::string>()->default_value(SAE_EARLY_DATA))
+      ("early-layer", "take the early layer from --data (4-D) at this layer and --position instead", cxxopts::value<long>())
+      ("sem-k", "K of the SAEs analysed", cxxopts::value<long>()->default_value("100"))
+      ("sem-latents", "latent_dim of the SAEs analysed", cxxopts::value<long>()->default_value("512"))
+      ("top-latents", "most frequent latents to analyse", cxxopts::value<long>()->default_value("20"))
+      ("ranks", "extra rank ranges to list, e.g. 50-60,400-410", cxxopts::value<std::vector<std::string>>()->default_value(""))
+      ("top-samples", "top-activating samples per latent", cxxopts::value<long>()->default_value("10"))
+      ("min-samples", "a pattern counts when this many top samples show it", cxxopts::value<long>()->default_value("3"))
+      ("out", "output directory", cxxopts::value<std::string>()->default_value("results/matryoshka"));
+    // clang-format on
+    const auto parsed = sae::examples::parse_args(options, argc, argv);
+    if (!parsed) return 0;
+    const auto& args = *parsed;
+    const auto flags = sae::examples::read_grid_flags(args);
+    const long mat_latents = args["mat-latents"].as<long>(), mat_k = args["mat-k"].as<long>();
+    const long sem_k = args["sem-k"].as<long>(), sem_latents = args["sem-latents"].as<long>();
+    const long top_latents = args["top-latents"].as<long>(), top_samples = args["top-samples"].as<long>();
+    const an::PatternRule rule{args["min-samples"].as<long>()};
+    sae::examples::check_k_within_latents({sem_k}, {sem_latents});
+    sae::examples::check_flag(top_latents >= 1 && top_samples >= 1 && rule.min_samples >= 1,
+                              "--top-latents, --top-samples and --min-samples must be >= 1");
+    std::vector<an::RankRange> ranges;
+    for (const auto& r : args["ranks"].as<std::vector<std::string>>())
+      if (!r.empty()) ranges.push_back(an::parse_rank_range(r));
+    sae::MatryoshkaConfig mat_config;
+    mat_config.num_latents = mat_latents;
+    mat_config.k = mat_k;
+    mat_config.seed = flags.train.seed;
+    if (args.count("mat-groups"))
+      for (long g : args["mat-groups"].as<std::vector<long>>()) mat_config.group_sizes.push_back(g);
+
+    // Data: the late layer (--data) for the comparison and semantics, the early layer for semantics.
+    const std::string data_path = args["data"].as<std::string>();
+    const std::string samples_path = sae::examples::samples_path_for(args, data_path);
+    const auto samples = sae::data::load_samples(samples_path);
+    std::optional<sae::data::LayerPosition> late_where, early_where;
+    if (args.count("layer") || args.count("position"))
+      late_where = sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
+                                            args.count("position") ? args["position"].as<long>() : 0};
+    std::string early_path = args["early-data"].as<std::string>();
+    if (args.count("early-layer")) {
+      early_path = data_path;
+      early_where = sae::data::LayerPosition{args["early-layer"].as<long>(), late_where ? late_where->position : 0};
+    }
+    const auto late = sae::examples::load_layer(data_path, late_where, samples, samples_path);
+    const auto early = sae::examples::load_layer(early_path, early_where, samples, samples_path);
+    mat_config.input_dim = late.data.train.cols();
+    mat_config.validate("--mat-*");
+    const fs::path out = args["out"].as<std::string>();
+    sae::examples::make_output_dir(out);
+    std::cout << "late layer: " << late.data.source << "\nearly layer: " << early.data.source << "\n"
+              << late.data.train.rows() << " train, " << late.data.validation.rows() << " validation rows (" << late.data.split
+              << "), samples " << samples_path << "\n";
+
+    // 1. The TopK grid and the Matryoshka SAE on the late layer.
+    std::vector<Row> topk;
+    std::optional<TopK> semantics_late;
+    const int count = static_cast<int>(flags.ks.size() * flags.latents.size());
+    int index = 0;
+    for (index_t d : flags.latents)
+      for (index_t k : flags.ks) {
+        const std::string name = "TopK K=" + std::to_string(k) + ", d=" + std::to_string(d);
+        TopK model = sae::examples::train_topk(late.data, k, d, flags,
+                                               "[" + std::to_string(++index) + "/" + std::to_string(count + 1) + " " + name + "]");
+        topk.push_back({name, k, d, sae::metrics::evaluate(model, late.data.validation)});
+        if (k == sem_k && d == sem_latents) semantics_late = std::move(model);
+      }
+    Matryoshka mat(mat_config);
+    {
+      auto trainer = sae::make_trainer<Matryoshka>(flags.train, sae::Adam<float>(flags.adam));
+      trainer.fit(mat, late.data.train, &late.data.validation,
+                  sae::examples::EpochProgress<Matryoshka>{"[" + std::to_string(count + 1) + "/" + std::to_string(count + 1) +
+                                                           " Matryoshka k=" + std::to_string(mat_k) +
+                                                           ", d=" + std::to_string(mat_latents) + "]"});
+    }
+    const Row mrow{"Matryoshka (ours) k=" + std::to_string(mat_k) + ", d=" + std::to_string(mat_latents), mat_k, mat_latents,
+                   sae::metrics::evaluate(mat, late.data.validation)};
+    // Each nested prefix on its own, the property Matryoshka trains for.
+    std::vector<std::pair<index_t, double>> prefix_ev;
+    {
+      const auto codes = mat.encode(late.data.validation);
+      for (index_t m = 1; m <= mat.num_groups(); ++m)
+        prefix_ev.emplace_back(mat.prefix_end(m),
+                               sae::metrics::explained_variance(late.data.validation, mat.decode_prefix(codes, m)));
+    }
+
+    const auto closest = [&](auto distance) {
+      return *std::min_element(topk.begin(), topk.end(), [&](const Row& a, const Row& b) { return distance(a) < distance(b); });
+    };
+    const Row dead_match = closest([&](const Row& r) { return std::abs(r.val.dead_fraction - mrow.val.dead_fraction); });
+    const Row active_match = closest([&](const Row& r) {
+      return std::abs(static_cast<double>(r.val.alive_latents - mrow.val.alive_latents));
+    });
+    const Row best = closest([](const Row& r) { return -r.val.explained_variance; });
+
+    // 2. Semantics of both layers at (sem-k, sem-latents).
+    if (!semantics_late)
+      semantics_late = sae::examples::train_topk(late.data, sem_k, sem_latents, flags, "[semantics, late layer]");
+    const TopK early_model = sae::examples::train_topk(early.data, sem_k, sem_latents, flags, "[semantics, early layer]");
+    const auto early_sem = analyse_layer("early", early, early_model, top_latents, ranges, top_samples, rule);
+    const auto late_sem = analyse_layer("late", late, *semantics_late, top_latents, ranges, top_samples, rule);
+
+    // 3. Report.
+    std::ostringstream md;
+    const double mat_eff = mrow.val.ev_per_active_latent;
+    md << "# TopK vs Matryoshka and feature semantics (report 000)\n\n"
+       << "Late layer: `" << late.data.source << "`; early layer: `" << early.data.source << "`. " << late.data.train.rows()
+       << " train / " << late.data.validation.rows() << " validation rows; metrics on validation. " << flags.train.epochs
+       << " epochs, batch " << flags.train.batch_size << ", Adam lr " << flags.adam.lr
+       << ". EV = 1 - SSE/SST (SAELens). Active latents = latents firing on at least one validation sample.\n\n"
+       << "## Matched comparison\n\n"
+       << "| Config | Death % | Active latents | EV | EV per active latent | vs Matryoshka (ours) |\n|---|---|---|---|---|---|\n"
+       << row_md("**" + mrow.name + "**", mrow.val.dead_fraction, mrow.val.alive_latents, mrow.val.explained_variance, 0)
+       << row_md("Matryoshka (published, LLaMA layer 14; quoted, not measured)", kPublishedDead, kPublishedActive,
+                 kPublishedEv, 0)
+       << row_md(dead_match.name + " — death-rate match", dead_match.val.dead_fraction, dead_match.val.alive_latents,
+                 dead_match.val.explained_variance, mat_eff)
+       << row_md(active_match.name + " — active-latent match", active_match.val.dead_fraction,
+                 active_match.val.alive_latents, active_match.val.explained_variance, mat_eff)
+       << row_md(best.name + " — best EV", best.val.dead_fraction, best.val.alive_latents, best.val.explained_variance,
+                 mat_eff)
+       << "\nMatryoshka inference threshold " << fmt("%.4f", mat.threshold()) << "; mean L0 at inference "
+       << fmt("%.1f", mrow.val.l0) << " (trained with k=" << mat_k << ").\n\nEV of each nested prefix of the Matryoshka dictionary:\n\n"
+       << "| Latents used | EV |\n|---|---|\n";
+    for (const auto& [end, ev] : prefix_ev) md << "| 1-" << end << " | " << fmt("%.3f", ev) << " |\n";
+    md << "\nAll TopK configs:\n\n| Config | Death % | Active latents | EV | EV per active latent | vs Matryoshka (ours) |\n"
+       << "|---|---|---|---|---|---|\n";
+    for (const auto& r : topk)
+      md << row_md(r.name, r.val.dead_fraction, r.val.alive_latents, r.val.explained_variance, mat_eff);
+
+    md << "\n## Feature semantics (K=" << sem_k << ", d=" << sem_latents << ")\n\n"
+       << "Latents ranked by activation frequency on the validation rows; for each, its " << top_samples
+       << " strongest samples' CoT steps. A pattern counts when at least " << rule.min_samples
+       << " of them show it: addition (+), subtraction (binary -), multiplication (*), division (/), round numbers "
+          "(100, 200, 500, 1000 as an operand or result). Question keywords (how many, total, sum, difference, product; "
+          "whole words) are listed apart and do not make a latent \"clear\".\n\n"
+       << "Base rates over all " << late.validation_features.size() << " validation samples: " << base_rates(late.validation_features)
+       << ". A pattern shown by more than about a third of all samples is expected in 3 of 10 top samples by chance.\n\n";
+    for (const auto* s : {&early_sem, &late_sem}) {
+      const auto& layer = s == &early_sem ? early : late;
+      md << "### " << (s == &early_sem ? "Early" : "Late") << " layer: `" << s->source << "` (EV "
+         << fmt("%.3f", s->val.explained_variance) << ", death " << fmt("%.1f%%", 100 * s->val.dead_fraction) << ")\n\n"
+         << profile_table(s->top, layer, rule) << "\nExamples (top 3 samples of the 3 most frequent latents):\n\n";
+      for (std::size_t i = 0; i < std::min<std::size_t>(3, s->top.size()); ++i)
+        for (std::size_t t = 0; t < std::min<std::size_t>(3, s->top[i].top.size()); ++t)
+          md << "- latent " << s->top[i].latent << " (" << fmt("%.2f", s->top[i].top[t].activation) << "): `"
+             << sae::examples::cot_line(layer.validation_samples[static_cast<std::size_t>(s->top[i].top[t].sample)]) << "`\n";
+      for (const auto& [range, ps] : s->ranges) md << "\nRanks " << range.label() << ":\n\n" << profile_table(ps, layer, rule);
+      md << "\n";
+    }
+    const auto range_text = [](const an::SemanticsSummary& s) {
+      return fmt("%.2f", s.min_mean_activation) + " - " + fmt("%.2f", s.max_mean_activation);
+    };
+    md << "### Side by side\n\n| Metric | Early | Late |\n|---|---|---|\n"
+       << "| Latents with a clear pattern | " << early_sem.summary.with_pattern << "/" << early_sem.summary.latents << " | "
+       << late_sem.summary.with_pattern << "/" << late_sem.summary.latents << " |\n"
+       << "| Mean activation frequency | " << fmt("%.1f%%", 100 * early_sem.summary.mean_frequency) << " | "
+       << fmt("%.1f%%", 100 * late_sem.summary.mean_frequency) << " |\n"
+       << "| Mean-magnitude range | " << range_text(early_sem.summary) << " | " << range_text(late_sem.summary) << " |\n"
+       << "| EV | " << fmt("%.3f", early_sem.val.explained_variance) << " | " << fmt("%.3f", late_sem.val.explained_variance)
+       << " |\n";
+
+    sae::io::Json comparison = sae::io::Json::object();
+    comparison["matryoshka"] = row_json(mrow);
+    comparison["matryoshka"]["threshold"] = static_cast<double>(mat.threshold());
+    comparison["matryoshka"]["group_sizes"] = sae::io::Json::array();
+    for (index_t g : mat.config().group_sizes) comparison["matryoshka"]["group_sizes"].push_back(g);
+    comparison["matryoshka"]["prefix_explained_variance"] = sae::io::Json::array();
+    for (const auto& [end, ev] : prefix_ev) comparison["matryoshka"]["prefix_explained_variance"].push_back(ev);
+    comparison["published_matryoshka"] = sae::io::Json::object();
+    comparison["published_matryoshka"]["dead_fraction"] = kPublishedDead;
+    comparison["published_matryoshka"]["alive_latents"] = kPublishedActive;
+    comparison["published_matryoshka"]["explained_variance"] = kPublishedEv;
+    comparison["death_rate_match"] = dead_match.name;
+    comparison["active_latent_match"] = active_match.name;
+    comparison["best_topk"] = best.name;
+    comparison["topk"] = sae::io::Json::array();
+    for (const auto& r : topk) comparison["topk"].push_back(row_json(r));
+    sae::io::Json semantics = sae::io::Json::object();
+    semantics["early"] = layer_json(early_sem, early, rule);
+    semantics["late"] = layer_json(late_sem, late, rule);
+
+    sae::io::write_text_atomically(out / "comparison.json", comparison.dump() + "\n");
+    sae::io::write_text_atomically(out / "semantics.json", semantics.dump() + "\n");
+    sae::io::write_text_atomically(out / "report.md", md.str());
+    std::cout << "\nMatryoshka: EV " << fmt("%.3f", mrow.val.explained_variance) << ", "
+              << fmt("%.1f%%", 100 * mrow.val.dead_fraction) << " dead, " << mrow.val.alive_latents << " active\n"
+              << "death-rate match: " << dead_match.name << "; active-latent match: " << active_match.name
+              << "; best: " << best.name << "\nclear patterns: early " << early_sem.summary.with_pattern << "/"
+              << early_sem.summary.latents << ", late " << late_sem.summary.with_pattern << "/" << late_sem.summary.latents
+              << "\nwrote " << (out / "report.md").string() << ", comparison.json, semantics.json\n";
+    return 0;
+  });
+}
