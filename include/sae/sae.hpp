@@ -2,7 +2,13 @@
 #pragma once
 
 #include <sae/config.hpp>
+#include <sae/analysis/cot_patterns.hpp>
+#include <sae/analysis/interventions.hpp>
+#include <sae/analysis/latent_profile.hpp>
 #include <sae/analysis/pareto.hpp>
+#include <sae/analysis/semantics.hpp>
+#include <sae/analysis/specialization.hpp>
+#include <sae/analysis/summary_stats.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>

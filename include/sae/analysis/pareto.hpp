@@ -34,9 +34,9 @@ inline bool dominates(const std::vector<double>& a, const std::vector<double>& b
 
 // points[i][o] is point i's value on objective o.
 inline ParetoResult pareto_front(const std::vector<std::vector<double>>& points, const std::vector<Objective>& objectives) {
-  detail::require(!objectives.empty(), "pareto_front()", "needs at least one objective");
+  sae::detail::require(!objectives.empty(), "pareto_front()", "needs at least one objective");
   for (std::size_t i = 0; i < points.size(); ++i)
-    detail::require(points[i].size() == objectives.size(), "pareto_front()",
+    sae::detail::require(points[i].size() == objectives.size(), "pareto_front()",
                     "point " + std::to_string(i) + " has " + std::to_string(points[i].size()) + " values for " +
                         std::to_string(objectives.size()) + " objectives");
   ParetoResult r;

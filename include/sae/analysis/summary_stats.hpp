@@ -15,7 +15,7 @@ struct Summary {
 };
 
 inline Summary describe(const std::vector<double>& v) {
-  detail::require(!v.empty(), "describe()", "no values");
+  sae::detail::require(!v.empty(), "describe()", "no values");
   Summary s;
   s.count = v.size();
   s.min = *std::min_element(v.begin(), v.end());
