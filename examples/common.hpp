@@ -143,18 +143,21 @@ inline void check_k_within_latents(const std::vector<index_t>& ks, const std::ve
 }
 
 // The flags of a K x latent_dim grid trained with the reports' setup (sae-grid, sae-sweep).
-inline void add_grid_options(cxxopts::Options& options) {
+// The defaults are the report-001 grid unless given. `resumable`: results are cached per config
+// (and --force retrains them).
+inline void add_grid_options(cxxopts::Options& options, const std::string& ks = "5,10,20,100",
+                             const std::string& latents = "512,1024,2048", bool resumable = true) {
   // clang-format off
   options.add_options("grid")
-    ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
-    ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"))
+    ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value(ks))
+    ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value(latents))
     ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
     ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
     ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
     ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
     ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
-    ("force", "retrain configs whose results already exist")
     ("no-plots", "write figure data and scripts but do not run gnuplot");
+  if (resumable) options.add_options("grid")("force", "retrain configs whose results already exist");
   // clang-format on
 }
 

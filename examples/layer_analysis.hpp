@@ -7,6 +7,7 @@
 
 #include <sae/analysis/cot_patterns.hpp>
 #include <sae/analysis/latent_profile.hpp>
+#include <sae/analysis/specialization.hpp>
 
 #include <chrono>
 #include <sstream>
@@ -43,6 +44,13 @@ inline LayerData load_layer(const std::string& path, std::optional<sae::data::La
     layer.validation_features.push_back(sae::analysis::cot_features(samples[static_cast<std::size_t>(i)]));
   }
   return layer;
+}
+
+// --layer/--position when either is given (a 4-D array defaults to (0, 0) in load_layer).
+inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopts::ParseResult& args) {
+  if (!args.count("layer") && !args.count("position")) return std::nullopt;
+  return sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
+                                  args.count("position") ? args["position"].as<long>() : 0};
 }
 
 // "samples.jsonl beside the data" unless --samples says otherwise; required here.
@@ -111,6 +119,134 @@ inline sae::io::Json top_samples_json(const sae::analysis::LatentProfile& p, con
     top.push_back(e);
   }
   return top;
+}
+
+// Layer flags of the two-layer examples: the late layer is --data (at --layer/--position when
+// 4-D); the early one is --early-data, or --data at --early-layer.
+inline void add_early_layer_options(cxxopts::Options& options, const std::string& default_early) {
+  // clang-format off
+  options.add_options("layers")
+    ("samples", "samples.jsonl matching the rows (default: beside --data)", cxxopts::value<std::string>())
+    ("early-data", "early layer's activations (2-D)", cxxopts::value<std::string>()->default_value(default_early))
+    ("early-layer", "take the early layer from --data (4-D) at this layer and --position instead", cxxopts::value<long>());
+  // clang-format on
+}
+
+struct TwoLayers {
+  std::string samples_path;
+  LayerData late, early;
+};
+
+inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
+  TwoLayers t;
+  const std::string data_path = args["data"].as<std::string>();
+  t.samples_path = samples_path_for(args, data_path);
+  const auto samples = sae::data::load_samples(t.samples_path);
+  const auto late_where = layer_position_flags(args);
+  std::optional<sae::data::LayerPosition> early_where;
+  std::string early_path = args["early-data"].as<std::string>();
+  if (args.count("early-layer")) {
+    early_path = data_path;
+    early_where = sae::data::LayerPosition{args["early-layer"].as<long>(), late_where ? late_where->position : 0};
+  }
+  t.late = load_layer(data_path, late_where, samples, t.samples_path);
+  t.early = load_layer(early_path, early_where, samples, t.samples_path);
+  return t;
+}
+
+// The specialization classifier's flags: how many top samples it reads and the four thresholds.
+inline void add_specialization_options(cxxopts::Options& options) {
+  // clang-format off
+  options.add_options("specialization")
+    ("top-samples", "top-activating samples per latent", cxxopts::value<long>()->default_value("20"))
+    ("op-dominant", "operation-specialized: top operation's share must exceed this", cxxopts::value<double>()->default_value("0.7"))
+    ("op-other", "... and every other operation's share stay below this", cxxopts::value<double>()->default_value("0.3"))
+    ("value-dominant", "value-specialized: top operand value's share must exceed this", cxxopts::value<double>()->default_value("0.5"))
+    ("value-other", "... and every other value's share stay below this", cxxopts::value<double>()->default_value("0.2"));
+  // clang-format on
+}
+
+inline sae::analysis::SpecializationThresholds read_specialization_flags(const cxxopts::ParseResult& args) {
+  sae::analysis::SpecializationThresholds t{args["op-dominant"].as<double>(), args["op-other"].as<double>(),
+                                            args["value-dominant"].as<double>(), args["value-other"].as<double>()};
+  for (double v : {t.operation_dominant, t.operation_other, t.value_dominant, t.value_other})
+    check_flag(v >= 0 && v <= 1, "specialization thresholds must be in [0, 1], got " + fmt("%g", v));
+  check_flag(args["top-samples"].as<long>() >= 1, "--top-samples must be >= 1");
+  return t;
+}
+
+inline std::vector<sae::analysis::RankRange> parse_rank_ranges(const std::vector<std::string>& texts) {
+  std::vector<sae::analysis::RankRange> out;
+  for (const auto& r : texts)
+    if (!r.empty()) out.push_back(sae::analysis::parse_rank_range(r));
+  return out;
+}
+
+// A rank range's latents, each classified from its top samples, and the range's taxonomy row.
+struct RangeAnalysis {
+  std::vector<sae::analysis::LatentProfile> latents;
+  std::vector<sae::analysis::Specialization> classes;
+  sae::analysis::RangeTaxonomy taxonomy;
+};
+
+template <class Scalar>
+RangeAnalysis analyse_range(const sae::SparseCodes<Scalar>& codes, const std::vector<index_t>& ranking,
+                            sae::analysis::RankRange range, index_t top_samples, const LayerData& layer,
+                            const sae::analysis::SpecializationThresholds& thresholds) {
+  RangeAnalysis r;
+  r.latents = sae::analysis::profile_rank_range(codes, ranking, range, top_samples);
+  for (const auto& p : r.latents) r.classes.push_back(sae::analysis::classify_latent(p, layer.validation_features, thresholds));
+  r.taxonomy = sae::analysis::taxonomy(range, r.latents, r.classes);
+  return r;
+}
+
+// The specialized latents of a range with their top samples' CoT steps, as Markdown.
+inline std::string specialized_md(const RangeAnalysis& r, const LayerData& layer, std::size_t samples_shown) {
+  std::ostringstream md;
+  for (std::size_t i = 0; i < r.latents.size(); ++i) {
+    if (!r.classes[i].specialized()) continue;
+    const auto& p = r.latents[i];
+    md << "- **latent " << p.latent << "** (rank " << p.rank << "): " << r.classes[i].label() << " — "
+       << fmt("%.2f%%", 100 * p.frequency) << " (" << p.active_samples << (p.active_samples == 1 ? " sample)\n" : " samples)\n");
+    for (std::size_t t = 0; t < std::min(samples_shown, p.top.size()); ++t)
+      md << "  - " << fmt("%.2f", p.top[t].activation) << ": `"
+         << cot_line(layer.validation_samples[static_cast<std::size_t>(p.top[t].sample)]) << "`\n";
+  }
+  const std::string s = md.str();
+  return s.empty() ? "- none\n" : s;
+}
+
+inline sae::io::Json range_json(const RangeAnalysis& r, const LayerData& layer) {
+  sae::io::Json j = sae::io::Json::object();
+  const auto& t = r.taxonomy;
+  j["range"] = t.range.label();
+  j["latents"] = t.latents;
+  j["dead"] = t.dead;
+  j["specialized"] = t.specialized;
+  j["general"] = t.general;
+  j["min_frequency"] = t.min_frequency;
+  j["max_frequency"] = t.max_frequency;
+  sae::io::Json list = sae::io::Json::array();
+  for (std::size_t i = 0; i < r.latents.size(); ++i) {
+    const auto& p = r.latents[i];
+    const auto& c = r.classes[i];
+    sae::io::Json e = sae::io::Json::object();
+    e["latent"] = p.latent;
+    e["rank"] = p.rank;
+    e["frequency"] = p.frequency;
+    e["active_samples"] = p.active_samples;
+    e["mean_activation"] = p.mean_activation;
+    e["class"] = sae::analysis::name(c.kind);
+    e["label"] = c.label();
+    e["operation_share"] = sae::io::Json::array();
+    for (double v : c.operation_share) e["operation_share"].push_back(v);
+    e["top_value"] = c.top_value;
+    e["top_value_share"] = c.top_value_share;
+    if (c.specialized()) e["top_samples"] = top_samples_json(p, layer);
+    list.push_back(e);
+  }
+  j["latent_classes"] = list;
+  return j;
 }
 
 }  // namespace sae::examples

@@ -9,8 +9,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sae::examples {
@@ -48,29 +50,49 @@ class Plotter {
     render(name, gp.str(), 640, 480);
   }
 
-  // One line per series (x, y), and the Pareto-optimal points circled.
+  // One line per series (x, y); points marked in `highlight` are circled and named in the key by
+  // `highlight_label`; `band` shades an x interval (e.g. a rank range).
   struct Series {
     std::string label;
     std::vector<double> x, y;
-    std::vector<bool> highlight;
+    std::vector<bool> highlight;  // empty = none
+  };
+  struct LineStyle {
+    bool log_x = false, log_y = false, points = true;
+    std::string highlight_label = "Pareto-optimal";
+    std::optional<std::pair<double, double>> band;
+    std::string band_label;
+    std::string key = "bottom right";
   };
   void lines(const std::string& name, const std::string& title, const std::string& x_axis, const std::string& y_axis,
-             const std::vector<Series>& series, bool log_x) {
+             const std::vector<Series>& series, const LineStyle& style) {
     std::ostringstream dat;
     for (const auto& s : series) {
       dat << "# " << s.label << '\n';
-      for (std::size_t i = 0; i < s.x.size(); ++i) dat << s.x[i] << ' ' << s.y[i] << ' ' << (s.highlight[i] ? 1 : 0) << '\n';
+      for (std::size_t i = 0; i < s.x.size(); ++i)
+        dat << s.x[i] << ' ' << s.y[i] << ' ' << (i < s.highlight.size() && s.highlight[i] ? 1 : 0) << '\n';
       dat << "\n\n";
     }
     io::write_text_atomically(dir_ / (name + ".dat"), dat.str());
     std::ostringstream gp;
     gp << "set title '" << title << "'\nset xlabel '" << x_axis << "'\nset ylabel '" << y_axis << "'\n"
-       << "set termoption noenhanced\n" << (log_x ? "set logscale x\n" : "") << "set key bottom right\nset grid\nplot ";
+       << "set termoption noenhanced\n" << (style.log_x ? "set logscale x\n" : "")
+       << (style.log_y ? "set logscale y\n" : "") << "set key " << style.key << "\nset grid\n";
+    if (style.band)
+      gp << "set object 1 rect from " << style.band->first << ", graph 0 to " << style.band->second
+         << ", graph 1 fc rgb '#fdd49e' fs solid 0.5 noborder behind\n"
+         << "set label 1 '" << style.band_label << "' at " << style.band->first << ", graph 0.95 offset 0.5,0\n";
+    gp << "plot ";
     for (std::size_t i = 0; i < series.size(); ++i)
-      gp << (i ? ", " : "") << "'" << name << ".dat' index " << i << " using 1:2 with linespoints lw 2 pt 7 title '"
-         << series[i].label << "'";
-    gp << ", '" << name << ".dat' using 1:($3 > 0 ? $2 : 1/0) with points pt 6 ps 2.5 lc rgb 'black' "
-       << "title 'Pareto-optimal'\n";
+      gp << (i ? ", " : "") << "'" << name << ".dat' index " << i << " using 1:2 with "
+         << (style.points ? "linespoints lw 2 pt 7" : "lines lw 2") << " title '" << series[i].label << "'";
+    bool any = false;
+    for (const auto& s : series)
+      for (std::size_t i = 0; i < s.highlight.size(); ++i) any = any || s.highlight[i];
+    if (any)
+      gp << ", '" << name << ".dat' using 1:($3 > 0 ? $2 : 1/0) with points pt 6 ps 2.5 lc rgb 'black' title '"
+         << style.highlight_label << "'";
+    gp << "\n";
     render(name, gp.str(), 720, 480);
   }
 

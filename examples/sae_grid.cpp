@@ -284,8 +284,10 @@ int main(int argc, char** argv) {
       }
       series.push_back(s);
     }
+    sae::examples::Plotter::LineStyle style;
+    style.log_x = true;
     plot.lines("pareto_frontier", "Quality-sparsity trade-off (validation EV)", "K (active latents per sample)",
-               "explained variance", series, true);
+               "explained variance", series, style);
 
     // ---- Markdown report ----
     std::ostringstream md;

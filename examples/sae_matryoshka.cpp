@@ -141,17 +141,15 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-matryoshka",
                              "Report 000: Matryoshka vs TopK on the same data, and feature semantics of two layers.");
     sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
-    sae::examples::add_grid_options(options);
+    sae::examples::add_grid_options(options, "5,10,20,100", "512,1024,2048", /*resumable=*/false);
     // clang-format off
     options.add_options("matryoshka")
       ("mat-latents", "Matryoshka dictionary size", cxxopts::value<long>()->default_value("2048"))
       ("mat-k", "Matryoshka mean latents per sample (BatchTopK keeps k x batch)", cxxopts::value<long>()->default_value("20"))
       ("mat-groups", "nested group sizes summing to --mat-latents (default F/16,F/16,F/8,F/4,F/2)",
        cxxopts::value<std::vector<long>>());
+    sae::examples::add_early_layer_options(options, SAE_EARLY_DATA);
     options.add_options("semantics")
-      ("samples", "samples.jsonl matching the rows (default: beside --data)", cxxopts::value<std::string>())
-      ("early-data", "early layer's activations (2-D)", cxxopts::value<std::string>()->default_value(SAE_EARLY_DATA))
-      ("early-layer", "take the early layer from --data (4-D) at this layer and --position instead", cxxopts::value<long>())
       ("sem-k", "K of the SAEs analysed", cxxopts::value<long>()->default_value("100"))
       ("sem-latents", "latent_dim of the SAEs analysed", cxxopts::value<long>()->default_value("512"))
       ("top-latents", "most frequent latents to analyse", cxxopts::value<long>()->default_value("20"))
@@ -182,27 +180,16 @@ int main(int argc, char** argv) {
       for (long g : args["mat-groups"].as<std::vector<long>>()) mat_config.group_sizes.push_back(g);
 
     // Data: the late layer (--data) for the comparison and semantics, the early layer for semantics.
-    const std::string data_path = args["data"].as<std::string>();
-    const std::string samples_path = sae::examples::samples_path_for(args, data_path);
-    const auto samples = sae::data::load_samples(samples_path);
-    std::optional<sae::data::LayerPosition> late_where, early_where;
-    if (args.count("layer") || args.count("position"))
-      late_where = sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
-                                            args.count("position") ? args["position"].as<long>() : 0};
-    std::string early_path = args["early-data"].as<std::string>();
-    if (args.count("early-layer")) {
-      early_path = data_path;
-      early_where = sae::data::LayerPosition{args["early-layer"].as<long>(), late_where ? late_where->position : 0};
-    }
-    const auto late = sae::examples::load_layer(data_path, late_where, samples, samples_path);
-    const auto early = sae::examples::load_layer(early_path, early_where, samples, samples_path);
+    const auto layers = sae::examples::load_two_layers(args);
+    const auto& late = layers.late;
+    const auto& early = layers.early;
     mat_config.input_dim = late.data.train.cols();
     mat_config.validate("--mat-*");
     const fs::path out = args["out"].as<std::string>();
     sae::examples::make_output_dir(out);
     std::cout << "late layer: " << late.data.source << "\nearly layer: " << early.data.source << "\n"
               << late.data.train.rows() << " train, " << late.data.validation.rows() << " validation rows (" << late.data.split
-              << "), samples " << samples_path << "\n";
+              << "), samples " << layers.samples_path << "\n";
 
     // 1. The TopK grid and the Matryoshka SAE on the late layer.
     std::vector<Row> topk;

@@ -2,6 +2,9 @@
 #include "test_helpers.hpp"
 
 #include <sae/analysis/pareto.hpp>
+#include <sae/analysis/summary_stats.hpp>
+
+#include <cmath>
 
 using sae::analysis::Direction;
 using sae::analysis::Objective;
@@ -39,4 +42,15 @@ BOOST_AUTO_TEST_CASE(pareto_three_objectives_as_report_001) {
   const auto f = sae::analysis::pareto_front(p, flipped);
   BOOST_TEST(f.on_front == std::vector<bool>({true, true, false, true}), boost::test_tools::per_element());
   BOOST_CHECK_THROW(sae::analysis::pareto_front({{1.0, 2.0}}, obj), sae::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(describe_by_hand) {
+  const auto s = sae::analysis::describe({4.0, 1.0, 3.0, 2.0});
+  BOOST_TEST(s.mean == 2.5);
+  BOOST_TEST(s.median == 2.5);  // even count: mean of the middle two
+  BOOST_TEST(s.min == 1.0);
+  BOOST_TEST(s.max == 4.0);
+  BOOST_TEST(s.std == std::sqrt(1.25));
+  BOOST_TEST(sae::analysis::describe({5.0, 1.0, 9.0}).median == 5.0);
+  BOOST_CHECK_THROW(sae::analysis::describe({}), sae::invalid_argument);
 }

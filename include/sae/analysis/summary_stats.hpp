@@ -12,6 +12,7 @@ namespace sae::analysis {
 struct Summary {
   std::size_t count = 0;
   double mean = 0, std = 0, min = 0, max = 0;  // std: population standard deviation
+  double median = 0;                            // the middle value, or the mean of the two middle ones
 };
 
 inline Summary describe(const std::vector<double>& v) {
@@ -24,6 +25,10 @@ inline Summary describe(const std::vector<double>& v) {
   s.mean /= static_cast<double>(v.size());
   for (double x : v) s.std += (x - s.mean) * (x - s.mean);
   s.std = std::sqrt(s.std / static_cast<double>(v.size()));
+  std::vector<double> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t mid = sorted.size() / 2;
+  s.median = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   return s;
 }
 
