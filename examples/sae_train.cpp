@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
       ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
       ("early-stop", "stop after this many epochs without validation improvement (0 = off)", cxxopts::value<long>()->default_value("0"))
+      ("validate-every", "score the validation set every N epochs (0 = only after training)", cxxopts::value<long>()->default_value("1"))
+      ("checkpoint-every", "also checkpoint every N epochs during training (0 = only after training)", cxxopts::value<long>()->default_value("0"))
       ("out", "output directory", cxxopts::value<std::string>()->default_value("runs/sae-train"))
       ("planted-samples", "planted data: samples", cxxopts::value<long>()->default_value("7473"))
       ("planted-dim", "planted data: input dimension", cxxopts::value<long>()->default_value("256"))
@@ -72,7 +74,13 @@ int main(int argc, char** argv) {
     config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
     config.decoder_bias = args.count("decoder-bias") > 0;
     config.seed = args["seed"].as<std::uint64_t>();
-    sae::TrainConfig train_config{args["epochs"].as<long>(), args["batch-size"].as<long>(), config.seed, true};
+    sae::TrainConfig train_config{args["epochs"].as<long>(), args["batch-size"].as<long>(), config.seed, true,
+                                  args["validate-every"].as<long>()};
+    train_config.validate();
+    const long checkpoint_every = args["checkpoint-every"].as<long>();
+    sae::examples::check_flag(checkpoint_every >= 0, "--checkpoint-every must be >= 0");
+    sae::examples::check_flag(early_stop == 0 || train_config.validate_every == 1,
+                              "--early-stop watches the validation loss every epoch; it needs --validate-every 1");
     sae::AdamConfig adam;
     adam.lr = args["lr"].as<double>();
 
@@ -89,9 +97,18 @@ int main(int argc, char** argv) {
               << ", threads=" << sae::max_threads() << "\n";
     std::ostringstream sink;
     sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
+    // Intermediate checkpoints only when asked; the final one is written after timing stops.
+    struct PeriodicCheckpoint {
+      std::filesystem::path dir;
+      long every;
+      void on_epoch_end(const sae::EpochStats& s, const Model& m) const {
+        if (every > 0 && s.epoch % every == 0 && s.epoch < s.epochs) sae::save_checkpoint(dir, m);
+      }
+    };
     const sae::TrainSummary summary =
         trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(out / "history.csv"),
-                    sae::Checkpointer(out / "checkpoint", train_config.epochs), sae::EarlyStop(early_stop));
+                    PeriodicCheckpoint{out / "checkpoint", checkpoint_every}, sae::EarlyStop(early_stop));
+    sae::save_checkpoint(out / "checkpoint", model);
 
     const auto val = sae::metrics::evaluate(model, data.validation);
     const auto train = sae::metrics::evaluate(model, data.train);

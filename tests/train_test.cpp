@@ -180,3 +180,23 @@ BOOST_AUTO_TEST_CASE(shared_pass_training_equals_separate_training) {
     BOOST_TEST(s.history.back().train_loss == summaries[m].history.back().train_loss);
   }
 }
+
+BOOST_AUTO_TEST_CASE(validation_is_scored_on_the_asked_epochs) {
+  const auto data = planted(600, 10);
+  const sae::Matrix<float> train = data.x.topRows(500), val = data.x.bottomRows(100);
+  const auto scored_epochs = [&](index_t every) {
+    Model model(sae::TopKConfig{32, 64, 3});
+    sae::TrainConfig c{7, 128, 0, true};
+    c.validate_every = every;
+    std::vector<index_t> scored;
+    for (const auto& s : sae::make_trainer<Model>(c, sae::Adam<float>()).fit(model, train, &val).history)
+      if (s.validation_ev) scored.push_back(s.epoch);
+    return scored;
+  };
+  BOOST_TEST(scored_epochs(1) == (std::vector<index_t>{1, 2, 3, 4, 5, 6, 7}), boost::test_tools::per_element());
+  BOOST_TEST(scored_epochs(3) == (std::vector<index_t>{3, 6, 7}), boost::test_tools::per_element());  // and the last
+  BOOST_TEST(scored_epochs(0).empty());
+  sae::TrainConfig bad;
+  bad.validate_every = -1;
+  BOOST_CHECK_THROW(bad.validate(), sae::invalid_argument);
+}

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sae {
@@ -32,6 +33,12 @@ struct AdamConfig {
   }
 };
 
+// Models whose parameters live on a device run the update there (same formula, same scalars).
+template <class, class = void>
+struct has_device_adam_step : std::false_type {};
+template <class M>
+struct has_device_adam_step<M, std::void_t<decltype(&M::device_adam_step)>> : std::true_type {};
+
 template <class Scalar>
 class Adam {
  public:
@@ -46,7 +53,10 @@ class Adam {
     ++t_;
     step_size_ = static_cast<Scalar>(config_.lr / (1.0 - std::pow(config_.beta1, static_cast<double>(t_))));
     inv_sqrt_bc2_ = static_cast<Scalar>(1.0 / std::sqrt(1.0 - std::pow(config_.beta2, static_cast<double>(t_))));
-    model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g) { update(moments(slot, param), param, g); });
+    if constexpr (has_device_adam_step<Model>::value)
+      model.device_adam_step(config_, step_size_, inv_sqrt_bc2_, grad);  // state lives with the model (CUDA)
+    else
+      model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g) { update(moments(slot, param), param, g); });
   }
 
  private:

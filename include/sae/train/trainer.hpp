@@ -25,10 +25,15 @@ struct TrainConfig {
   index_t batch_size = 256;
   std::uint64_t seed = 0;  // batch order
   bool shuffle = true;
+  // Score the validation set every this many epochs and after the last (0: never during training;
+  // evaluate the model afterwards instead). Scoring costs a forward pass over the validation rows.
+  index_t validate_every = 1;
 
   void validate() const {
     detail::require(epochs > 0, "TrainConfig", "epochs must be positive, got " + std::to_string(epochs));
     detail::require(batch_size > 0, "TrainConfig", "batch_size must be positive, got " + std::to_string(batch_size));
+    detail::require(validate_every >= 0, "TrainConfig",
+                    "validate_every must be >= 0, got " + std::to_string(validate_every));
   }
 };
 
@@ -197,7 +202,9 @@ class Trainer {
         s.steps = (epoch + 1) * schedule.num_batches();
         s.train_loss = sse[m] / static_cast<double>(train.size());
         s.train_ev = train_sst > 0 ? 1.0 - sse[m] / train_sst : 0.0;
-        if (validation) {
+        const bool score = validation && config_.validate_every > 0 &&
+                           ((epoch + 1) % config_.validate_every == 0 || epoch + 1 == config_.epochs);
+        if (score) {
           const double val_sse = (model.forward(*validation) - *validation).template cast<double>().squaredNorm();
           s.validation_loss = val_sse / static_cast<double>(validation->size());
           s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
