@@ -7,6 +7,7 @@ Trains on the first --train-rows rows of a 2-D .npy, scores explained variance
 (1 - sum||x - x_hat||^2 / sum||x - mean(x)||^2) on the rest, and prints one JSON line.
 
   python3 benchmarks/reference/topk_sae_torch.py --data x.npy -k 20 --latents 2048 --threads 2
+  python3 benchmarks/reference/topk_sae_torch.py --data x.npy -k 20 --latents 2048 --device cuda
 """
 import argparse
 import json
@@ -47,17 +48,19 @@ def main():
     ap.add_argument("--train-rows", type=int, default=5978)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (data is moved there before timing)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)  # Debian's torch otherwise starts with one thread
     torch.manual_seed(args.seed)
-    x = torch.from_numpy(np.load(args.data).astype(np.float32))
+    dev = torch.device(args.device)
+    x = torch.from_numpy(np.load(args.data).astype(np.float32)).to(dev)
     train, val = x[: args.train_rows], x[args.train_rows :]
-    model = TopKSAE(x.shape[1], args.latents, args.k)
+    model = TopKSAE(x.shape[1], args.latents, args.k).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start = time.perf_counter()
     for _ in range(args.epochs):
-        perm = torch.randperm(train.shape[0])
+        perm = torch.randperm(train.shape[0], device=dev)
         for b in range(0, train.shape[0], args.batch_size):
             batch = train[perm[b : b + args.batch_size]]
             loss = F.mse_loss(model(batch), batch)
@@ -65,12 +68,14 @@ def main():
             loss.backward()
             opt.step()
             model.normalize_decoder()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     with torch.no_grad():
         resid = ((val - model(val)) ** 2).sum().double()
         total = ((val - val.mean(dim=0)) ** 2).sum().double()
     print(json.dumps({"k": args.k, "latents": args.latents, "seconds": seconds, "ev": float(1 - resid / total),
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                      "threads": torch.get_num_threads(), "device": args.device, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
