@@ -279,11 +279,14 @@ int main(int argc, char** argv) {
       const auto& layer = s == &early_sem ? early : late;
       md << "### " << (s == &early_sem ? "Early" : "Late") << " layer: `" << s->source << "` (EV "
          << fmt("%.3f", s->val.explained_variance) << ", death " << fmt("%.1f%%", 100 * s->val.dead_fraction) << ")\n\n"
-         << profile_table(s->top, layer, rule) << "\nExamples (top 3 samples of the 3 most frequent latents):\n\n";
-      for (std::size_t i = 0; i < std::min<std::size_t>(3, s->top.size()); ++i)
-        for (std::size_t t = 0; t < std::min<std::size_t>(3, s->top[i].top.size()); ++t)
-          md << "- latent " << s->top[i].latent << " (" << fmt("%.2f", s->top[i].top[t].activation) << "): `"
-             << sae::examples::cot_line(layer.validation_samples[static_cast<std::size_t>(s->top[i].top[t].sample)]) << "`\n";
+         << profile_table(s->top, layer, rule) << "\nTop 3 samples of each latent (all " << top_samples
+         << " are in semantics.json):\n\n";
+      for (const auto& p : s->top) {
+        md << "- latent " << p.latent << ":\n";
+        for (std::size_t t = 0; t < std::min<std::size_t>(3, p.top.size()); ++t)
+          md << "  - " << fmt("%.2f", p.top[t].activation) << ": `"
+             << sae::examples::cot_line(layer.validation_samples[static_cast<std::size_t>(p.top[t].sample)]) << "`\n";
+      }
       for (const auto& [range, ps] : s->ranges) md << "\nRanks " << range.label() << ":\n\n" << profile_table(ps, layer, rule);
       md << "\n";
     }
