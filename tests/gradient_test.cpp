@@ -5,16 +5,10 @@
 #include <sae/model/topk_autoencoder.hpp>
 
 using sae::index_t;
+using sae::test::random_matrix;
 using Model = sae::TopKAutoencoder<double>;
 
 namespace {
-sae::Matrix<double> random_matrix(index_t r, index_t c, std::uint64_t seed) {
-  sae::Rng rng(seed);
-  sae::Matrix<double> m(r, c);
-  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = rng.normal();
-  return m;
-}
-
 // Central differences of the loss against the analytic gradient, element by element.
 template <class Param>
 void check_parameter(Model& model, Param& param, const Eigen::MatrixXd& analytic, const sae::Matrix<double>& x,

@@ -7,6 +7,7 @@
 #include <sae/model/topk_autoencoder.hpp>
 
 using sae::index_t;
+using sae::test::random_matrix;
 using sae::analysis::Operation;
 using sae::analysis::SpecializationKind;
 using Model = sae::TopKAutoencoder<double>;
@@ -32,13 +33,6 @@ SpecializationKind kind_of(const std::vector<sae::analysis::CotFeatures>& f) {
   std::vector<const sae::analysis::CotFeatures*> p;
   for (const auto& x : f) p.push_back(&x);
   return sae::analysis::classify_samples(p).kind;
-}
-
-sae::Matrix<double> random_matrix(index_t r, index_t c, std::uint64_t seed) {
-  sae::Rng rng(seed);
-  sae::Matrix<double> m(r, c);
-  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = rng.normal();
-  return m;
 }
 
 // The reconstruction from dense codes, the naive way.

@@ -8,16 +8,10 @@
 #include <tuple>
 
 using sae::index_t;
+using sae::test::random_matrix;
 using Model = sae::MatryoshkaAutoencoder<double>;
 
 namespace {
-sae::Matrix<double> random_matrix(index_t r, index_t c, std::uint64_t seed) {
-  sae::Rng rng(seed);
-  sae::Matrix<double> m(r, c);
-  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = rng.normal();
-  return m;
-}
-
 // The naive BatchTopK: sort every positive entry by (value desc, row-major position asc), keep
 // the first `total`, as a dense matrix.
 sae::Matrix<double> naive_batch_topk(const sae::Matrix<double>& pre, index_t total) {

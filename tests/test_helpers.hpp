@@ -2,6 +2,8 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/core/rng.hpp>
+#include <sae/core/types.hpp>
 
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
@@ -15,6 +17,15 @@ namespace sae::test {
 using float_types = boost::mpl::list<float, double>;
 
 inline std::filesystem::path fixture(const std::string& name) { return std::filesystem::path(SAE_TEST_DATA_DIR) / name; }
+
+// A [rows, cols] matrix of seeded standard normals.
+template <class Scalar = double>
+sae::Matrix<Scalar> random_matrix(index_t rows, index_t cols, std::uint64_t seed) {
+  sae::Rng rng(seed);
+  sae::Matrix<Scalar> m(rows, cols);
+  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = static_cast<Scalar>(rng.normal());
+  return m;
+}
 
 // Bitwise equality of two Eigen objects of possibly different shapes.
 template <class A, class B>

@@ -4,6 +4,7 @@
 // in how latents are selected and how the loss is formed.
 #pragma once
 
+#include <sae/backend/cpu/dense.hpp>
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
@@ -89,6 +90,19 @@ void visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradien
   fn(1, p.b_enc, g.b_enc);
   fn(2, p.w_dec, g.w_dec);
   if (decoder_bias) fn(3, p.b_dec, g.b_dec);
+}
+
+// The encoder's pre-activations pre = W_enc x_in + b_enc, where x_in is x itself, or x - b_dec
+// (written to `x_in`) when the decoder bias is on. Returns the x_in used, for the backward pass.
+template <class Backend, class Scalar>
+const Matrix<Scalar>& encoder_preactivations(Backend, const AutoencoderParameters<Scalar>& p, bool decoder_bias,
+                                             const Matrix<Scalar>& x, Matrix<Scalar>& x_in, Matrix<Scalar>& pre) {
+  require(x.cols() == p.w_enc.cols(), "encode()",
+          "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" + std::to_string(p.w_enc.cols()));
+  if (decoder_bias) x_in = x.rowwise() - p.b_dec.transpose();
+  const Matrix<Scalar>& in = decoder_bias ? x_in : x;
+  ops::encoder_preactivations(Backend{}, in, p.w_enc, p.b_enc, pre);
+  return in;
 }
 
 // dL/db_dec when the decoder bias is on: directly through x_hat (the row sum of the upstream

@@ -152,7 +152,7 @@ class MatryoshkaAutoencoder {
   // Matryoshka loss and fills `grad`. Also moves the inference threshold toward this batch's
   // smallest kept activation, so it is not const. ws.reconstruction_mse is the full model's MSE.
   Scalar loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
-    preactivations(x, ws);
+    const Matrix<Scalar>& x_in = preactivations(x, ws);
     const Scalar smallest = ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
     const auto beta = static_cast<Scalar>(config_.threshold_beta);
     threshold_ = threshold_ < Scalar(0) ? smallest : beta * threshold_ + (Scalar(1) - beta) * smallest;
@@ -191,7 +191,7 @@ class MatryoshkaAutoencoder {
     const auto upstream = [&](index_t i, std::int32_t j) {
       return ws.prefix[static_cast<std::size_t>(group_of_[static_cast<std::size_t>(j)])].row(i);
     };
-    ops::sparse_backward_per_latent(Backend{}, ws.codes, upstream, encoder_input(x, ws), p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
+    ops::sparse_backward_per_latent(Backend{}, ws.codes, upstream, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
                          grad.b_enc, grad.w_dec);
     if (config_.decoder_bias)
       detail::decoder_bias_gradient<Scalar>(ws.prefix.front().colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc,
@@ -215,16 +215,8 @@ class MatryoshkaAutoencoder {
     return c;
   }
 
-  void preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
-    detail::require(x.cols() == config_.input_dim, "encode()",
-                    "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" +
-                        std::to_string(config_.input_dim));
-    if (config_.decoder_bias) ws.x_in = x.rowwise() - p_.b_dec.transpose();
-    ops::encoder_preactivations(Backend{}, encoder_input(x, ws), p_.w_enc, p_.b_enc, ws.pre);
-  }
-
-  const Matrix<Scalar>& encoder_input(const Matrix<Scalar>& x, const Workspace& ws) const {
-    return config_.decoder_bias ? ws.x_in : x;
+  const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
+    return detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre);
   }
 
   MatryoshkaConfig config_;

@@ -105,14 +105,14 @@ class TopKAutoencoder {
   // Forward and hand-written backward for one batch. Returns the MSE (mean over all B x D
   // elements, as torch's F.mse_loss) and fills `grad`; ws.x_hat holds the reconstruction.
   Scalar loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) const {
-    encode_into(x, ws);
+    const Matrix<Scalar>& x_in = encode_into(x, ws);
     const Vector<Scalar>* b_dec = config_.decoder_bias ? &p_.b_dec : nullptr;
     ops::sparse_decode(Backend{}, ws.codes, p_.w_dec, b_dec, ws.x_hat);
     ws.g = ws.x_hat - x;
     const double n = static_cast<double>(x.rows()) * static_cast<double>(x.cols());
     const double sse = ws.g.template cast<double>().squaredNorm();
     ws.g *= static_cast<Scalar>(2.0 / n);  // dL/dx_hat
-    ops::sparse_backward(Backend{}, ws.codes, ws.g, encoder_input(x, ws), p_.w_dec, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
+    ops::sparse_backward(Backend{}, ws.codes, ws.g, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
                          grad.w_dec);
     if (config_.decoder_bias)
       detail::decoder_bias_gradient<Scalar>(ws.g.colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
@@ -132,18 +132,11 @@ class TopKAutoencoder {
   }
 
  private:
-  void encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
-    detail::require(x.cols() == config_.input_dim, "encode()",
-                    "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" +
-                        std::to_string(config_.input_dim));
-    if (config_.decoder_bias) ws.x_in = x.rowwise() - p_.b_dec.transpose();
-    ops::encoder_preactivations(Backend{}, encoder_input(x, ws), p_.w_enc, p_.b_enc, ws.pre);
+  // Fills ws.pre and ws.codes; returns the encoder's input (x, or x - b_dec in ws.x_in).
+  const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
+    const Matrix<Scalar>& in = detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre);
     ops::topk_rows(Backend{}, ws.pre, config_.k, config_.selection, ws.codes);
-  }
-
-  // The encoder sees x - b_dec when the decoder bias is on, else x itself (no copy).
-  const Matrix<Scalar>& encoder_input(const Matrix<Scalar>& x, const Workspace& ws) const {
-    return config_.decoder_bias ? ws.x_in : x;
+    return in;
   }
 
   static const TopKConfig& validated(const TopKConfig& c) {
