@@ -63,9 +63,7 @@ inline void set_threads(int threads) {
 inline void add_data_options(cxxopts::Options& options, const std::string& default_data) {
   // clang-format off
   options.add_options("data")
-    ("data", "activations .npy, [N, D] or [N, layers, positions, D]" +
-             (default_data.empty() ? std::string() : " (default: " + default_data + ")"),
-     cxxopts::value<std::string>()->default_value(default_data))
+    ("data", "activations .npy, [N, D] or [N, layers, positions, D]", cxxopts::value<std::string>()->default_value(default_data))
     ("layer", "layer of a 4-D array (default 0)", cxxopts::value<long>())
     ("position", "position of a 4-D array (default 0)", cxxopts::value<long>())
     ("val-fraction", "hold out this fraction at random instead of the reports' split "

@@ -46,8 +46,12 @@ inline LayerData load_layer(const std::string& path, std::optional<sae::data::La
   return layer;
 }
 
-// --layer/--position when either is given (a 4-D array defaults to (0, 0) in load_layer).
+// --layer/--position when either is given (a 4-D array defaults to (0, 0) in load_layer). The
+// feature analyses pair validation rows with samples, so they keep the reports' split.
 inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopts::ParseResult& args) {
+  check_flag(!args.count("val-fraction"),
+             "--val-fraction is not available here: validation rows are matched to samples.jsonl by position, so "
+             "the reports' split (first 5,978 rows train) is used");
   if (!args.count("layer") && !args.count("position")) return std::nullopt;
   return sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
                                   args.count("position") ? args["position"].as<long>() : 0};
