@@ -3,6 +3,7 @@
 // semantics of an early and a late layer (top latents by frequency, their top samples' CoT steps,
 // the report's pattern heuristics).
 #include "layer_analysis.hpp"
+#include "plots.hpp"
 
 #include <sae/analysis/semantics.hpp>
 
@@ -262,6 +263,25 @@ int main(int argc, char** argv) {
        << fmt("%.1f", mrow.val.l0) << " (trained with k=" << mat_k << ").\n\nEV of each nested prefix of the Matryoshka dictionary:\n\n"
        << "| Latents used | EV |\n|---|---|\n";
     for (const auto& [end, ev] : prefix_ev) md << "| 1-" << end << " | " << fmt("%.3f", ev) << " |\n";
+    // Figure: EV against dictionary size — each Matryoshka prefix, and each TopK K across d.
+    sae::examples::Plotter plot(out / "figures", !args.count("no-plots"));
+    std::vector<sae::examples::Plotter::Series> series;
+    sae::examples::Plotter::Series ms;
+    ms.label = "Matryoshka k=" + std::to_string(mat_k) + ": prefix 1..m";
+    for (const auto& [end, ev] : prefix_ev) ms.x.push_back(static_cast<double>(end)), ms.y.push_back(ev);
+    series.push_back(ms);
+    for (index_t k : flags.ks) {
+      sae::examples::Plotter::Series ts;
+      ts.label = "TopK K=" + std::to_string(k);
+      for (const auto& r : topk)
+        if (r.k == k) ts.x.push_back(static_cast<double>(r.d)), ts.y.push_back(r.val.explained_variance);
+      series.push_back(ts);
+    }
+    sae::examples::Plotter::LineStyle style;
+    style.log_x = true;
+    plot.lines("ev_by_size", "Validation EV by dictionary size (latents used)", "latents", "explained variance", series,
+               style);
+    md << "\n![EV by dictionary size](figures/ev_by_size.png)\n";
     md << "\nAll TopK configs:\n\n| Config | Death % | Active latents | EV | EV per active latent | vs Matryoshka (ours) |\n"
        << "|---|---|---|---|---|---|\n";
     for (const auto& r : topk)
@@ -330,7 +350,8 @@ int main(int argc, char** argv) {
               << "death-rate match: " << dead_match.name << "; active-latent match: " << active_match.name
               << "; best: " << best.name << "\nclear patterns: early " << early_sem.summary.with_pattern << "/"
               << early_sem.summary.latents << ", late " << late_sem.summary.with_pattern << "/" << late_sem.summary.latents
-              << "\nwrote " << (out / "report.md").string() << ", comparison.json, semantics.json\n";
+              << "\nwrote " << (out / "report.md").string() << ", comparison.json, semantics.json, figures/ev_by_size"
+              << (plot.available() ? ".png" : ".gp (no PNG: gnuplot unavailable or --no-plots)") << "\n";
     return 0;
   });
 }
