@@ -8,31 +8,6 @@ using sae::index_t;
 using sae::test::random_matrix;
 using Model = sae::TopKAutoencoder<double>;
 
-namespace {
-// Central differences of the loss against the analytic gradient, element by element.
-template <class Param>
-void check_parameter(Model& model, Param& param, const Eigen::MatrixXd& analytic, const sae::Matrix<double>& x,
-                     const char* name) {
-  typename Model::Gradients unused;
-  typename Model::Workspace ws;
-  const double h = 1e-6;
-  double worst = 0;
-  for (index_t i = 0; i < param.size(); ++i) {
-    const double saved = param.data()[i];
-    param.data()[i] = saved + h;
-    const double up = model.loss_and_gradient(x, unused, ws);
-    param.data()[i] = saved - h;
-    const double down = model.loss_and_gradient(x, unused, ws);
-    param.data()[i] = saved;
-    const double numeric = (up - down) / (2 * h);
-    const double a = analytic.data()[i];
-    worst = std::max(worst, std::abs(numeric - a) / std::max(1e-4, std::abs(numeric) + std::abs(a)));
-  }
-  BOOST_TEST_MESSAGE(name << ": worst relative error " << worst);
-  BOOST_TEST(worst < 1e-6, name << " gradient is off: worst relative error " << worst);
-}
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(central_difference_gradient_check_every_parameter) {
   // F = 10 uses the partial-sort top-k path, F = 40 the bounded-heap path.
   for (index_t f : {10, 40})
@@ -43,18 +18,7 @@ BOOST_AUTO_TEST_CASE(central_difference_gradient_check_every_parameter) {
         sae::TopKConfig c{6, f, 3, selection, decoder_bias, 5};
         Model model(c);
         if (decoder_bias) model.parameters().b_dec = random_matrix(6, 1, 9).col(0) * 0.3;
-        const auto x = random_matrix(7, 6, 11);
-        typename Model::Gradients g;
-        typename Model::Workspace ws;
-        model.loss_and_gradient(x, g, ws);
-        // Column-major dense copies, matching each parameter's row-major storage order via transpose.
-        auto& p = model.parameters();
-        const Eigen::MatrixXd gw_enc = g.w_enc.to_dense().transpose();
-        const Eigen::MatrixXd gw_dec = g.w_dec.to_dense().transpose();
-        check_parameter(model, p.w_enc, gw_enc, x, "w_enc");
-        check_parameter(model, p.w_dec, gw_dec, x, "w_dec");
-        check_parameter(model, p.b_enc, Eigen::MatrixXd(g.b_enc), x, "b_enc");
-        if (decoder_bias) check_parameter(model, p.b_dec, Eigen::MatrixXd(g.b_dec), x, "b_dec");
+        sae::test::check_gradients_by_central_differences(model, random_matrix(7, 6, 11), decoder_bias);
       }
     }
   }

@@ -128,32 +128,7 @@ BOOST_AUTO_TEST_CASE(central_difference_gradient_check) {
     BOOST_TEST_CONTEXT("decoder_bias=" << bias) {
       Model model(small_config(bias));
       if (bias) model.parameters().b_dec = random_matrix(6, 1, 9).col(0) * 0.3;
-      const auto x = random_matrix(7, 6, 11);
-      Model::Gradients g;
-      Model::Workspace ws;
-      model.loss_and_gradient(x, g, ws);
-      auto& p = model.parameters();
-      const auto check = [&](auto& param, const Eigen::MatrixXd& analytic, const char* name) {
-        Model::Gradients unused;
-        const double h = 1e-6;
-        double worst = 0;
-        for (index_t i = 0; i < param.size(); ++i) {
-          const double saved = param.data()[i];
-          param.data()[i] = saved + h;
-          const double up = model.loss_and_gradient(x, unused, ws);
-          param.data()[i] = saved - h;
-          const double down = model.loss_and_gradient(x, unused, ws);
-          param.data()[i] = saved;
-          const double numeric = (up - down) / (2 * h), a = analytic.data()[i];
-          worst = std::max(worst, std::abs(numeric - a) / std::max(1e-4, std::abs(numeric) + std::abs(a)));
-        }
-        BOOST_TEST(worst < 1e-6, name << " gradient is off: worst relative error " << worst);
-      };
-      const Eigen::MatrixXd gw_enc = g.w_enc.to_dense().transpose(), gw_dec = g.w_dec.to_dense().transpose();
-      check(p.w_enc, gw_enc, "w_enc");
-      check(p.w_dec, gw_dec, "w_dec");
-      check(p.b_enc, Eigen::MatrixXd(g.b_enc), "b_enc");
-      if (bias) check(p.b_dec, Eigen::MatrixXd(g.b_dec), "b_dec");
+      sae::test::check_gradients_by_central_differences(model, random_matrix(7, 6, 11), bias);
     }
   }
 }

@@ -8,6 +8,8 @@
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <unistd.h>
@@ -25,6 +27,38 @@ sae::Matrix<Scalar> random_matrix(index_t rows, index_t cols, std::uint64_t seed
   sae::Matrix<Scalar> m(rows, cols);
   for (index_t i = 0; i < m.size(); ++i) m.data()[i] = static_cast<Scalar>(rng.normal());
   return m;
+}
+
+// Checks the analytic gradient of every parameter of a double-precision autoencoder (TopK or
+// Matryoshka) against central differences of its loss on x, element by element.
+template <class Model>
+void check_gradients_by_central_differences(Model& model, const sae::Matrix<double>& x, bool decoder_bias) {
+  typename Model::Gradients g, unused;
+  typename Model::Workspace ws;
+  model.loss_and_gradient(x, g, ws);
+  const auto check = [&](auto& param, const Eigen::MatrixXd& analytic, const char* name) {
+    const double h = 1e-6;
+    double worst = 0;
+    for (index_t i = 0; i < param.size(); ++i) {
+      const double saved = param.data()[i];
+      param.data()[i] = saved + h;
+      const double up = model.loss_and_gradient(x, unused, ws);
+      param.data()[i] = saved - h;
+      const double down = model.loss_and_gradient(x, unused, ws);
+      param.data()[i] = saved;
+      const double numeric = (up - down) / (2 * h), a = analytic.data()[i];
+      worst = std::max(worst, std::abs(numeric - a) / std::max(1e-4, std::abs(numeric) + std::abs(a)));
+    }
+    BOOST_TEST_MESSAGE(name << ": worst relative error " << worst);
+    BOOST_TEST(worst < 1e-6, name << " gradient is off: worst relative error " << worst);
+  };
+  // Column-major dense copies, matching each parameter's row-major storage order via transpose.
+  auto& p = model.parameters();
+  const Eigen::MatrixXd gw_enc = g.w_enc.to_dense().transpose(), gw_dec = g.w_dec.to_dense().transpose();
+  check(p.w_enc, gw_enc, "w_enc");
+  check(p.w_dec, gw_dec, "w_dec");
+  check(p.b_enc, Eigen::MatrixXd(g.b_enc), "b_enc");
+  if (decoder_bias) check(p.b_dec, Eigen::MatrixXd(g.b_dec), "b_dec");
 }
 
 // Bitwise equality of two Eigen objects of possibly different shapes.
