@@ -114,6 +114,12 @@ inline std::string load_data_flag(const cxxopts::ParseResult& args, sae::Matrix<
                        : "");
 }
 
+// "samples.jsonl beside the data" unless --samples says otherwise.
+inline std::string samples_path_for(const cxxopts::ParseResult& args, const std::string& data_path) {
+  return args.count("samples") ? args["samples"].as<std::string>()
+                               : (std::filesystem::path(data_path).parent_path() / "samples.jsonl").string();
+}
+
 inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args) {
   if (!args.count("val-fraction")) return std::nullopt;
   return args["val-fraction"].as<double>();

@@ -57,12 +57,6 @@ inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopt
                                   args.count("position") ? args["position"].as<long>() : 0};
 }
 
-// "samples.jsonl beside the data" unless --samples says otherwise; required here.
-inline std::string samples_path_for(const cxxopts::ParseResult& args, const std::string& data_path) {
-  return args.count("samples") ? args["samples"].as<std::string>()
-                               : (std::filesystem::path(data_path).parent_path() / "samples.jsonl").string();
-}
-
 // Per-epoch progress line for one model of a multi-model run.
 template <class Model>
 struct EpochProgress {

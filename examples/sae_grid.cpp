@@ -147,8 +147,7 @@ int main(int argc, char** argv) {
     sae::Matrix<float> all;
     const std::string data_path = args["data"].as<std::string>();
     const std::string source = sae::examples::load_data_flag(args, all);
-    std::string samples_path = args.count("samples") ? args["samples"].as<std::string>()
-                                                     : (fs::path(data_path).parent_path() / "samples.jsonl").string();
+    std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {
       const auto samples = sae::data::load_samples(samples_path);
       sae::data::require_matching_rows(samples, all.rows(), samples_path, data_path);
