@@ -2,7 +2,7 @@
 // batch 256, K in {5, 10, 20, 100} x F in {512, 1024, 2048}), the encoder GEMM's achieved
 // GFLOP/s, and where a training step spends its time (GEMM, top-k, sparse kernels, Adam).
 //
-//   build/benchmarks/bench_core [--epochs 25] [--ks 5,10,20,100] [--latents 512,1024,2048]
+//   build/benchmarks/bench_core [--epochs 25] [--ks 5,10,20,100] [--latents 512,1024,2048] [--precision fp32|bf16]
 #include <sae/sae.hpp>
 
 #include <chrono>
@@ -43,7 +43,7 @@ Phases profile_steps(Model& model, const sae::Matrix<float>& x, long batch, int 
   for (int s = 0; s < steps; ++s) {
     const sae::Matrix<float> xb = x.middleRows((s * batch) % (x.rows() - batch), batch);
     auto t = Clock::now();
-    sae::ops::encoder_preactivations(sae::cpu{}, xb, w.w_enc, w.b_enc, ws.pre);
+    sae::ops::encoder_preactivations(sae::cpu{}, xb, w.w_enc, w.b_enc, ws.pre, model.config().encoder_precision, ws.gemm);
     p.gemm += since(t);
     t = Clock::now();
     sae::ops::topk_rows(sae::cpu{}, ws.pre, model.k(), sae::Selection::value, ws.codes);
@@ -67,11 +67,14 @@ Phases profile_steps(Model& model, const sae::Matrix<float>& x, long batch, int 
 int main(int argc, char** argv) {
   long epochs = 25, n = 5978, d = 2048, batch = 256;
   std::vector<long> ks = {5, 10, 20, 100}, latents = {512, 1024, 2048};
+  sae::EncoderPrecision precision = sae::EncoderPrecision::fp32;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--epochs")) epochs = std::stol(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--ks")) ks = parse_list(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--latents")) latents = parse_list(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--rows")) n = std::stol(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--precision") && (!std::strcmp(argv[i + 1], "fp32") || !std::strcmp(argv[i + 1], "bf16")))
+      precision = argv[i + 1][0] == 'b' ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -84,23 +87,27 @@ int main(int argc, char** argv) {
   pc.k_true = 32;
   pc.noise_std = 0.05;
   const auto data = sae::data::make_planted<float>(pc);
-  std::printf("bench_core: N=%ld D=%ld batch=%ld epochs=%ld threads=%d%s\n", n, d, batch, epochs, sae::max_threads(),
+  std::printf("bench_core: N=%ld D=%ld batch=%ld epochs=%ld threads=%d encoder GEMM=%s\n", n, d, batch, epochs,
+              sae::max_threads(),
+              precision == sae::EncoderPrecision::bf16 ? "ours bf16"
+              : SAE_AVX512_ENCODER_GEMM                ? "ours fp32"
 #ifdef EIGEN_USE_BLAS
-              " GEMM=BLAS"
+                                                       : "BLAS");
 #else
-              " GEMM=Eigen"
+                                                       : "Eigen");
 #endif
-  );
   std::printf("%5s %5s %9s %10s %7s %7s %7s %7s %8s\n", "K", "F", "s/SAE", "GEMM GF/s", "gemm%", "topk%", "sparse%",
               "adam%", "EV");
   double grid_seconds = 0;
   for (long f : latents) {
     for (long k : ks) {
-      Model model(sae::TopKConfig{d, f, k});
+      sae::TopKConfig config{d, f, k};
+      config.encoder_precision = precision;
+      Model model(config);
       auto trainer = sae::make_trainer<Model>(sae::TrainConfig{epochs, batch, 0, true}, sae::Adam<float>());
       const auto summary = trainer.fit(model, data.x, nullptr);
       grid_seconds += summary.seconds;
-      Model probe(sae::TopKConfig{d, f, k});
+      Model probe(config);
       const int steps = 40;
       const Phases p = profile_steps(probe, data.x, batch, steps);
       const double gflops = 2.0 * batch * d * f * steps / p.gemm / 1e9;

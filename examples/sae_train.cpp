@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
       ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
       ("selection", "top-k by 'value' or by 'magnitude'", cxxopts::value<std::string>()->default_value("value"))
       ("decoder-bias", "learn a decoder bias (also subtracted before encoding)")
+      ("encoder-precision", "encoder GEMM arithmetic: 'fp32', or 'bf16' (bfloat16 inputs, float sums; needs AVX512-BF16)",
+       cxxopts::value<std::string>()->default_value("fp32"))
       ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
       ("early-stop", "stop after this many epochs without validation improvement (0 = off)", cxxopts::value<long>()->default_value("0"))
@@ -65,6 +67,9 @@ int main(int argc, char** argv) {
                               "--selection must be 'value' or 'magnitude', got '" + selection + "'");
     const long early_stop = args["early-stop"].as<long>();
     sae::examples::check_flag(early_stop >= 0, "--early-stop must be >= 0");
+    const std::string precision = args["encoder-precision"].as<std::string>();
+    sae::examples::check_flag(precision == "fp32" || precision == "bf16",
+                              "--encoder-precision must be 'fp32' or 'bf16', got '" + precision + "'");
 
     const auto data = load_data(args);
     sae::TopKConfig config;
@@ -73,6 +78,7 @@ int main(int argc, char** argv) {
     config.k = args["topk"].as<long>();
     config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
     config.decoder_bias = args.count("decoder-bias") > 0;
+    config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
     config.seed = args["seed"].as<std::uint64_t>();
     sae::TrainConfig train_config{args["epochs"].as<long>(), args["batch-size"].as<long>(), config.seed, true,
                                   args["validate-every"].as<long>()};
@@ -93,7 +99,7 @@ int main(int argc, char** argv) {
     std::cout << "data: " << data.source << "\n"
               << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
               << " validation)\n"
-              << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k
+              << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k << ", encoder GEMM " << precision
               << ", threads=" << sae::max_threads() << "\n";
     std::ostringstream sink;
     sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
@@ -116,6 +122,7 @@ int main(int argc, char** argv) {
     doc["data"] = data.source;
     doc["split"] = data.split;
     doc["model"] = sae::to_json(config);
+    doc["encoder_precision"] = precision;
     doc["epochs_run"] = static_cast<long>(summary.history.size());
     doc["stopped_early"] = summary.stopped_early;
     doc["batch_size"] = train_config.batch_size;

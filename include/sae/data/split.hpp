@@ -1,6 +1,7 @@
 // Train/validation splits as row-index lists, and row gathering.
 #pragma once
 
+#include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
@@ -56,6 +57,10 @@ inline Split fractional_split(index_t num_rows, double validation_fraction, std:
 template <class Scalar>
 void gather_rows(const Matrix<Scalar>& x, const index_t* rows, index_t count, Matrix<Scalar>& out) {
   out.resize(count, x.cols());
+  // Parallel: a training step gathers its batch while no other work runs.
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static) if (count * x.cols() >= (1 << 16))
+#endif
   for (index_t i = 0; i < count; ++i) out.row(i) = x.row(rows[i]);
 }
 

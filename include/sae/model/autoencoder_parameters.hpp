@@ -4,7 +4,7 @@
 // in how latents are selected and how the loss is formed.
 #pragma once
 
-#include <sae/backend/cpu/dense.hpp>
+#include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
@@ -96,12 +96,13 @@ void visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradien
 // (written to `x_in`) when the decoder bias is on. Returns the x_in used, for the backward pass.
 template <class Backend, class Scalar>
 const Matrix<Scalar>& encoder_preactivations(Backend, const AutoencoderParameters<Scalar>& p, bool decoder_bias,
-                                             const Matrix<Scalar>& x, Matrix<Scalar>& x_in, Matrix<Scalar>& pre) {
+                                             const Matrix<Scalar>& x, Matrix<Scalar>& x_in, Matrix<Scalar>& pre,
+                                             EncoderPrecision precision, ops::EncoderGemmScratch& scratch) {
   require(x.cols() == p.w_enc.cols(), "encode()",
           "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" + std::to_string(p.w_enc.cols()));
   if (decoder_bias) x_in = x.rowwise() - p.b_dec.transpose();
   const Matrix<Scalar>& in = decoder_bias ? x_in : x;
-  ops::encoder_preactivations(Backend{}, in, p.w_enc, p.b_enc, pre);
+  ops::encoder_preactivations(Backend{}, in, p.w_enc, p.b_enc, pre, precision, scratch);
   return in;
 }
 

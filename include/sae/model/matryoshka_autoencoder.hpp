@@ -11,7 +11,7 @@
 #pragma once
 
 #include <sae/backend/cpu/batch_topk.hpp>
-#include <sae/backend/cpu/dense.hpp>
+#include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
@@ -73,6 +73,7 @@ struct MatryoshkaWorkspace {
   std::vector<Matrix<Scalar>> prefix;  // per group: residual x_hat_m - x, then dL/dx_hat for that group's latents
   ops::LatentMajor groups;
   std::vector<Scalar> dcode;
+  ops::EncoderGemmScratch gemm;
   double reconstruction_mse = 0;  // MSE of the full reconstruction (all groups) on the last batch
 };
 
@@ -216,7 +217,8 @@ class MatryoshkaAutoencoder {
   }
 
   const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
-    return detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre);
+    return detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre, EncoderPrecision::fp32,
+                                          ws.gemm);
   }
 
   MatryoshkaConfig config_;

@@ -3,13 +3,14 @@
 // in the reports; when on, it is also subtracted from the input before encoding.
 #pragma once
 
-#include <sae/backend/cpu/dense.hpp>
+#include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/backend/cpu/topk.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/encoder_precision.hpp>
 #include <sae/model/selection.hpp>
 #include <sae/model/sparse_codes.hpp>
 
@@ -28,6 +29,8 @@ struct TopKConfig {
   Selection selection = Selection::value;
   bool decoder_bias = false;
   std::uint64_t seed = 0;  // initialisation
+  // The encoder GEMM's arithmetic; a compute choice, not part of the model (checkpoints omit it).
+  EncoderPrecision encoder_precision = EncoderPrecision::fp32;
 
   void validate(const char* caller) const {
     detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
@@ -49,6 +52,7 @@ struct TopKWorkspace {
   SparseCodes<Scalar> codes;
   ops::LatentMajor groups;
   std::vector<Scalar> dcode;
+  ops::EncoderGemmScratch gemm;
 };
 
 template <class Scalar, class Backend = cpu>
@@ -107,13 +111,12 @@ class TopKAutoencoder {
   Scalar loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) const {
     const Matrix<Scalar>& x_in = encode_into(x, ws);
     const Vector<Scalar>* b_dec = config_.decoder_bias ? &p_.b_dec : nullptr;
-    ops::sparse_decode(Backend{}, ws.codes, p_.w_dec, b_dec, ws.x_hat);
-    ws.g = ws.x_hat - x;
     const double n = static_cast<double>(x.rows()) * static_cast<double>(x.cols());
-    const double sse = ws.g.template cast<double>().squaredNorm();
-    ws.g *= static_cast<Scalar>(2.0 / n);  // dL/dx_hat
-    ops::sparse_backward(Backend{}, ws.codes, ws.g, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
-                         grad.w_dec);
+    // ws.g = dL/dx_hat = 2 (x_hat - x) / n
+    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, b_dec, x,
+                                                       static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
+    ops::sparse_weight_gradients(Backend{}, ws.codes, [&ws](index_t i, std::int32_t) { return ws.g.row(i); }, x_in,
+                                 ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
     if (config_.decoder_bias)
       detail::decoder_bias_gradient<Scalar>(ws.g.colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
     else
@@ -134,13 +137,18 @@ class TopKAutoencoder {
  private:
   // Fills ws.pre and ws.codes; returns the encoder's input (x, or x - b_dec in ws.x_in).
   const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
-    const Matrix<Scalar>& in = detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre);
+    const Matrix<Scalar>& in = detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre,
+                                                              config_.encoder_precision, ws.gemm);
     ops::topk_rows(Backend{}, ws.pre, config_.k, config_.selection, ws.codes);
     return in;
   }
 
   static const TopKConfig& validated(const TopKConfig& c) {
     c.validate("TopKAutoencoder");
+    detail::require(c.encoder_precision == EncoderPrecision::fp32 || std::is_same_v<Scalar, float>, "TopKAutoencoder",
+                    "encoder_precision bf16 needs Scalar = float");
+    detail::require(c.encoder_precision == EncoderPrecision::fp32 || bf16_encoder_available, "TopKAutoencoder",
+                    "encoder_precision bf16 needs a build with AVX512-BF16 (-march=native on a CPU that has it)");
     return c;
   }
 

@@ -65,35 +65,24 @@ void group_by_latent(const SparseCodes<Scalar>& codes, LatentMajor& out) {
       out.entry[static_cast<std::size_t>(slot_start[codes.indices[e]]++)] = e;
 }
 
-// Given the upstream gradient row u(i, j) = dL/dx_hat seen by latent j of sample i (one matrix
-// for TopK; for Matryoshka it depends on j's group), fills:
-//   dcode[e]   = u(i, j) . w_dec[j]               for each active slot e = (i, s) with latent j
+// The second half of the sparse backward pass, given the code gradients dcode (one per slot) and
+// the upstream gradient row u(i, j) = dL/dx_hat seen by latent j of sample i (one matrix for TopK;
+// for Matryoshka it depends on j's group):
 //   dw_dec[j]  = sum_i z[i,j] * u(i, j)
 //   dw_enc[j]  = sum_i dcode[i,j] * x_in[i]
 //   db_enc[j]  = sum_i dcode[i,j]
 // where inactive slots (value 0) carry no gradient. Rows of dw_* are only the touched latents.
 template <class Scalar, class Upstream>
-void sparse_backward_per_latent(cpu, const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
-                     const Matrix<Scalar>& w_dec, LatentMajor& groups, std::vector<Scalar>& dcode,
-                     RowSparse<Scalar>& dw_enc, Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
-  const index_t rows = codes.rows, k = codes.k, d = w_dec.cols();
-  dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-  for (index_t i = 0; i < rows; ++i)
-    for (index_t s = 0; s < k; ++s)
-      if (codes.row_values(i)[s] > Scalar(0)) {
-        const std::int32_t j = codes.row_indices(i)[s];
-        dcode[static_cast<std::size_t>(i * k + s)] = upstream(i, j).dot(w_dec.row(j));
-      }
-
+void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
+                             LatentMajor& groups, const std::vector<Scalar>& dcode, RowSparse<Scalar>& dw_enc,
+                             Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+  const index_t k = codes.k, d = x_in.cols();
   group_by_latent(codes, groups);
   const auto touched = static_cast<index_t>(groups.latents.size());
   for (RowSparse<Scalar>* r : {&dw_enc, &dw_dec}) {
     r->total_rows = codes.num_latents;
     r->rows = groups.latents;
-    r->values.resize(touched, d);
+    r->reserve_rows(touched, d);
   }
   db_enc.setZero(codes.num_latents);
 #if SAE_USE_OPENMP
@@ -116,6 +105,63 @@ void sparse_backward_per_latent(cpu, const SparseCodes<Scalar>& codes, Upstream&
     }
     db_enc[j] = bias;
   }
+}
+
+// The whole sparse backward pass for a per-latent upstream gradient u(i, j): the code gradients
+//   dcode[e] = u(i, j) . w_dec[j]   for each active slot e = (i, s) with latent j,
+// then sparse_weight_gradients.
+template <class Scalar, class Upstream>
+void sparse_backward_per_latent(cpu, const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
+                                const Matrix<Scalar>& w_dec, LatentMajor& groups, std::vector<Scalar>& dcode,
+                                RowSparse<Scalar>& dw_enc, Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+  const index_t rows = codes.rows, k = codes.k;
+  dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t s = 0; s < k; ++s)
+      if (codes.row_values(i)[s] > Scalar(0)) {
+        const std::int32_t j = codes.row_indices(i)[s];
+        dcode[static_cast<std::size_t>(i * k + s)] = upstream(i, j).dot(w_dec.row(j));
+      }
+  sparse_weight_gradients(cpu{}, codes, upstream, x_in, groups, dcode, dw_enc, db_enc, dw_dec);
+}
+
+// TopK's forward decode and the first half of its backward pass, fused per row while that row's
+// decoder rows are still in cache:
+//   x_hat[i] = sum_s z[i,s] w_dec[j] (+ b_dec),  g[i] = scale * (x_hat[i] - x[i]),  dcode[i,s] = g[i] . w_dec[j].
+// Returns sum_i ||x_hat[i] - x[i]||^2, summed in double in row order (thread-count independent).
+template <class Scalar>
+double decode_with_code_gradients(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& w_dec,
+                                  const Vector<Scalar>* b_dec, const Matrix<Scalar>& x, Scalar scale,
+                                  Matrix<Scalar>& x_hat, Matrix<Scalar>& g, std::vector<Scalar>& dcode) {
+  const index_t rows = codes.rows, k = codes.k, d = w_dec.cols();
+  x_hat.resize(rows, d);
+  g.resize(rows, d);
+  dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
+  std::vector<double> row_sse(static_cast<std::size_t>(rows));
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t i = 0; i < rows; ++i) {
+    auto out = x_hat.row(i);
+    if (b_dec) out = b_dec->transpose();
+    else out.setZero();
+    const std::int32_t* idx = codes.row_indices(i);
+    const Scalar* val = codes.row_values(i);
+    for (index_t s = 0; s < k; ++s)
+      if (val[s] != Scalar(0)) out.noalias() += val[s] * w_dec.row(idx[s]);
+    auto gi = g.row(i);
+    gi = out - x.row(i);
+    row_sse[static_cast<std::size_t>(i)] = gi.template cast<double>().squaredNorm();
+    gi *= scale;
+    for (index_t s = 0; s < k; ++s)
+      if (val[s] > Scalar(0)) dcode[static_cast<std::size_t>(i * k + s)] = gi.dot(w_dec.row(idx[s]));
+  }
+  double sse = 0;
+  for (const double r : row_sse) sse += r;
+  return sse;
 }
 
 // The TopK case: one upstream gradient g = dL/dx_hat [B, D] for every latent.

@@ -57,7 +57,9 @@ class TopKAutoencoder<Scalar, cuda> {
 
   TopKAutoencoder(const TopKConfig& config, Parameters params,
                   cuda_backend::GemmMode mode = cuda_backend::GemmMode::fp32)
-      : config_(config), ctx_(std::make_shared<cuda_backend::Context>(mode)) {
+      : config_(config),
+        ctx_(std::make_shared<cuda_backend::Context>(
+            config.encoder_precision == EncoderPrecision::bf16 ? cuda_backend::GemmMode::bf16 : mode)) {
     config_.validate("TopKAutoencoder<float, cuda>");
     detail::require(!config_.decoder_bias, "TopKAutoencoder<float, cuda>",
                     "the decoder bias is not implemented on the CUDA backend (the reports' model has none)");
