@@ -63,6 +63,29 @@ BOOST_AUTO_TEST_CASE(row_sparse_and_dense_gradients_give_identical_updates) {
   BOOST_TEST(sae::test::same(a.parameters().w_dec, b.parameters().w_dec));
 }
 
+// Adam applies the decoder's unit-norm constraint to each row in its own pass; the trainer's
+// normalize_decoder() that follows is then skipped.
+BOOST_AUTO_TEST_CASE(adam_renormalizes_decoder_rows_in_its_pass) {
+  Model model(sae::TopKConfig{3, 4, 1});
+  const sae::Matrix<double> before = model.parameters().w_dec;
+  auto g = one_row_gradient(model, 0.2, false);
+  g.w_dec.rows = {2};
+  g.w_dec.values.setConstant(1, 3, -0.5);
+  sae::Adam<double> adam(sae::AdamConfig{0.1});
+  adam.step(model, g);
+  // First step: m = -0.05, v = 2.5e-4, step size lr / 0.1 = 1, denominator 0.5: every element of
+  // row 2 moves by +0.1, then the row is rescaled to unit norm. Rows without gradient stay put.
+  const Eigen::RowVectorXd moved = (before.row(2).array() + 0.1).matrix();
+  const auto& w_dec = model.parameters().w_dec;
+  BOOST_TEST((w_dec.row(2) - moved / moved.norm()).norm() < 1e-7);
+  for (index_t j : {0, 1, 3}) BOOST_TEST((w_dec.row(j) - before.row(j)).norm() < 1e-14);
+  for (index_t j = 0; j < 4; ++j) BOOST_TEST(std::abs(w_dec.row(j).norm() - 1.0) < 1e-12);
+  // A change through parameters() re-arms the model's own renormalisation.
+  model.parameters().w_dec.row(1) *= 3.0;
+  model.normalize_decoder();
+  BOOST_TEST(std::abs(model.parameters().w_dec.row(1).norm() - 1.0) < 1e-12);
+}
+
 BOOST_AUTO_TEST_CASE(bad_hyperparameters_are_rejected) {
   BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{0.0}), sae::invalid_argument);
   BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{1e-3, 1.0}), sae::invalid_argument);

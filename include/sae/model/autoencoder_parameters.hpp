@@ -9,12 +9,14 @@
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
+#include <sae/model/row_constraint.hpp>
 #include <sae/model/row_sparse.hpp>
 #include <sae/model/sparse_codes.hpp>
 
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sae {
@@ -43,10 +45,7 @@ void normalize_rows(Matrix<Scalar>& w) {
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-  for (index_t j = 0; j < w.rows(); ++j) {
-    const Scalar norm = w.row(j).norm();
-    if (norm > Scalar(0)) w.row(j) /= norm;
-  }
+  for (index_t j = 0; j < w.rows(); ++j) normalize_row(w.row(j));
 }
 
 // Initialised like the reports' PyTorch layers: W_enc, b_enc ~ U(+-1/sqrt(D)); W_dec ~ U(+-1/sqrt(F))
@@ -84,12 +83,24 @@ void check_parameter_shapes(const AutoencoderParameters<Scalar>& p, index_t d, i
 }
 
 // Visits each parameter with its gradient in a fixed slot order (optimizers keep per-slot state).
+// A visitor taking a fourth RowConstraint argument promises to apply it to each row right after
+// updating that row (the decoder's unit norm, while the row is in cache); then this returns true
+// and the model skips its own renormalisation pass. A three-argument visitor gets no constraint.
 template <class Scalar, class Fn>
-void visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradients<Scalar>& g, bool decoder_bias, Fn&& fn) {
-  fn(0, p.w_enc, g.w_enc);
-  fn(1, p.b_enc, g.b_enc);
-  fn(2, p.w_dec, g.w_dec);
-  if (decoder_bias) fn(3, p.b_dec, g.b_dec);
+bool visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradients<Scalar>& g, bool decoder_bias, Fn&& fn) {
+  if constexpr (std::is_invocable_v<Fn&, int, Matrix<Scalar>&, const RowSparse<Scalar>&, RowConstraint>) {
+    fn(0, p.w_enc, g.w_enc, RowConstraint::none);
+    fn(1, p.b_enc, g.b_enc, RowConstraint::none);
+    fn(2, p.w_dec, g.w_dec, RowConstraint::unit_norm);
+    if (decoder_bias) fn(3, p.b_dec, g.b_dec, RowConstraint::none);
+    return true;
+  } else {
+    fn(0, p.w_enc, g.w_enc);
+    fn(1, p.b_enc, g.b_enc);
+    fn(2, p.w_dec, g.w_dec);
+    if (decoder_bias) fn(3, p.b_dec, g.b_dec);
+    return false;
+  }
 }
 
 // The encoder's pre-activations pre = W_enc x_in + b_enc, where x_in is x itself, or x - b_dec

@@ -23,6 +23,7 @@
 #include <numeric>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace sae {
@@ -102,7 +103,10 @@ class MatryoshkaAutoencoder {
 
   const MatryoshkaConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
-  Parameters& parameters() { return p_; }
+  Parameters& parameters() {
+    decoder_normalized_ = false;  // the caller may change w_dec
+    return p_;
+  }
   index_t input_dim() const { return config_.input_dim; }
   index_t num_latents() const { return config_.num_latents; }
   index_t k() const { return config_.k; }
@@ -202,11 +206,14 @@ class MatryoshkaAutoencoder {
     return static_cast<Scalar>(loss);
   }
 
-  void normalize_decoder() { detail::normalize_rows(p_.w_dec); }
+  // A no-op right after an optimizer step that already applied the unit-norm row constraint.
+  void normalize_decoder() {
+    if (!std::exchange(decoder_normalized_, false)) detail::normalize_rows(p_.w_dec);
+  }
 
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
   }
 
  private:
@@ -223,6 +230,7 @@ class MatryoshkaAutoencoder {
 
   MatryoshkaConfig config_;
   Parameters p_;
+  bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
   std::vector<std::int32_t> group_of_;  // [F] group of each latent
   std::vector<index_t> group_end_;      // cumulative group ends
   Scalar threshold_ = Scalar(-1);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace sae {
@@ -82,7 +83,10 @@ class TopKAutoencoder {
 
   const TopKConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
-  Parameters& parameters() { return p_; }
+  Parameters& parameters() {
+    decoder_normalized_ = false;  // the caller may change w_dec
+    return p_;
+  }
   index_t input_dim() const { return config_.input_dim; }
   index_t num_latents() const { return config_.num_latents; }
   index_t k() const { return config_.k; }
@@ -125,13 +129,16 @@ class TopKAutoencoder {
   }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is).
-  void normalize_decoder() { detail::normalize_rows(p_.w_dec); }
+  // A no-op right after an optimizer step that already applied the unit-norm row constraint.
+  void normalize_decoder() {
+    if (!std::exchange(decoder_normalized_, false)) detail::normalize_rows(p_.w_dec);
+  }
 
   // Visits each parameter with its gradient: fn(slot, Matrix& or Vector& param, grad), where grad
   // is a RowSparse or a dense Vector. Optimizers keep per-slot state.
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
   }
 
  private:
@@ -154,6 +161,7 @@ class TopKAutoencoder {
 
   TopKConfig config_;
   Parameters p_;
+  bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
 };
 
 }  // namespace sae

@@ -9,6 +9,7 @@
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
+#include <sae/model/row_constraint.hpp>
 #include <sae/model/row_sparse.hpp>
 
 #include <cmath>
@@ -56,7 +57,9 @@ class Adam {
     if constexpr (has_device_adam_step<Model>::value)
       model.device_adam_step(config_, step_size_, inv_sqrt_bc2_, grad);  // state lives with the model (CUDA)
     else
-      model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g) { update(moments(slot, param), param, g); });
+      model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g, RowConstraint c) {
+        update(moments(slot, param), param, g, c);
+      });
   }
 
  private:
@@ -90,7 +93,8 @@ class Adam {
     p.array() -= step_size_ * m.array() / (v.array().sqrt() * inv_sqrt_bc2_ + eps);
   }
 
-  void update(Moments& s, Matrix<Scalar>& p, const RowSparse<Scalar>& g) {
+  // Rows are updated (and constrained) in parallel, each while it is in cache.
+  void update(Moments& s, Matrix<Scalar>& p, const RowSparse<Scalar>& g, RowConstraint constraint) {
     detail::require(g.total_rows == p.rows() && (g.rows.empty() || g.cols() == p.cols()), "Adam::step()",
                     "gradient shape does not match its parameter");
     std::vector<std::int32_t> slot(static_cast<std::size_t>(p.rows()), -1);
@@ -106,10 +110,11 @@ class Adam {
       } else {
         update_row(p.row(j), s.m.row(j), s.v.row(j), static_cast<const decltype(g.values.row(0))*>(nullptr));
       }
+      if (constraint == RowConstraint::unit_norm) detail::normalize_row(p.row(j));
     }
   }
 
-  void update(Moments& s, Vector<Scalar>& p, const Vector<Scalar>& g) {
+  void update(Moments& s, Vector<Scalar>& p, const Vector<Scalar>& g, RowConstraint) {
     detail::require(g.size() == p.size(), "Adam::step()", "gradient length does not match its parameter");
     update_row(p.col(0), s.m.col(0), s.v.col(0), &g);
   }
