@@ -2,7 +2,8 @@
 """Times our sae-train against the PyTorch reference on the report-001 grid, config by config,
 alternating, on the same data and thread count, and prints a Markdown table.
 
-  python3 benchmarks/compare_torch.py [--build build] [--epochs 25] [--threads 2] [--unset-openblas-env]
+  python3 benchmarks/compare_torch.py [--build build] [--epochs 25] [--threads 2] [--precisions fp32,bf16]
+                                      [--unset-openblas-env]
 
 Data: 7,473 planted samples of D=2,048 (written once to --workdir as .npy); both train on the first
 5,978 rows and report explained variance on the other 1,495, scored once after training (neither
@@ -10,14 +11,18 @@ validates per epoch; our final checkpoint is written after the clock stops, as t
 nothing). Needs numpy and torch (Debian: python3-numpy python3-torch). Both programs run in this
 process's environment; --unset-openblas-env removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for both.
 
-"FLOP-bound" is the time the training FLOPs would take at the encoder-GEMM rate bench_gemm measures
-at the start of the same run (the GEMM our build uses): per epoch N x (2 D F for the encoder GEMM +
-8 K D for decode, the code gradient and the two weight gradients); "of bound" is that time over ours.
+Ours runs once per --precisions entry (the encoder GEMM's arithmetic, sae-train --encoder-precision);
+for bf16 the EV column is the same weights scored with the fp32 encoder, and "overlap" is the share
+of active validation latents the bf16 and fp32 encoders agree on.
+
+"FLOP-bound" is the time the training FLOPs would take at the machine's fp32 encoder-GEMM rate, the
+best of Eigen, BLAS and our fp32 kernel as bench_gemm measures it at the start of the same run: per
+epoch N x (2 D F for the encoder GEMM + 8 K D for decode, the code gradient and the two weight
+gradients); "of bound" is that time over ours.
 """
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -38,15 +43,14 @@ def planted(n, d, features, k, noise, seed):
 
 
 def measure_gemm_rate(build, env):
-    """GFLOP/s of the encoder GEMM for each F, from bench_gemm, for the GEMM the build uses."""
-    blas = "SAE_USE_BLAS:BOOL=ON" in open(os.path.join(build, "CMakeCache.txt")).read()
+    """The machine's fp32 encoder-GEMM rate for each F, GFLOP/s: bench_gemm's best of Eigen, BLAS and our kernel."""
     out = subprocess.run([os.path.join(build, "benchmarks", "bench_gemm")], check=True, env=env, capture_output=True,
                          text=True).stdout
     rate = {}
     for line in out.splitlines():
-        m = re.match(r"\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+[\d.]+\s*$", line)
-        if m:
-            rate[int(m.group(1))] = float(m.group(3) if blas else m.group(2))
+        fields = line.split()
+        if len(fields) == 6 and fields[0].isdigit():
+            rate[int(fields[0])] = float(fields[5])
     return rate
 
 
@@ -58,6 +62,7 @@ def main():
     ap.add_argument("--ks", default="5,10,20,100")
     ap.add_argument("--latents", default="512,1024,2048")
     ap.add_argument("--workdir", default="/tmp/sae-compare")
+    ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--unset-openblas-env", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -73,32 +78,57 @@ def main():
     print("encoder GEMM rate (GFLOP/s, bench_gemm, this run): " +
           ", ".join(f"F={f}: {r:.0f}" for f, r in sorted(gemm_rate.items())), flush=True)
     n_train, dim = 5978, 2048
-    rows = []
-    print(f"| K | d | ours s | torch s | speed-up | FLOP-bound s | of bound | ours EV | torch EV |\n"
-          f"|---|---|---|---|---|---|---|---|---|", flush=True)
+    precisions = args.precisions.split(",")
+    if not precisions or any(p not in ("fp32", "bf16") for p in precisions):
+        sys.exit(f"--precisions takes fp32 and/or bf16, got '{args.precisions}'")
+    header = ["K", "d"] + [f"ours {p} s" for p in precisions] + ["torch s"] + [f"speed-up {p}" for p in precisions]
+    header += ["FLOP-bound s"] + [f"of bound {p}" for p in precisions] + [f"EV {p}" for p in precisions] + ["torch EV"]
+    if "bf16" in precisions:
+        header.append("bf16 overlap")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
+    totals = {p: 0.0 for p in precisions}
+    torch_total = bound_total = 0.0
+    bound_2048 = {p: [0.0, 0.0] for p in precisions}  # FLOP-bound and our seconds at d=2048
     for d in map(int, args.latents.split(",")):
         for k in map(int, args.ks.split(",")):
-            out = os.path.join(args.workdir, f"ours_K{k}_d{d}")
-            subprocess.run([ours_bin, "--data", data, "-k", str(k), "--latents", str(d), "--epochs", str(args.epochs),
-                            "--threads", str(args.threads), "--validate-every", "0", "--quiet", "--out", out], check=True, env=env,
-                           stdout=subprocess.DEVNULL)
-            ours = json.load(open(os.path.join(out, "metrics.json")))
+            ours = {}
+            for p in precisions:
+                out = os.path.join(args.workdir, f"ours_{p}_K{k}_d{d}")
+                subprocess.run([ours_bin, "--data", data, "-k", str(k), "--latents", str(d), "--epochs",
+                                str(args.epochs), "--threads", str(args.threads), "--validate-every", "0",
+                                "--encoder-precision", p, "--quiet", "--out", out],
+                               check=True, env=env, stdout=subprocess.DEVNULL)
+                ours[p] = json.load(open(os.path.join(out, "metrics.json")))
             ref = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "reference", "topk_sae_torch.py"),
                                              "--data", data, "-k", str(k), "--latents", str(d), "--epochs",
                                              str(args.epochs), "--threads", str(args.threads)],
                                             check=True, env=env, capture_output=True, text=True).stdout)
             flops = args.epochs * n_train * (2.0 * dim * d + 8.0 * k * dim)
             bound = flops / (gemm_rate[d] * 1e9)
-            rows.append((k, d, ours["train_seconds"], ref["seconds"], ours["validation"]["explained_variance"], ref["ev"],
-                         bound))
-            r = rows[-1]
-            print(f"| {k} | {d} | {r[2]:.1f} | {r[3]:.1f} | {r[3] / r[2]:.1f}x | {bound:.1f} | {bound / r[2]:.0%} | "
-                  f"{r[4]:.4f} | {r[5]:.4f} |", flush=True)
-    ours_total, ref_total = sum(r[2] for r in rows), sum(r[3] for r in rows)
-    bound_total = sum(r[6] for r in rows)
-    print(f"\nwhole grid: ours {ours_total:.1f} s, torch {ref_total:.1f} s, speed-up {ref_total / ours_total:.1f}x; "
-          f"FLOP-bound {bound_total:.1f} s ({bound_total / ours_total:.0%} of it reached) "
-          f"(epochs {args.epochs}, {args.threads} threads)")
+            secs = {p: ours[p]["train_seconds"] for p in precisions}
+            ev = {p: ours[p].get("validation_fp32_encoder", ours[p]["validation"])["explained_variance"]
+                  for p in precisions}
+            for p in precisions:
+                totals[p] += secs[p]
+                if d == 2048:
+                    bound_2048[p][0] += bound
+                    bound_2048[p][1] += secs[p]
+            torch_total += ref["seconds"]
+            bound_total += bound
+            row = [str(k), str(d)] + [f"{secs[p]:.1f}" for p in precisions] + [f"{ref['seconds']:.1f}"]
+            row += [f"{ref['seconds'] / secs[p]:.1f}x" for p in precisions] + [f"{bound:.1f}"]
+            row += [f"{bound / secs[p]:.0%}" for p in precisions] + [f"{ev[p]:.4f}" for p in precisions]
+            row.append(f"{ref['ev']:.4f}")
+            if "bf16" in precisions:
+                row.append(f"{ours['bf16']['bf16_active_overlap']:.2%}")
+            print("| " + " | ".join(row) + " |", flush=True)
+    print(f"\nwhole grid ({args.epochs} epochs, {args.threads} threads): torch {torch_total:.1f} s; FLOP-bound "
+          f"{bound_total:.1f} s")
+    for p in precisions:
+        b, s = bound_2048[p]
+        at_2048 = f"; d=2048: {b / s:.0%} of FLOP-bound" if s > 0 else ""
+        print(f"  ours {p}: {totals[p]:.1f} s, speed-up {torch_total / totals[p]:.1f}x, "
+              f"{bound_total / totals[p]:.0%} of FLOP-bound{at_2048}")
 
 
 if __name__ == "__main__":

@@ -131,6 +131,18 @@ int main(int argc, char** argv) {
     doc["train_seconds"] = summary.seconds;
     doc["validation"] = sae::metrics::to_json(val);
     doc["train"] = sae::metrics::to_json(train);
+    // bf16's accuracy effect: the same weights scored with the fp32 encoder GEMM.
+    std::optional<sae::metrics::Evaluation> val_fp32;
+    double overlap = 1.0;
+    if (config.encoder_precision == sae::EncoderPrecision::bf16) {
+      sae::TopKConfig exact = config;
+      exact.encoder_precision = sae::EncoderPrecision::fp32;
+      const Model reference(exact, model.parameters());
+      val_fp32 = sae::metrics::evaluate(reference, data.validation);
+      overlap = sae::metrics::active_overlap(model.encode(data.validation), reference.encode(data.validation));
+      doc["validation_fp32_encoder"] = sae::metrics::to_json(*val_fp32);
+      doc["bf16_active_overlap"] = overlap;
+    }
     sae::io::write_text_atomically(out / "metrics.json", doc.dump() + "\n");
     sae::io::save_npy(out / "activation_frequency.npy",
                       Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
@@ -145,6 +157,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(val.alive_latents), static_cast<long long>(config.num_latents));
     std::printf("  mean / max activation     %.4g / %.4g\n", val.mean_active_activation, val.max_activation);
     std::printf("  EV per active latent      %.3g%%\n", 100 * val.ev_per_active_latent);
+    if (val_fp32)
+      std::printf("  fp32 encoder, same weights explained variance %.4f; %.2f%% of active latents the same\n",
+                  val_fp32->explained_variance, 100 * overlap);
     std::printf("  training time             %.1f s\n", summary.seconds);
     std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/\n";
     return 0;

@@ -64,6 +64,21 @@ BOOST_AUTO_TEST_CASE(sparsity_metrics_hand_values) {
   BOOST_TEST(100 * sae::metrics::ev_per_active_latent(0.811, 382) == 0.2123, boost::test_tools::tolerance(1e-3));
 }
 
+BOOST_AUTO_TEST_CASE(active_overlap_hand_values) {
+  sae::SparseCodes<float> a, b;
+  a.resize(2, 2, 5);
+  b.resize(2, 2, 5);
+  a.indices = {0, 2, 3, 4};
+  a.values = {1.0f, 2.0f, 1.0f, 0.0f};  // 3 active: (0,0) (0,2) (1,3)
+  b.indices = {2, 1, 3, 0};
+  b.values = {5.0f, 1.0f, 0.0f, 1.0f};  // shares (0,2); (1,3) is selected in b but inactive there
+  BOOST_TEST(sae::metrics::active_overlap(a, b) == 1.0 / 3.0, boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(sae::metrics::active_overlap(b, a) == 1.0 / 3.0, boost::test_tools::tolerance(1e-15));  // (0,2) of (0,2) (0,1) (1,0)
+  BOOST_TEST(sae::metrics::active_overlap(a, a) == 1.0);
+  b.resize(3, 2, 5);
+  BOOST_CHECK_THROW(sae::metrics::active_overlap(a, b), sae::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(evaluate_agrees_with_the_pure_functions) {
   sae::TopKAutoencoder<double> model(sae::TopKConfig{6, 16, 3});
   sae::Rng rng(1);

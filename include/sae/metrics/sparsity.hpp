@@ -8,6 +8,7 @@
 #include <sae/model/sparse_codes.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace sae::metrics {
@@ -64,6 +65,28 @@ double max_activation(const SparseCodes<Scalar>& codes) {
 // (report 000 quotes it in percent: 81.1% / 382 = 0.212% per latent).
 inline double ev_per_active_latent(double explained_variance, index_t alive) {
   return alive > 0 ? explained_variance / static_cast<double>(alive) : 0.0;
+}
+
+// Of the latents active in `a`, the fraction also active in `b` for the same sample (pooled over
+// samples; 1 when `a` has none): how far two encodings of the same rows agree, e.g. the bf16
+// encoder GEMM against fp32 on the same weights.
+template <class Scalar>
+double active_overlap(const SparseCodes<Scalar>& a, const SparseCodes<Scalar>& b) {
+  sae::detail::require(a.rows == b.rows && a.num_latents == b.num_latents, "active_overlap()",
+                  "the two encodings have different shapes");
+  std::int64_t active = 0, shared = 0;
+  for (index_t i = 0; i < a.rows; ++i)
+    for (index_t s = 0; s < a.k; ++s) {
+      if (a.row_values(i)[s] <= Scalar(0)) continue;
+      ++active;
+      const std::int32_t j = a.row_indices(i)[s];
+      for (index_t t = 0; t < b.k; ++t)
+        if (b.row_indices(i)[t] == j && b.row_values(i)[t] > Scalar(0)) {
+          ++shared;
+          break;
+        }
+    }
+  return active > 0 ? static_cast<double>(shared) / static_cast<double>(active) : 1.0;
 }
 
 }  // namespace sae::metrics
