@@ -92,15 +92,20 @@ void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& u
     const std::int32_t j = groups.latents[static_cast<std::size_t>(t)];
     auto enc = dw_enc.values.row(t);
     auto dec = dw_dec.values.row(t);
-    enc.setZero();
-    dec.setZero();
     Scalar bias = 0;
+    // Every listed latent has at least one entry: the first one initialises the rows (no zeroing pass).
     for (std::int64_t p = groups.start[t]; p < groups.start[t + 1]; ++p) {
       const std::int64_t e = groups.entry[static_cast<std::size_t>(p)];
       const index_t i = e / k;
       const Scalar dc = dcode[static_cast<std::size_t>(e)];
-      dec.noalias() += codes.values[static_cast<std::size_t>(e)] * upstream(i, j);
-      enc.noalias() += dc * x_in.row(i);
+      const Scalar z = codes.values[static_cast<std::size_t>(e)];
+      if (p == groups.start[t]) {
+        dec.noalias() = z * upstream(i, j);
+        enc.noalias() = dc * x_in.row(i);
+      } else {
+        dec.noalias() += z * upstream(i, j);
+        enc.noalias() += dc * x_in.row(i);
+      }
       bias += dc;
     }
     db_enc[j] = bias;
