@@ -83,6 +83,32 @@ BOOST_AUTO_TEST_CASE(bf16_encoder_trains_like_fp32,
   BOOST_TEST(!sae::test::same(trained[1]->parameters().w_enc, trained[0]->parameters().w_enc));  // bf16 really ran
 }
 
+// After an Adam step the model encodes with W_enc as the optimizer repacked it, block by block; that
+// must equal packing the same weights afresh, and an edit through parameters() must be seen.
+BOOST_AUTO_TEST_CASE(encoder_repacked_by_the_optimizer_matches_a_fresh_pack) {
+  const auto data = planted(700, 9);
+  for (const auto precision : {sae::EncoderPrecision::fp32, sae::EncoderPrecision::bf16}) {
+    if (precision == sae::EncoderPrecision::bf16 && !sae::bf16_encoder_available) continue;
+    BOOST_TEST_CONTEXT("bf16=" << (precision == sae::EncoderPrecision::bf16)) {
+      sae::TopKConfig config{32, 100, 4};  // 100 latents: two whole 48-row blocks and a partial one
+      config.encoder_precision = precision;
+      Model model(config);
+      auto trainer = sae::make_trainer<Model>(sae::TrainConfig{2, 128, 0, true}, sae::Adam<float>(sae::AdamConfig{3e-3}));
+      trainer.fit(model, data.x, nullptr);
+      const Model& trained = model;  // const: reading the weights must not drop the packed copy
+      const auto fresh = [&] { return Model(config, trained.parameters()).encode(data.x); };
+      const auto codes = model.encode(data.x);
+      const auto expected = fresh();
+      BOOST_TEST(codes.indices == expected.indices);
+      BOOST_TEST(codes.values == expected.values);
+      model.parameters().w_enc.row(60) *= -2.0f;  // must not be hidden by the stale packed copy
+      const auto edited = model.encode(data.x), edited_expected = fresh();
+      BOOST_TEST(edited.values == edited_expected.values);
+      BOOST_TEST(edited.values != codes.values);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bf16_encoder_needs_float) {
   sae::TopKConfig config{8, 16, 2};
   config.encoder_precision = sae::EncoderPrecision::bf16;

@@ -9,12 +9,13 @@
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/row_constraint.hpp>
+#include <sae/model/row_hooks.hpp>
 #include <sae/model/row_sparse.hpp>
 #include <sae/model/sparse_codes.hpp>
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -83,16 +84,18 @@ void check_parameter_shapes(const AutoencoderParameters<Scalar>& p, index_t d, i
 }
 
 // Visits each parameter with its gradient in a fixed slot order (optimizers keep per-slot state).
-// A visitor taking a fourth RowConstraint argument promises to apply it to each row right after
-// updating that row (the decoder's unit norm, while the row is in cache); then this returns true
-// and the model skips its own renormalisation pass. A three-argument visitor gets no constraint.
+// A visitor taking a fourth RowHooks argument promises to apply them to each row right after
+// updating it: the decoder's unit norm, and `after_w_enc` (if set) on each finished block of
+// encoder rows. Then this returns true and the model skips its own passes. A three-argument
+// visitor gets no hooks (false).
 template <class Scalar, class Fn>
-bool visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradients<Scalar>& g, bool decoder_bias, Fn&& fn) {
-  if constexpr (std::is_invocable_v<Fn&, int, Matrix<Scalar>&, const RowSparse<Scalar>&, RowConstraint>) {
-    fn(0, p.w_enc, g.w_enc, RowConstraint::none);
-    fn(1, p.b_enc, g.b_enc, RowConstraint::none);
-    fn(2, p.w_dec, g.w_dec, RowConstraint::unit_norm);
-    if (decoder_bias) fn(3, p.b_dec, g.b_dec, RowConstraint::none);
+bool visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradients<Scalar>& g, bool decoder_bias, Fn&& fn,
+                      std::function<void(index_t, index_t)> after_w_enc = {}) {
+  if constexpr (std::is_invocable_v<Fn&, int, Matrix<Scalar>&, const RowSparse<Scalar>&, const RowHooks&>) {
+    fn(0, p.w_enc, g.w_enc, RowHooks{false, std::move(after_w_enc)});
+    fn(1, p.b_enc, g.b_enc, RowHooks{});
+    fn(2, p.w_dec, g.w_dec, RowHooks{true, {}});
+    if (decoder_bias) fn(3, p.b_dec, g.b_dec, RowHooks{});
     return true;
   } else {
     fn(0, p.w_enc, g.w_enc);
@@ -108,12 +111,13 @@ bool visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradien
 template <class Backend, class Scalar>
 const Matrix<Scalar>& encoder_preactivations(Backend, const AutoencoderParameters<Scalar>& p, bool decoder_bias,
                                              const Matrix<Scalar>& x, Matrix<Scalar>& x_in, Matrix<Scalar>& pre,
-                                             EncoderPrecision precision, ops::EncoderGemmScratch& scratch) {
+                                             EncoderPrecision precision, ops::EncoderGemmScratch& scratch,
+                                             const ops::PackedEncoder* packed = nullptr) {
   require(x.cols() == p.w_enc.cols(), "encode()",
           "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" + std::to_string(p.w_enc.cols()));
   if (decoder_bias) x_in = x.rowwise() - p.b_dec.transpose();
   const Matrix<Scalar>& in = decoder_bias ? x_in : x;
-  ops::encoder_preactivations(Backend{}, in, p.w_enc, p.b_enc, pre, precision, scratch);
+  ops::encoder_preactivations(Backend{}, in, p.w_enc, p.b_enc, pre, precision, scratch, packed);
   return in;
 }
 

@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -84,7 +85,8 @@ class TopKAutoencoder {
   const TopKConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
   Parameters& parameters() {
-    decoder_normalized_ = false;  // the caller may change w_dec
+    decoder_normalized_ = false;  // the caller may change the weights
+    packed_.fresh = false;
     return p_;
   }
   index_t input_dim() const { return config_.input_dim; }
@@ -134,18 +136,26 @@ class TopKAutoencoder {
     if (!std::exchange(decoder_normalized_, false)) detail::normalize_rows(p_.w_dec);
   }
 
-  // Visits each parameter with its gradient: fn(slot, Matrix& or Vector& param, grad), where grad
-  // is a RowSparse or a dense Vector. Optimizers keep per-slot state.
+  // Visits each parameter with its gradient: fn(slot, Matrix& or Vector& param, grad[, RowHooks]),
+  // where grad is a RowSparse or a dense Vector. Optimizers keep per-slot state. A visitor that
+  // applies RowHooks also renormalises the decoder and repacks W_enc for the next encoder GEMM.
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    std::function<void(index_t, index_t)> repack;
+    if constexpr (ops::packs_encoder<Scalar> && std::is_same_v<Backend, cpu>) {
+      ops::shape_packed_encoder(packed_, config_.num_latents, config_.input_dim, config_.encoder_precision);
+      repack = [this](index_t begin, index_t end) { ops::pack_encoder_rows(p_.w_enc, begin, end, packed_); };
+    }
+    const bool hooked = detail::visit_parameters(p_, g, config_.decoder_bias, fn, std::move(repack));
+    decoder_normalized_ = hooked;
+    packed_.fresh = hooked && ops::packs_encoder<Scalar>;
   }
 
  private:
   // Fills ws.pre and ws.codes; returns the encoder's input (x, or x - b_dec in ws.x_in).
   const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
     const Matrix<Scalar>& in = detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre,
-                                                              config_.encoder_precision, ws.gemm);
+                                                              config_.encoder_precision, ws.gemm, &packed_);
     ops::topk_rows(Backend{}, ws.pre, config_.k, config_.selection, ws.codes);
     return in;
   }
@@ -162,6 +172,7 @@ class TopKAutoencoder {
   TopKConfig config_;
   Parameters p_;
   bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
+  ops::PackedEncoder packed_;        // W_enc for the encoder GEMM, repacked by the optimizer's hooks
 };
 
 }  // namespace sae

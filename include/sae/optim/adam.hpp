@@ -9,9 +9,10 @@
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/row_constraint.hpp>
+#include <sae/model/row_hooks.hpp>
 #include <sae/model/row_sparse.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -57,8 +58,8 @@ class Adam {
     if constexpr (has_device_adam_step<Model>::value)
       model.device_adam_step(config_, step_size_, inv_sqrt_bc2_, grad);  // state lives with the model (CUDA)
     else
-      model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g, RowConstraint c) {
-        update(moments(slot, param), param, g, c);
+      model.for_each_parameter(grad, [this](int slot, auto& param, const auto& g, const RowHooks& hooks) {
+        update(moments(slot, param), param, g, hooks);
       });
   }
 
@@ -93,28 +94,33 @@ class Adam {
     p.array() -= step_size_ * m.array() / (v.array().sqrt() * inv_sqrt_bc2_ + eps);
   }
 
-  // Rows are updated (and constrained) in parallel, each while it is in cache.
-  void update(Moments& s, Matrix<Scalar>& p, const RowSparse<Scalar>& g, RowConstraint constraint) {
+  // Blocks of kRowBlock rows are updated in parallel; each row gets its hooks while in cache.
+  void update(Moments& s, Matrix<Scalar>& p, const RowSparse<Scalar>& g, const RowHooks& hooks) {
     detail::require(g.total_rows == p.rows() && (g.rows.empty() || g.cols() == p.cols()), "Adam::step()",
                     "gradient shape does not match its parameter");
     std::vector<std::int32_t> slot(static_cast<std::size_t>(p.rows()), -1);
     for (std::size_t r = 0; r < g.rows.size(); ++r) slot[static_cast<std::size_t>(g.rows[r])] = static_cast<std::int32_t>(r);
+    const index_t blocks = (p.rows() + kRowBlock - 1) / kRowBlock;
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (index_t j = 0; j < p.rows(); ++j) {
-      const std::int32_t r = slot[static_cast<std::size_t>(j)];
-      if (r >= 0) {
-        const auto g_row = g.values.row(r);
-        update_row(p.row(j), s.m.row(j), s.v.row(j), &g_row);
-      } else {
-        update_row(p.row(j), s.m.row(j), s.v.row(j), static_cast<const decltype(g.values.row(0))*>(nullptr));
+    for (index_t b = 0; b < blocks; ++b) {
+      const index_t begin = b * kRowBlock, end = std::min(p.rows(), begin + kRowBlock);
+      for (index_t j = begin; j < end; ++j) {
+        const std::int32_t r = slot[static_cast<std::size_t>(j)];
+        if (r >= 0) {
+          const auto g_row = g.values.row(r);
+          update_row(p.row(j), s.m.row(j), s.v.row(j), &g_row);
+        } else {
+          update_row(p.row(j), s.m.row(j), s.v.row(j), static_cast<const decltype(g.values.row(0))*>(nullptr));
+        }
+        if (hooks.unit_norm) detail::normalize_row(p.row(j));
       }
-      if (constraint == RowConstraint::unit_norm) detail::normalize_row(p.row(j));
+      if (hooks.after_block) hooks.after_block(begin, end);
     }
   }
 
-  void update(Moments& s, Vector<Scalar>& p, const Vector<Scalar>& g, RowConstraint) {
+  void update(Moments& s, Vector<Scalar>& p, const Vector<Scalar>& g, const RowHooks&) {
     detail::require(g.size() == p.size(), "Adam::step()", "gradient length does not match its parameter");
     update_row(p.col(0), s.m.col(0), s.v.col(0), &g);
   }

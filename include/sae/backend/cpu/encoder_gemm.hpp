@@ -17,6 +17,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/encoder_precision.hpp>
+#include <sae/model/row_hooks.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -43,17 +44,43 @@ inline constexpr bool bf16_encoder_available = SAE_BF16_ENCODER_GEMM == 1;
 
 namespace ops {
 
-// Buffers reused across calls: packed weight panels, the padded bias, x as bf16 words.
-struct EncoderGemmScratch {
+// W_enc in the kernel's panel layout for one precision. `fresh` says it matches W_enc as it is now:
+// the TopK model keeps one that the optimizer repacks block by block right after updating the rows
+// (model/row_hooks.hpp), which spares the GEMM its own pass over W_enc.
+struct PackedEncoder {
+  EncoderPrecision precision = EncoderPrecision::fp32;
+  index_t latents = 0, dim = 0, words_padded = 0;
   std::vector<std::uint32_t> panels;
+  bool fresh = false;
+};
+
+// Buffers reused across calls: packed weights (when none is supplied), the padded bias, x as bf16 words.
+struct EncoderGemmScratch {
+  PackedEncoder packed;
   std::vector<float> bias;
   std::vector<std::uint32_t> x_words;
 };
 
+// Whether encoder_preactivations packs W_enc for our kernel for this scalar type in this build.
+template <class Scalar>
+inline constexpr bool packs_encoder = SAE_AVX512_ENCODER_GEMM == 1 && std::is_same_v<Scalar, float>;
+
+// Sizes `packed` for W_enc [f, d] in `precision` (allocates once; the contents are stale).
+inline void shape_packed_encoder(PackedEncoder& packed, index_t f, index_t d, EncoderPrecision precision) {
+  const index_t words = precision == EncoderPrecision::bf16 ? (d + 1) / 2 : d;
+  packed.precision = precision;
+  packed.latents = f;
+  packed.dim = d;
+  packed.words_padded = (words + 15) / 16 * 16;
+  packed.panels.resize(static_cast<std::size_t>((f + kRowBlock - 1) / kRowBlock * packed.words_padded * kRowBlock));
+  packed.fresh = false;
+}
+
 #if SAE_AVX512_ENCODER_GEMM
 namespace detail {
 
-constexpr index_t kPanelLatents = 48;  // three 16-float vectors
+constexpr index_t kPanelLatents = kRowBlock;  // 48: three 16-float vectors, one optimizer block
+static_assert(kPanelLatents == 48, "the register tile is 8 rows x 3 vectors of 16 latents");
 constexpr index_t kTileRows = 8;       // 8 x 3 accumulators + 3 weight vectors fit the 32 registers
 constexpr index_t kDepthBlock = 1024;  // words per pass: an 8-row tile of x (32 KiB) stays in L1
 constexpr index_t kRowBlock = 64;      // rows per work item; they share one panel slice in L2
@@ -105,30 +132,35 @@ inline void transpose16(__m512i (&r)[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
-// panels[p][q][c] = word q of W row p * 48 + c (0 past the last row or word): 16 x 16 blocks of
-// words, read along rows and written along the panel.
+// panels[p][q][c] = word q of W row p * 48 + c (0 past the last row or word) for words
+// [q_begin, q_end) of panel p: 16 x 16 blocks of words, read along rows, written along the panel.
 template <bool Bf16>
-void pack_panels(const Matrix<float>& w, index_t words_padded, std::vector<std::uint32_t>& panels) {
+void pack_panel_words(const Matrix<float>& w, index_t p, index_t q_begin, index_t q_end, PackedEncoder& out) {
   const index_t f = w.rows(), d = w.cols();
-  const index_t count = (f + kPanelLatents - 1) / kPanelLatents;
-  panels.resize(static_cast<std::size_t>(count * words_padded * kPanelLatents));
-  const index_t chunks = (words_padded + kPackWords - 1) / kPackWords;  // work items: panel x word chunk
+  std::uint32_t* panel = out.panels.data() + p * out.words_padded * kPanelLatents;
+  for (index_t q0 = q_begin; q0 < q_end; q0 += 16)
+    for (index_t c0 = 0; c0 < kPanelLatents; c0 += 16) {
+      __m512i block[16];
+      for (index_t c = 0; c < 16; ++c) {
+        const index_t j = p * kPanelLatents + c0 + c;
+        block[c] = j < f ? row_words<Bf16>(w.row(j).data(), d, q0) : _mm512_setzero_si512();
+      }
+      transpose16(block);
+      for (index_t t = 0; t < 16; ++t) _mm512_storeu_si512(panel + (q0 + t) * kPanelLatents + c0, block[t]);
+    }
+}
+
+// All panels, in parallel over (panel, word chunk).
+template <bool Bf16>
+void pack_panels(const Matrix<float>& w, PackedEncoder& out) {
+  const index_t count = (w.rows() + kPanelLatents - 1) / kPanelLatents;
+  const index_t chunks = (out.words_padded + kPackWords - 1) / kPackWords;
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
   for (index_t item = 0; item < count * chunks; ++item) {
     const index_t p = item / chunks, q_begin = item % chunks * kPackWords;
-    std::uint32_t* panel = panels.data() + p * words_padded * kPanelLatents;
-    for (index_t q0 = q_begin; q0 < std::min(words_padded, q_begin + kPackWords); q0 += 16)
-      for (index_t c0 = 0; c0 < kPanelLatents; c0 += 16) {
-        __m512i block[16];
-        for (index_t c = 0; c < 16; ++c) {
-          const index_t j = p * kPanelLatents + c0 + c;
-          block[c] = j < f ? row_words<Bf16>(w.row(j).data(), d, q0) : _mm512_setzero_si512();
-        }
-        transpose16(block);
-        for (index_t t = 0; t < 16; ++t) _mm512_storeu_si512(panel + (q0 + t) * kPanelLatents + c0, block[t]);
-      }
+    pack_panel_words<Bf16>(w, p, q_begin, std::min(out.words_padded, q_begin + kPackWords), out);
   }
 }
 
@@ -190,10 +222,11 @@ void tile_rows(index_t m, const X* x, index_t ldx, const std::uint32_t* panel, i
   }
 }
 
-// pre ([rows, f]) = x words . packed panels + bias.
+// pre ([rows, f]) = x words . packed panels + bias (padded to whole panels).
 template <bool Bf16, class X>
-void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, index_t words_padded, index_t f,
-                     const EncoderGemmScratch& s, float* pre) {
+void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, const PackedEncoder& packed,
+                     const float* bias, float* pre) {
+  const index_t f = packed.latents, words_padded = packed.words_padded;
   const index_t panels = (f + kPanelLatents - 1) / kPanelLatents;
   const index_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
 #if SAE_USE_OPENMP
@@ -203,7 +236,7 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, index
     const index_t p = item / row_blocks, rb = item % row_blocks;  // neighbouring items share a panel
     const __mmask16 mask[3] = {first_lanes(f - p * kPanelLatents), first_lanes(f - p * kPanelLatents - 16),
                                first_lanes(f - p * kPanelLatents - 32)};
-    const std::uint32_t* panel = s.panels.data() + p * words_padded * kPanelLatents;
+    const std::uint32_t* panel = packed.panels.data() + p * words_padded * kPanelLatents;
     const index_t row_end = std::min(rows, (rb + 1) * kRowBlock);
     for (index_t q0 = 0; q0 < words; q0 += kDepthBlock) {
       const index_t depth = std::min(kDepthBlock, words - q0);
@@ -211,7 +244,7 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, index
         float* out = pre + i * f + p * kPanelLatents;
         const bool first = q0 == 0;
         tile_rows<Bf16>(std::min(kTileRows, row_end - i), x + i * ldx + q0, ldx, panel + q0 * kPanelLatents, depth,
-                        out, f, first ? s.bias.data() + p * kPanelLatents : out, first ? 0 : f, mask);
+                        out, f, first ? bias + p * kPanelLatents : out, first ? 0 : f, mask);
       }
     }
   }
@@ -220,10 +253,30 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, index
 }  // namespace detail
 #endif  // SAE_AVX512_ENCODER_GEMM
 
+// Repacks rows [begin, end) of W_enc — whole panels: begin % kRowBlock == 0 — into `packed` (sized
+// by shape_packed_encoder), on the calling thread: the optimizer's after-block hook. A no-op in a
+// build without the AVX-512 kernel.
+inline void pack_encoder_rows([[maybe_unused]] const Matrix<float>& w, [[maybe_unused]] index_t begin,
+                              [[maybe_unused]] index_t end, [[maybe_unused]] PackedEncoder& packed) {
+#if SAE_AVX512_ENCODER_GEMM
+  for (index_t p = begin / detail::kPanelLatents; p * detail::kPanelLatents < end; ++p) {
+    if (packed.precision == EncoderPrecision::bf16) {
+#if SAE_BF16_ENCODER_GEMM
+      detail::pack_panel_words<true>(w, p, 0, packed.words_padded, packed);
+#endif
+    } else {
+      detail::pack_panel_words<false>(w, p, 0, packed.words_padded, packed);
+    }
+  }
+#endif
+}
+
 // pre = x * w_enc^T + b_enc in the asked precision (bf16 needs bf16_encoder_available and float).
+// `packed`, when fresh for this W_enc and precision, replaces packing W_enc into the scratch.
 template <class Scalar>
 void encoder_preactivations(cpu, const Matrix<Scalar>& x, const Matrix<Scalar>& w_enc, const Vector<Scalar>& b_enc,
-                            Matrix<Scalar>& pre, EncoderPrecision precision, EncoderGemmScratch& scratch) {
+                            Matrix<Scalar>& pre, EncoderPrecision precision, EncoderGemmScratch& scratch,
+                            const PackedEncoder* packed = nullptr) {
   const bool bf16 = precision == EncoderPrecision::bf16;
   sae::detail::require(!bf16 || (bf16_encoder_available && std::is_same_v<Scalar, float>), "encoder_preactivations()",
                        "the bf16 encoder GEMM needs float and a build with AVX512-BF16 (-march=native on a CPU "
@@ -232,23 +285,30 @@ void encoder_preactivations(cpu, const Matrix<Scalar>& x, const Matrix<Scalar>& 
 #if SAE_AVX512_ENCODER_GEMM
   if constexpr (std::is_same_v<Scalar, float>) {
     const index_t f = w_enc.rows(), d = w_enc.cols();
-    const index_t words = bf16 ? (d + 1) / 2 : d, words_padded = (words + 15) / 16 * 16;
+    const index_t words = bf16 ? (d + 1) / 2 : d;
     const index_t panels = (f + detail::kPanelLatents - 1) / detail::kPanelLatents;
     scratch.bias.assign(static_cast<std::size_t>(panels * detail::kPanelLatents), 0.0f);
     std::copy(b_enc.data(), b_enc.data() + f, scratch.bias.begin());
     if (x.rows() == 0 || f == 0) return;
+    const bool reuse = packed && packed->fresh && packed->precision == precision && packed->latents == f &&
+                       packed->dim == d;
+    if (!reuse) {
+      shape_packed_encoder(scratch.packed, f, d, precision);
+      if (bf16) detail::pack_panels<true>(w_enc, scratch.packed);
+      else detail::pack_panels<false>(w_enc, scratch.packed);
+    }
+    const PackedEncoder& w = reuse ? *packed : scratch.packed;
     if (bf16) {
-      detail::pack_panels<true>(w_enc, words_padded, scratch.panels);
       detail::pack_rows_bf16(x, words, scratch.x_words);
-      detail::multiply_panels<true>(scratch.x_words.data(), words, x.rows(), words, words_padded, f, scratch, pre.data());
+      detail::multiply_panels<true>(scratch.x_words.data(), words, x.rows(), words, w, scratch.bias.data(), pre.data());
     } else {
-      detail::pack_panels<false>(w_enc, words_padded, scratch.panels);
-      detail::multiply_panels<false>(x.data(), d, x.rows(), words, words_padded, f, scratch, pre.data());
+      detail::multiply_panels<false>(x.data(), d, x.rows(), words, w, scratch.bias.data(), pre.data());
     }
     return;
   }
 #endif
   (void)scratch;
+  (void)packed;
   pre.noalias() = x * w_enc.transpose();
   pre.rowwise() += b_enc.transpose();
 }
