@@ -106,6 +106,13 @@ inline __m512i row_words(const float* row, index_t d, index_t q0) {
   }
 }
 
+// GCC 12's unpack intrinsics start from a deliberately undefined vector, which -Wuninitialized
+// reports once they are inlined here; the result does not depend on it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // Transposes a 16 x 16 block of 32-bit words held as 16 row vectors, in place.
 inline void transpose16(__m512i (&r)[16]) {
   __m512i t[16];
@@ -131,6 +138,9 @@ inline void transpose16(__m512i (&r)[16]) {
   }
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // panels[p][q][c] = word q of W row p * 48 + c (0 past the last row or word) for words
 // [q_begin, q_end) of panel p: 16 x 16 blocks of words, read along rows, written along the panel.
