@@ -174,13 +174,4 @@ double decode_with_code_gradients(cpu, const SparseCodes<Scalar>& codes, const M
   return sse;
 }
 
-// The TopK case: one upstream gradient g = dL/dx_hat [B, D] for every latent.
-template <class Scalar>
-void sparse_backward(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& g, const Matrix<Scalar>& x_in,
-                     const Matrix<Scalar>& w_dec, LatentMajor& groups, std::vector<Scalar>& dcode,
-                     RowSparse<Scalar>& dw_enc, Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
-  sparse_backward_per_latent(cpu{}, codes, [&g](index_t i, std::int32_t) { return g.row(i); }, x_in, w_dec, groups, dcode, dw_enc,
-                  db_enc, dw_dec);
-}
-
 }  // namespace sae::ops
