@@ -5,8 +5,8 @@ namespace sae {
 
 enum class EncoderPrecision {
   fp32,  // float inputs, float FMA (default; what the reports' PyTorch code computes)
-  bf16,  // inputs rounded to bfloat16, float accumulation: ranks candidates at twice the FLOP rate,
-         // then the kept latents are rescored in fp32 (see TopKConfig::encoder_precision)
+  bf16,  // inputs rounded to bfloat16, float accumulation, at twice the FLOP rate; the selection and
+         // code values come from these pre-activations (see README, "The model, exactly")
 };
 
 }  // namespace sae

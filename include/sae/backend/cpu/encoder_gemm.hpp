@@ -1,16 +1,17 @@
 // The encoder GEMM on the CPU, pre = x W_enc^T + b_enc ([B, D] x [D, F] -> [B, F]), the one dense
 // product of a training step.
 //
-// With AVX-512 and float, our own kernel runs: W_enc is repacked on every call into panels of 48
-// latents, so an 8 x 48 tile of `pre` accumulates in 24 registers while one x word per row is
-// broadcast. A "word" is one float (fp32), or a pair of neighbouring inputs rounded to bfloat16
-// (bf16: vdpbf16ps multiplies both pairs into a float accumulator, twice the FLOPs per
-// instruction of a float FMA). Each element of `pre` is summed by one thread in a fixed order, so
-// results are bitwise the same at any thread count. Repacking is one pass over W_enc per call,
-// which training needs anyway (W_enc changes every step). Without AVX-512, or for double, Eigen's
-// GEMM runs instead (fp32 only).
+// With AVX-512 and float, our own kernel runs on W_enc packed into panels of 48 latents, so an
+// 8 x 48 tile of `pre` accumulates in 24 registers while one x word per row is broadcast. A "word"
+// is one float (fp32), or a pair of neighbouring inputs rounded to bfloat16 (bf16: vdpbf16ps
+// multiplies both pairs into a float accumulator, twice the FLOPs per instruction of a float FMA).
+// Each element of `pre` is summed by one thread in a fixed order, so results are bitwise the same
+// at any thread count. The packed W_enc comes from the caller when it is fresh (the TopK model's,
+// repacked inside Adam's pass) or is packed here, one pass over W_enc. Without AVX-512, or for
+// double, Eigen's GEMM runs instead (fp32 only).
 #pragma once
 
+#include <sae/backend/cpu/avx512.hpp>
 #include <sae/config.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/bfloat16.hpp>
@@ -83,12 +84,8 @@ constexpr index_t kPanelLatents = kRowBlock;  // 48: three 16-float vectors, one
 static_assert(kPanelLatents == 48, "the register tile is 8 rows x 3 vectors of 16 latents");
 constexpr index_t kTileRows = 8;       // 8 x 3 accumulators + 3 weight vectors fit the 32 registers
 constexpr index_t kDepthBlock = 1024;  // words per pass: an 8-row tile of x (32 KiB) stays in L1
-constexpr index_t kRowBlock = 64;      // rows per work item; they share one panel slice in L2
+constexpr index_t kRowsPerItem = 64;   // rows of x per work item; they share one panel slice in L2
 constexpr index_t kPackWords = 256;    // words per packing work item
-
-inline __mmask16 first_lanes(index_t n) {
-  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // 16 words of a float row starting at word q0; lanes past the row's end are 0.
 template <bool Bf16>
@@ -238,7 +235,7 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, const
                      const float* bias, float* pre) {
   const index_t f = packed.latents, words_padded = packed.words_padded;
   const index_t panels = (f + kPanelLatents - 1) / kPanelLatents;
-  const index_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
+  const index_t row_blocks = (rows + kRowsPerItem - 1) / kRowsPerItem;
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
@@ -247,10 +244,10 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, const
     const __mmask16 mask[3] = {first_lanes(f - p * kPanelLatents), first_lanes(f - p * kPanelLatents - 16),
                                first_lanes(f - p * kPanelLatents - 32)};
     const std::uint32_t* panel = packed.panels.data() + p * words_padded * kPanelLatents;
-    const index_t row_end = std::min(rows, (rb + 1) * kRowBlock);
+    const index_t row_end = std::min(rows, (rb + 1) * kRowsPerItem);
     for (index_t q0 = 0; q0 < words; q0 += kDepthBlock) {
       const index_t depth = std::min(kDepthBlock, words - q0);
-      for (index_t i = rb * kRowBlock; i < row_end; i += kTileRows) {
+      for (index_t i = rb * kRowsPerItem; i < row_end; i += kTileRows) {
         float* out = pre + i * f + p * kPanelLatents;
         const bool first = q0 == 0;
         tile_rows<Bf16>(std::min(kTileRows, row_end - i), x + i * ldx + q0, ldx, panel + q0 * kPanelLatents, depth,

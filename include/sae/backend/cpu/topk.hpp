@@ -2,6 +2,7 @@
 // same total order on every backend. Kept values go through ReLU.
 #pragma once
 
+#include <sae/backend/cpu/avx512.hpp>
 #include <sae/config.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
@@ -16,10 +17,6 @@
 #include <limits>
 #include <type_traits>
 #include <vector>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace sae::ops {
 
@@ -46,8 +43,7 @@ inline bool topk_row_filtered(const float* row, index_t f, index_t k, bool by_ma
                               std::vector<float>& keys, std::vector<std::int32_t>& indices) {
   const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const auto load_keys = [&](index_t j) {
-    const index_t left = f - j;
-    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+    const __mmask16 mask = first_lanes(f - j);
     const __m512 v = _mm512_mask_loadu_ps(lowest, mask, row + j);
     return by_magnitude ? _mm512_mask_mov_ps(lowest, mask, _mm512_abs_ps(v)) : v;
   };
