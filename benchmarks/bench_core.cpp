@@ -94,15 +94,9 @@ int main(int argc, char** argv) {
   pc.k_true = 32;
   pc.noise_std = 0.05;
   const auto data = sae::data::make_planted<float>(pc);
-  std::printf("bench_core: N=%ld D=%ld batch=%ld epochs=%ld threads=%d encoder GEMM=%s\n", n, d, batch, epochs,
-              sae::max_threads(),
-              precision == sae::EncoderPrecision::bf16 ? "ours bf16"
-              : SAE_AVX512_ENCODER_GEMM                ? "ours fp32"
-#ifdef EIGEN_USE_BLAS
-                                                       : "BLAS");
-#else
-                                                       : "Eigen");
-#endif
+  std::printf("bench_core: N=%ld D=%ld batch=%ld epochs=%ld threads=%d encoder GEMM=ours %s, %ld-float vectors\n", n,
+              d, batch, epochs, sae::max_threads(), precision == sae::EncoderPrecision::bf16 ? "bf16" : "fp32",
+              static_cast<long>(sae::ops::detail::kLanes));
   std::printf("%5s %5s %9s %10s %7s %7s %7s %7s %8s\n", "K", "F", "s/SAE", "GEMM GF/s", "gemm%", "topk%", "sparse%",
               "adam%", "EV");
   double grid_seconds = 0;

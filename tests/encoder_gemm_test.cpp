@@ -47,13 +47,14 @@ double worst_error(const sae::Matrix<Scalar>& got, const Eigen::MatrixXd& exact,
   return worst;
 }
 
-// Shapes around every blocking edge: 8-row tiles, 64-row blocks, 48-latent panels, 16-word
-// groups, 1024-word depth blocks, odd D for bf16 pairs.
+// Shapes around every blocking edge of every ISA's kernel: 6- and 8-row tiles, 64-row blocks,
+// 48-latent panels of 12-, 16- or 48-latent tiles, 4/8/16-word vectors, 256- and 1024-word depth
+// blocks, a partial last panel, odd D for bf16 pairs.
 struct Shape {
   index_t rows, latents, dim;
 };
 const Shape kShapes[] = {{1, 1, 1},   {3, 5, 7},    {8, 48, 16},   {13, 50, 37},   {64, 96, 33},
-                         {71, 47, 2}, {9, 145, 1030}, {130, 49, 2051}, {256, 100, 64}};
+                         {71, 47, 2}, {9, 145, 1030}, {130, 49, 2051}, {256, 100, 64}, {7, 97, 515}};
 
 }  // namespace
 
@@ -90,6 +91,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fp32_product_matches_naive_sum, T, sae::test::floa
   }
 }
 
+// Our float kernel (every ISA) sums each element on one thread in a fixed order; double goes
+// through Eigen's GEMM, which promises no such thing and is not tested for it.
 BOOST_AUTO_TEST_CASE(fp32_product_is_bitwise_the_same_at_any_thread_count) {
 #if SAE_USE_OPENMP
   const auto x = sae::test::random_matrix<float>(200, 300, 4);

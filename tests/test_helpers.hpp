@@ -6,7 +6,11 @@
 #include <sae/core/types.hpp>
 
 #include <boost/mpl/list.hpp>
+#if defined(SAE_BOOST_TEST_HEADER_ONLY)
+#include <boost/test/included/unit_test.hpp>
+#else
 #include <boost/test/unit_test.hpp>
+#endif
 
 #include <algorithm>
 #include <cmath>

@@ -1,17 +1,19 @@
 // The encoder GEMM on the CPU, pre = x W_enc^T + b_enc ([B, D] x [D, F] -> [B, F]), the one dense
 // product of a training step.
 //
-// With AVX-512 and float, our own kernel runs on W_enc packed into panels of 48 latents, so an
-// 8 x 48 tile of `pre` accumulates in 24 registers while one x word per row is broadcast. A "word"
-// is one float (fp32), or a pair of neighbouring inputs rounded to bfloat16 (bf16: vdpbf16ps
-// multiplies both pairs into a float accumulator, twice the FLOPs per instruction of a float FMA).
-// Each element of `pre` is summed by one thread in a fixed order, so results are bitwise the same
-// at any thread count. The packed W_enc comes from the caller when it is fresh (the TopK model's,
-// repacked inside Adam's pass) or is packed here, one pass over W_enc. Without AVX-512, or for
-// double, Eigen's GEMM runs instead (fp32 only).
+// For float, our own kernel runs on every CPU. It is written once on Eigen's packet layer (the
+// widest SIMD vector the build targets: 16 floats with AVX-512, 8 with AVX/AVX2, 4 with SSE2 or
+// NEON), so each ISA gets the same code at its own width. W_enc is packed into panels of 48
+// latents; an M-row x V-vector tile of `pre` accumulates in registers while one x word per row is
+// broadcast (8 x 3 vectors where there are 32 vector registers, 4 x 3 or 6 x 2 with 16). A "word"
+// is one float (fp32), or a pair of neighbouring inputs rounded to bfloat16 (bf16, AVX512-BF16
+// only: vdpbf16ps multiplies both pairs into a float accumulator, twice the FLOPs per instruction
+// of a float FMA). Each element of `pre` is summed by one thread in a fixed order, so results are
+// bitwise the same at any thread count on a given build. The packed W_enc comes from the caller
+// when it is fresh (the TopK model's, repacked inside Adam's pass) or is packed here, one pass over
+// W_enc. For double, Eigen's GEMM runs instead (fp32 only).
 #pragma once
 
-#include <sae/backend/cpu/avx512.hpp>
 #include <sae/config.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/bfloat16.hpp>
@@ -25,13 +27,8 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BF16__) && defined(EIGEN_VECTORIZE_AVX512)
 #include <immintrin.h>
-#define SAE_AVX512_ENCODER_GEMM 1
-#else
-#define SAE_AVX512_ENCODER_GEMM 0
-#endif
-#if SAE_AVX512_ENCODER_GEMM && defined(__AVX512BF16__)
 #define SAE_BF16_ENCODER_GEMM 1
 #else
 #define SAE_BF16_ENCODER_GEMM 0
@@ -45,13 +42,14 @@ inline constexpr bool bf16_encoder_available = SAE_BF16_ENCODER_GEMM == 1;
 
 namespace ops {
 
-// W_enc in the kernel's panel layout for one precision. `fresh` says it matches W_enc as it is now:
-// the TopK model keeps one that the optimizer repacks block by block right after updating the rows
+// W_enc in the kernel's panel layout for one precision: panel p holds word q of latent p * 48 + c
+// at [q][c] (bf16 words are bit patterns). `fresh` says it matches W_enc as it is now: the TopK
+// model keeps one that the optimizer repacks block by block right after updating the rows
 // (model/row_hooks.hpp), which spares the GEMM its own pass over W_enc.
 struct PackedEncoder {
   EncoderPrecision precision = EncoderPrecision::fp32;
   index_t latents = 0, dim = 0, words_padded = 0;
-  std::vector<std::uint32_t> panels;
+  std::vector<float> panels;
   bool fresh = false;
 };
 
@@ -62,98 +60,86 @@ struct EncoderGemmScratch {
   std::vector<std::uint32_t> x_words;
 };
 
-// Whether encoder_preactivations packs W_enc for our kernel for this scalar type in this build.
+// Whether encoder_preactivations packs W_enc for our kernel for this scalar type.
 template <class Scalar>
-inline constexpr bool packs_encoder = SAE_AVX512_ENCODER_GEMM == 1 && std::is_same_v<Scalar, float>;
+inline constexpr bool packs_encoder = std::is_same_v<Scalar, float>;
 
-// Sizes `packed` for W_enc [f, d] in `precision` (allocates once; the contents are stale).
-inline void shape_packed_encoder(PackedEncoder& packed, index_t f, index_t d, EncoderPrecision precision) {
-  const index_t words = precision == EncoderPrecision::bf16 ? (d + 1) / 2 : d;
-  packed.precision = precision;
-  packed.latents = f;
-  packed.dim = d;
-  packed.words_padded = (words + 15) / 16 * 16;
-  packed.panels.resize(static_cast<std::size_t>((f + kRowBlock - 1) / kRowBlock * packed.words_padded * kRowBlock));
-  packed.fresh = false;
-}
-
-#if SAE_AVX512_ENCODER_GEMM
 namespace detail {
 
-constexpr index_t kPanelLatents = kRowBlock;  // 48: three 16-float vectors, one optimizer block
-static_assert(kPanelLatents == 48, "the register tile is 8 rows x 3 vectors of 16 latents");
-constexpr index_t kTileRows = 8;       // 8 x 3 accumulators + 3 weight vectors fit the 32 registers
-constexpr index_t kDepthBlock = 1024;  // words per pass: an 8-row tile of x (32 KiB) stays in L1
+// GCC notes that a vector type's attributes do not take part in template arguments; Eigen's own
+// packet code is written the same way and silences it likewise.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#endif
+using Packet = Eigen::internal::packet_traits<float>::type;
+constexpr index_t kLanes = Eigen::internal::unpacket_traits<Packet>::size;  // floats per vector
+constexpr index_t kPanelLatents = kRowBlock;  // 48: one optimizer block
+#if defined(EIGEN_VECTORIZE_AVX512) || defined(__aarch64__)
+constexpr int kVectorRegisters = 32;
+#else
+constexpr int kVectorRegisters = 16;
+#endif
+// The register tile: kTileRows x kTileVectors accumulators plus the tile's weight vectors and one
+// broadcast fit the vector registers (8 x 3 with 32 of them; 6 x 2 with 16, which measured ~3%
+// faster than 4 x 3 on AVX2). A panel is kPanelLatents / (kTileVectors * kLanes) tiles wide.
+constexpr index_t kTileRows = kVectorRegisters == 32 ? 8 : 6;
+constexpr index_t kTileVectors = kVectorRegisters == 32 ? 3 : 2;
+constexpr index_t kTileLatents = kTileVectors * kLanes;
+static_assert(kPanelLatents % kTileLatents == 0, "a panel is a whole number of register tiles");
+static_assert(kPanelLatents % kLanes == 0, "a panel row is a whole number of vectors");
+// Words per pass: a tile's rows of x stay in L1 (32 KiB at 8 rows x 1024); with 16 registers the
+// shorter pass also keeps a tile's panel slice there (measured: 256 beats 1024 by ~3% on AVX2,
+// 1024 beats 256 by ~5% on AVX-512).
+constexpr index_t kDepthBlock = kVectorRegisters == 32 ? 1024 : 256;
 constexpr index_t kRowsPerItem = 64;   // rows of x per work item; they share one panel slice in L2
 constexpr index_t kPackWords = 256;    // words per packing work item
+static_assert(kPackWords % kLanes == 0 && kDepthBlock % kLanes == 0, "blocks are whole vectors");
 
-// 16 words of a float row starting at word q0; lanes past the row's end are 0.
+inline Packet load(const float* p) { return Eigen::internal::ploadu<Packet>(p); }
+inline void store(float* p, Packet v) { Eigen::internal::pstoreu(p, v); }
+
+#if SAE_BF16_ENCODER_GEMM
+// Mask of the first n of 16 lanes (none for n <= 0, all for n >= 16): the valid lanes of a row's tail.
+inline __mmask16 first_lanes(index_t n) {
+  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+#endif
+
+// kLanes words of a float row starting at word q0; words past the row's end are 0.
 template <bool Bf16>
-inline __m512i row_words(const float* row, index_t d, index_t q0) {
+inline Packet row_words(const float* row, index_t d, index_t q0) {
   if constexpr (Bf16) {
 #if SAE_BF16_ENCODER_GEMM
     const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(d - 2 * q0), row + std::min(2 * q0, d));
     const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(d - 2 * q0 - 16), row + std::min(2 * q0 + 16, d));
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // bf16 of row[2 q0 .. 2 q0 + 31], in order
+    return _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo));  // bf16 of row[2 q0 .. 2 q0 + 31], in order
 #else
-    return _mm512_setzero_si512();
+    return Eigen::internal::pset1<Packet>(0.0f);
 #endif
   } else {
-    return _mm512_castps_si512(_mm512_maskz_loadu_ps(first_lanes(d - q0), row + std::min(q0, d)));
+    if (q0 + kLanes <= d) return load(row + q0);
+    float tail[kLanes] = {};
+    for (index_t t = q0; t < d; ++t) tail[t - q0] = row[t];
+    return load(tail);
   }
 }
-
-// GCC 12's unpack intrinsics start from a deliberately undefined vector, which -Wuninitialized
-// reports once they are inlined here; the result does not depend on it.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-// Transposes a 16 x 16 block of 32-bit words held as 16 row vectors, in place.
-inline void transpose16(__m512i (&r)[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // Now r[4i + m]'s 128-bit lane L holds column 4L + m of rows 4i .. 4i + 3.
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int m = 0; m < 4; ++m) {
-    const __m512i ab_even = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88), ab_odd = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xdd);
-    const __m512i cd_even = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
-    const __m512i cd_odd = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xdd);
-    t[m] = _mm512_shuffle_i32x4(ab_even, cd_even, 0x88);
-    t[8 + m] = _mm512_shuffle_i32x4(ab_even, cd_even, 0xdd);
-    t[4 + m] = _mm512_shuffle_i32x4(ab_odd, cd_odd, 0x88);
-    t[12 + m] = _mm512_shuffle_i32x4(ab_odd, cd_odd, 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 // panels[p][q][c] = word q of W row p * 48 + c (0 past the last row or word) for words
-// [q_begin, q_end) of panel p: 16 x 16 blocks of words, read along rows, written along the panel.
+// [q_begin, q_end) of panel p: kLanes x kLanes blocks of words, read along rows, written along the panel.
 template <bool Bf16>
 void pack_panel_words(const Matrix<float>& w, index_t p, index_t q_begin, index_t q_end, PackedEncoder& out) {
   const index_t f = w.rows(), d = w.cols();
-  std::uint32_t* panel = out.panels.data() + p * out.words_padded * kPanelLatents;
-  for (index_t q0 = q_begin; q0 < q_end; q0 += 16)
-    for (index_t c0 = 0; c0 < kPanelLatents; c0 += 16) {
-      __m512i block[16];
-      for (index_t c = 0; c < 16; ++c) {
+  float* panel = out.panels.data() + p * out.words_padded * kPanelLatents;
+  for (index_t q0 = q_begin; q0 < q_end; q0 += kLanes)
+    for (index_t c0 = 0; c0 < kPanelLatents; c0 += kLanes) {
+      Eigen::internal::PacketBlock<Packet, kLanes> block;
+      for (index_t c = 0; c < kLanes; ++c) {
         const index_t j = p * kPanelLatents + c0 + c;
-        block[c] = j < f ? row_words<Bf16>(w.row(j).data(), d, q0) : _mm512_setzero_si512();
+        block.packet[c] = j < f ? row_words<Bf16>(w.row(j).data(), d, q0) : Eigen::internal::pset1<Packet>(0.0f);
       }
-      transpose16(block);
-      for (index_t t = 0; t < 16; ++t) _mm512_storeu_si512(panel + (q0 + t) * kPanelLatents + c0, block[t]);
+      if constexpr (kLanes > 1) Eigen::internal::ptranspose(block);
+      for (index_t t = 0; t < kLanes; ++t) store(panel + (q0 + t) * kPanelLatents + c0, block.packet[t]);
     }
 }
 
@@ -171,6 +157,7 @@ void pack_panels(const Matrix<float>& w, PackedEncoder& out) {
   }
 }
 
+#if SAE_BF16_ENCODER_GEMM
 // x rows as bf16 words, `words` per row.
 inline void pack_rows_bf16(const Matrix<float>& x, index_t words, std::vector<std::uint32_t>& out) {
   out.resize(static_cast<std::size_t>(x.rows() * words));
@@ -180,57 +167,49 @@ inline void pack_rows_bf16(const Matrix<float>& x, index_t words, std::vector<st
   for (index_t i = 0; i < x.rows(); ++i)
     for (index_t q0 = 0; q0 < words; q0 += 16)
       _mm512_mask_storeu_epi32(out.data() + i * words + q0, first_lanes(words - q0),
-                               row_words<true>(x.row(i).data(), x.cols(), q0));
+                               _mm512_castps_si512(row_words<true>(x.row(i).data(), x.cols(), q0)));
 }
 
-// out[r, 0:48] = init[r] + sum over `depth` words of x[r] . panel, for M rows. Lanes past the last
-// latent are masked off. x is float (fp32) or bf16 words (bf16).
-template <int M, bool Bf16, class X>
-inline void tile(const X* x, index_t ldx, const std::uint32_t* panel, index_t depth, float* out, index_t ldo,
-                 const float* init, index_t init_ld, const __mmask16 (&mask)[3]) {
-  __m512 acc[M][3];
-  for (int r = 0; r < M; ++r)
-    for (int v = 0; v < 3; ++v) acc[r][v] = _mm512_maskz_loadu_ps(mask[v], init + r * init_ld + 16 * v);
-  for (index_t q = 0; q < depth; ++q) {
-    const std::uint32_t* wq = panel + q * kPanelLatents;
-    const __m512i w0 = _mm512_loadu_si512(wq), w1 = _mm512_loadu_si512(wq + 16), w2 = _mm512_loadu_si512(wq + 32);
-    for (int r = 0; r < M; ++r) {
-      if constexpr (Bf16) {
-#if SAE_BF16_ENCODER_GEMM
-        const __m512bh b = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[r * ldx + q]));
-        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], b, (__m512bh)w0);
-        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], b, (__m512bh)w1);
-        acc[r][2] = _mm512_dpbf16_ps(acc[r][2], b, (__m512bh)w2);
+// acc += x word . w: a float FMA, or two bf16 products per lane into a float sum.
+inline Packet multiply_add(std::uint32_t x, Packet w, Packet acc) {
+  return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(static_cast<int>(x)), (__m512bh)_mm512_castps_si512(w));
+}
 #endif
-      } else {
-        const __m512 b = _mm512_set1_ps(x[r * ldx + q]);
-        acc[r][0] = _mm512_fmadd_ps(b, _mm512_castsi512_ps(w0), acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(b, _mm512_castsi512_ps(w1), acc[r][1]);
-        acc[r][2] = _mm512_fmadd_ps(b, _mm512_castsi512_ps(w2), acc[r][2]);
-      }
-    }
+inline Packet multiply_add(float x, Packet w, Packet acc) {
+  return Eigen::internal::pmadd(Eigen::internal::pset1<Packet>(x), w, acc);
+}
+
+// out[r, 0:M*V lanes] = init[r] + sum over `depth` words of x[r] . panel, for M rows.
+template <int M, class X>
+inline void tile(const X* x, index_t ldx, const float* panel, index_t depth, float* out, index_t ldo,
+                 const float* init, index_t init_ld) {
+  constexpr int V = static_cast<int>(kTileVectors);
+  Packet acc[M][V];
+  for (int r = 0; r < M; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = load(init + r * init_ld + kLanes * v);
+  for (index_t q = 0; q < depth; ++q) {
+    const float* wq = panel + q * kPanelLatents;
+    Packet w[V];
+    for (int v = 0; v < V; ++v) w[v] = load(wq + kLanes * v);
+    for (int r = 0; r < M; ++r)
+      for (int v = 0; v < V; ++v) acc[r][v] = multiply_add(x[r * ldx + q], w[v], acc[r][v]);
   }
   for (int r = 0; r < M; ++r)
-    for (int v = 0; v < 3; ++v) _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mask[v], acc[r][v]);
+    for (int v = 0; v < V; ++v) store(out + r * ldo + kLanes * v, acc[r][v]);
 }
 
-template <bool Bf16, class X>
-void tile_rows(index_t m, const X* x, index_t ldx, const std::uint32_t* panel, index_t depth, float* out, index_t ldo,
-               const float* init, index_t init_ld, const __mmask16 (&mask)[3]) {
-  switch (m) {
-    case 8: tile<8, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    case 7: tile<7, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    case 6: tile<6, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    case 5: tile<5, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    case 4: tile<4, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    case 3: tile<3, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    case 2: tile<2, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
-    default: tile<1, Bf16>(x, ldx, panel, depth, out, ldo, init, init_ld, mask); break;
+template <int M = kTileRows, class X>
+void tile_rows(index_t m, const X* x, index_t ldx, const float* panel, index_t depth, float* out, index_t ldo,
+               const float* init, index_t init_ld) {
+  if constexpr (M > 1) {
+    if (m < M) return tile_rows<M - 1>(m, x, ldx, panel, depth, out, ldo, init, init_ld);
   }
+  tile<M>(x, ldx, panel, depth, out, ldo, init, init_ld);
 }
 
-// pre ([rows, f]) = x words . packed panels + bias (padded to whole panels).
-template <bool Bf16, class X>
+// pre ([rows, f]) = x words . packed panels + bias (padded to whole panels). The last panel's
+// valid latents go through a local buffer, so tiles never write past a row of `pre`.
+template <class X>
 void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, const PackedEncoder& packed,
                      const float* bias, float* pre) {
   const index_t f = packed.latents, words_padded = packed.words_padded;
@@ -241,41 +220,51 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, const
 #endif
   for (index_t item = 0; item < panels * row_blocks; ++item) {
     const index_t p = item / row_blocks, rb = item % row_blocks;  // neighbouring items share a panel
-    const __mmask16 mask[3] = {first_lanes(f - p * kPanelLatents), first_lanes(f - p * kPanelLatents - 16),
-                               first_lanes(f - p * kPanelLatents - 32)};
-    const std::uint32_t* panel = packed.panels.data() + p * words_padded * kPanelLatents;
-    const index_t row_end = std::min(rows, (rb + 1) * kRowsPerItem);
+    const index_t valid = std::min(kPanelLatents, f - p * kPanelLatents);
+    const float* panel = packed.panels.data() + p * words_padded * kPanelLatents;
+    const index_t row_begin = rb * kRowsPerItem, row_end = std::min(rows, row_begin + kRowsPerItem);
+    std::vector<float> partial(valid < kPanelLatents ? static_cast<std::size_t>(kRowsPerItem * kPanelLatents) : 0);
+    float* const out0 = valid < kPanelLatents ? partial.data() : pre + row_begin * f + p * kPanelLatents;
+    const index_t ldo = valid < kPanelLatents ? kPanelLatents : f;
     for (index_t q0 = 0; q0 < words; q0 += kDepthBlock) {
       const index_t depth = std::min(kDepthBlock, words - q0);
-      for (index_t i = rb * kRowsPerItem; i < row_end; i += kTileRows) {
-        float* out = pre + i * f + p * kPanelLatents;
-        const bool first = q0 == 0;
-        tile_rows<Bf16>(std::min(kTileRows, row_end - i), x + i * ldx + q0, ldx, panel + q0 * kPanelLatents, depth,
-                        out, f, first ? bias + p * kPanelLatents : out, first ? 0 : f, mask);
-      }
+      for (index_t i = row_begin; i < row_end; i += kTileRows)
+        for (index_t c = 0; c < kPanelLatents; c += kTileLatents) {
+          float* out = out0 + (i - row_begin) * ldo + c;
+          const bool first = q0 == 0;
+          tile_rows(std::min(kTileRows, row_end - i), x + i * ldx + q0, ldx, panel + q0 * kPanelLatents + c, depth,
+                    out, ldo, first ? bias + p * kPanelLatents + c : out, first ? 0 : ldo);
+        }
     }
+    if (valid < kPanelLatents)
+      for (index_t i = row_begin; i < row_end; ++i)
+        std::copy_n(out0 + (i - row_begin) * ldo, valid, pre + i * f + p * kPanelLatents);
   }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }  // namespace detail
-#endif  // SAE_AVX512_ENCODER_GEMM
+
+// Sizes `packed` for W_enc [f, d] in `precision` (allocates once; the contents are stale).
+inline void shape_packed_encoder(PackedEncoder& packed, index_t f, index_t d, EncoderPrecision precision) {
+  const index_t words = precision == EncoderPrecision::bf16 ? (d + 1) / 2 : d;
+  packed.precision = precision;
+  packed.latents = f;
+  packed.dim = d;
+  packed.words_padded = (words + detail::kLanes - 1) / detail::kLanes * detail::kLanes;
+  packed.panels.resize(static_cast<std::size_t>((f + kRowBlock - 1) / kRowBlock * packed.words_padded * kRowBlock));
+  packed.fresh = false;
+}
 
 // Repacks rows [begin, end) of W_enc — whole panels: begin % kRowBlock == 0 — into `packed` (sized
-// by shape_packed_encoder), on the calling thread: the optimizer's after-block hook. A no-op in a
-// build without the AVX-512 kernel.
-inline void pack_encoder_rows([[maybe_unused]] const Matrix<float>& w, [[maybe_unused]] index_t begin,
-                              [[maybe_unused]] index_t end, [[maybe_unused]] PackedEncoder& packed) {
-#if SAE_AVX512_ENCODER_GEMM
+// by shape_packed_encoder), on the calling thread: the optimizer's after-block hook.
+inline void pack_encoder_rows(const Matrix<float>& w, index_t begin, index_t end, PackedEncoder& packed) {
   for (index_t p = begin / detail::kPanelLatents; p * detail::kPanelLatents < end; ++p) {
-    if (packed.precision == EncoderPrecision::bf16) {
-#if SAE_BF16_ENCODER_GEMM
-      detail::pack_panel_words<true>(w, p, 0, packed.words_padded, packed);
-#endif
-    } else {
-      detail::pack_panel_words<false>(w, p, 0, packed.words_padded, packed);
-    }
+    if (packed.precision == EncoderPrecision::bf16) detail::pack_panel_words<true>(w, p, 0, packed.words_padded, packed);
+    else detail::pack_panel_words<false>(w, p, 0, packed.words_padded, packed);
   }
-#endif
 }
 
 // pre = x * w_enc^T + b_enc in the asked precision (bf16 needs bf16_encoder_available and float).
@@ -289,8 +278,7 @@ void encoder_preactivations(cpu, const Matrix<Scalar>& x, const Matrix<Scalar>& 
                        "the bf16 encoder GEMM needs float and a build with AVX512-BF16 (-march=native on a CPU "
                        "that has it)");
   pre.resize(x.rows(), w_enc.rows());
-#if SAE_AVX512_ENCODER_GEMM
-  if constexpr (std::is_same_v<Scalar, float>) {
+  if constexpr (packs_encoder<Scalar>) {
     const index_t f = w_enc.rows(), d = w_enc.cols();
     const index_t words = bf16 ? (d + 1) / 2 : d;
     const index_t panels = (f + detail::kPanelLatents - 1) / detail::kPanelLatents;
@@ -306,18 +294,19 @@ void encoder_preactivations(cpu, const Matrix<Scalar>& x, const Matrix<Scalar>& 
     }
     const PackedEncoder& w = reuse ? *packed : scratch.packed;
     if (bf16) {
+#if SAE_BF16_ENCODER_GEMM
       detail::pack_rows_bf16(x, words, scratch.x_words);
-      detail::multiply_panels<true>(scratch.x_words.data(), words, x.rows(), words, w, scratch.bias.data(), pre.data());
-    } else {
-      detail::multiply_panels<false>(x.data(), d, x.rows(), words, w, scratch.bias.data(), pre.data());
-    }
-    return;
-  }
+      detail::multiply_panels(scratch.x_words.data(), words, x.rows(), words, w, scratch.bias.data(), pre.data());
 #endif
-  (void)scratch;
-  (void)packed;
-  pre.noalias() = x * w_enc.transpose();
-  pre.rowwise() += b_enc.transpose();
+    } else {
+      detail::multiply_panels(x.data(), d, x.rows(), words, w, scratch.bias.data(), pre.data());
+    }
+  } else {
+    (void)scratch;
+    (void)packed;
+    pre.noalias() = x * w_enc.transpose();
+    pre.rowwise() += b_enc.transpose();
+  }
 }
 
 // fp32, with scratch of its own (one-off products; training reuses a workspace's scratch).
