@@ -1,10 +1,14 @@
 // Core CPU benchmark: seconds per SAE for the report-001 grid shapes (N = 5,978, D = 2,048,
 // batch 256, K in {5, 10, 20, 100} x F in {512, 1024, 2048}), the encoder GEMM's achieved
-// GFLOP/s, and where a training step spends its time (GEMM, top-k, sparse kernels, Adam).
+// GFLOP/s, and where a training step spends its time (GEMM, top-k, sparse kernels, Adam). Adam
+// must read and write every weight and both moments each step, so its floor is memory bandwidth:
+// "adam floor" is the time of a plain read-modify-write pass over arrays of that size (p, m, v for
+// W_enc and W_dec) on the same threads, and "of floor" that time over Adam's measured time.
 //
 //   build/benchmarks/bench_core [--epochs 25] [--ks 5,10,20,100] [--latents 512,1024,2048] [--precision fp32|bf16]
 #include <sae/sae.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +73,27 @@ Phases profile_steps(Model& model, const sae::Matrix<float>& x, long batch, int 
   return p;
 }
 
+// Seconds of one read-modify-write pass over three arrays of n floats (Adam's p, m, v traffic
+// without its arithmetic), best of 5, on all threads.
+double stream_pass_seconds(std::size_t n) {
+  std::vector<float> p(n, 1.0f), m(n, 2.0f), v(n, 3.0f);
+  double best = 1e30;
+  for (int round = 0; round < 6; ++round) {
+    const auto t = Clock::now();
+    const auto count = static_cast<long>(n);
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (long i = 0; i < count; ++i) {
+      m[i] = 0.9f * m[i] + 0.1f;
+      v[i] = 0.999f * v[i] + 0.001f;
+      p[i] -= 1e-3f * m[i] / (v[i] + 1.0f);
+    }
+    if (round > 0) best = std::min(best, since(t));  // round 0 faults the pages in
+  }
+  return best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,8 +122,8 @@ int main(int argc, char** argv) {
   std::printf("bench_core: N=%ld D=%ld batch=%ld epochs=%ld threads=%d encoder GEMM=ours %s, %ld-float vectors\n", n,
               d, batch, epochs, sae::max_threads(), precision == sae::EncoderPrecision::bf16 ? "bf16" : "fp32",
               static_cast<long>(sae::ops::detail::kLanes));
-  std::printf("%5s %5s %9s %10s %7s %7s %7s %7s %8s\n", "K", "F", "s/SAE", "GEMM GF/s", "gemm%", "topk%", "sparse%",
-              "adam%", "EV");
+  std::printf("%5s %5s %9s %10s %7s %7s %7s %7s %8s %8s %9s %8s\n", "K", "F", "s/SAE", "GEMM GF/s", "gemm%", "topk%",
+              "sparse%", "adam%", "step ms", "adam ms", "adam floor", "of floor");
   double grid_seconds = 0;
   for (long f : latents) {
     for (long k : ks) {
@@ -112,9 +137,14 @@ int main(int argc, char** argv) {
       const int steps = 40;
       const Phases p = profile_steps(probe, data.x, batch, steps);
       const double gflops = 2.0 * batch * d * f * steps / p.gemm / 1e9;
-      std::printf("%5ld %5ld %9.2f %10.1f %6.1f%% %6.1f%% %6.1f%% %6.1f%% %8.4f\n", k, f, summary.seconds, gflops,
-                  100 * p.gemm / p.total(), 100 * p.topk / p.total(), 100 * p.sparse / p.total(),
-                  100 * p.adam / p.total(), summary.history.back().train_ev);
+      const double adam_floor = stream_pass_seconds(static_cast<std::size_t>(2 * f * d));
+      const double traffic_gb = 2.0 * f * d * 6 * sizeof(float) / 1e9;  // p, m, v read and written
+      std::printf("%5ld %5ld %9.2f %10.1f %6.1f%% %6.1f%% %6.1f%% %6.1f%% %8.2f %8.2f %6.2f ms %7.0f%%   "
+                  "(%.0f GB/s; EV %.4f)\n",
+                  k, f, summary.seconds, gflops, 100 * p.gemm / p.total(), 100 * p.topk / p.total(),
+                  100 * p.sparse / p.total(), 100 * p.adam / p.total(), 1e3 * p.total() / steps, 1e3 * p.adam / steps,
+                  1e3 * adam_floor, 100 * adam_floor / (p.adam / steps), traffic_gb / adam_floor,
+                  summary.history.back().train_ev);
       std::fflush(stdout);
     }
   }

@@ -5,6 +5,8 @@
 #include <sae/optim/adam.hpp>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 using sae::index_t;
 using Model = sae::TopKAutoencoder<double>;
@@ -90,4 +92,25 @@ BOOST_AUTO_TEST_CASE(bad_hyperparameters_are_rejected) {
   BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{0.0}), sae::invalid_argument);
   BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{1e-3, 1.0}), sae::invalid_argument);
   BOOST_CHECK_THROW(sae::Adam<float>(sae::AdamConfig{1e-3, 0.9, 0.999, 0.0}), sae::invalid_argument);
+}
+
+// Adam's square root must be IEEE's on every ISA: Eigen's own psqrt is an rsqrt approximation
+// under EIGEN_FAST_MATH, off by a bit or two on some inputs, which this test would catch.
+BOOST_AUTO_TEST_CASE_TEMPLATE(packet_sqrt_is_exact_on_every_lane, T, sae::test::float_types) {
+  using P = sae::simd::Packet<T>;
+  constexpr index_t lanes = sae::simd::kLanes<T>;
+  sae::Rng rng(5);
+  std::vector<T> in, special = {T(0), T(1), T(2), T(1e-30), std::numeric_limits<T>::denorm_min(),
+                                std::numeric_limits<T>::min(), std::numeric_limits<T>::max(),
+                                std::numeric_limits<T>::infinity()};
+  for (int i = 0; i < 20000; ++i) in.push_back(static_cast<T>(std::exp(20 * rng.normal())));
+  in.insert(in.end(), special.begin(), special.end());
+  while (in.size() % lanes) in.push_back(T(3));
+  index_t wrong = 0;
+  for (std::size_t i = 0; i < in.size(); i += lanes) {
+    T out[lanes];
+    Eigen::internal::pstoreu(out, sae::simd::exact_sqrt(Eigen::internal::ploadu<P>(in.data() + i)));
+    for (index_t l = 0; l < lanes; ++l) wrong += out[l] != std::sqrt(in[i + l]);
+  }
+  BOOST_TEST(wrong == 0);
 }

@@ -42,10 +42,19 @@ double explained_variance_reports(const Matrix<Scalar>& x, const Matrix<Scalar>&
   detail::require_same_shape(x, x_hat, "explained_variance_reports()");
   const double n = static_cast<double>(x.size());
   sae::detail::require(n > 1, "explained_variance_reports()", "needs at least two elements");
-  const Eigen::ArrayXXd xd = x.template cast<double>().array();
-  const Eigen::ArrayXXd r = xd - x_hat.template cast<double>().array();
-  const double var_r = (r - r.mean()).square().sum() / (n - 1);
-  const double var_x = (xd - xd.mean()).square().sum() / (n - 1);
+  // Two passes in double, a row at a time: no full-size double copies of x or the residual.
+  double sum_r = 0, sum_x = 0;
+  for (index_t i = 0; i < x.rows(); ++i) {
+    sum_r += (x.row(i).template cast<double>() - x_hat.row(i).template cast<double>()).sum();
+    sum_x += x.row(i).template cast<double>().sum();
+  }
+  const double mean_r = sum_r / n, mean_x = sum_x / n;
+  double ss_r = 0, ss_x = 0;
+  for (index_t i = 0; i < x.rows(); ++i) {
+    ss_r += ((x.row(i).template cast<double>() - x_hat.row(i).template cast<double>()).array() - mean_r).square().sum();
+    ss_x += (x.row(i).template cast<double>().array() - mean_x).square().sum();
+  }
+  const double var_r = ss_r / (n - 1), var_x = ss_x / (n - 1);
   return 1.0 - var_r / var_x;
 }
 

@@ -8,6 +8,7 @@
 
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/packet.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/row_hooks.hpp>
 #include <sae/model/row_sparse.hpp>
@@ -79,19 +80,41 @@ class Adam {
     return s;
   }
 
-  // The per-row kernel; g_row == nullptr means a zero gradient.
-  template <class P, class M, class G>
-  void update_row(P&& p, M&& m, M&& v, const G* g_row) const {
+  // The update of n contiguous elements in one pass, moments in registers; g == nullptr means a
+  // zero gradient. The square root is IEEE's (simd::exact_sqrt), as PyTorch's.
+  template <bool HasGradient>
+  void update_span(Scalar* p, Scalar* m, Scalar* v, const Scalar* g, index_t n) const {
+    namespace ei = Eigen::internal;
+    using P = simd::Packet<Scalar>;
+    constexpr index_t lanes = simd::kLanes<Scalar>;
     const auto b1 = static_cast<Scalar>(config_.beta1), b2 = static_cast<Scalar>(config_.beta2);
     const auto eps = static_cast<Scalar>(config_.eps);
-    if (g_row) {
-      m.array() = b1 * m.array() + (Scalar(1) - b1) * g_row->array();
-      v.array() = b2 * v.array() + (Scalar(1) - b2) * g_row->array().square();
-    } else {
-      m.array() *= b1;
-      v.array() *= b2;
+    const P pb1 = ei::pset1<P>(b1), pc1 = ei::pset1<P>(Scalar(1) - b1), pb2 = ei::pset1<P>(b2);
+    const P pc2 = ei::pset1<P>(Scalar(1) - b2), pstep = ei::pset1<P>(step_size_), pbc2 = ei::pset1<P>(inv_sqrt_bc2_);
+    const P peps = ei::pset1<P>(eps);
+    index_t i = 0;
+    for (; i + lanes <= n; i += lanes) {
+      P mi = ei::pmul(pb1, ei::ploadu<P>(m + i)), vi = ei::pmul(pb2, ei::ploadu<P>(v + i));
+      if constexpr (HasGradient) {
+        const P gi = ei::ploadu<P>(g + i);
+        mi = ei::padd(mi, ei::pmul(pc1, gi));
+        vi = ei::padd(vi, ei::pmul(pc2, ei::pmul(gi, gi)));
+      }
+      ei::pstoreu(m + i, mi);
+      ei::pstoreu(v + i, vi);
+      const P denom = ei::padd(ei::pmul(simd::exact_sqrt(vi), pbc2), peps);
+      ei::pstoreu(p + i, ei::psub(ei::ploadu<P>(p + i), ei::pdiv(ei::pmul(pstep, mi), denom)));
     }
-    p.array() -= step_size_ * m.array() / (v.array().sqrt() * inv_sqrt_bc2_ + eps);
+    for (; i < n; ++i) {
+      Scalar mi = b1 * m[i], vi = b2 * v[i];
+      if constexpr (HasGradient) {
+        mi += (Scalar(1) - b1) * g[i];
+        vi += (Scalar(1) - b2) * (g[i] * g[i]);
+      }
+      m[i] = mi;
+      v[i] = vi;
+      p[i] -= step_size_ * mi / (std::sqrt(vi) * inv_sqrt_bc2_ + eps);
+    }
   }
 
   // Blocks of kRowBlock rows are updated in parallel; each row gets its hooks while in cache.
@@ -108,12 +131,8 @@ class Adam {
       const index_t begin = b * kRowBlock, end = std::min(p.rows(), begin + kRowBlock);
       for (index_t j = begin; j < end; ++j) {
         const std::int32_t r = slot[static_cast<std::size_t>(j)];
-        if (r >= 0) {
-          const auto g_row = g.values.row(r);
-          update_row(p.row(j), s.m.row(j), s.v.row(j), &g_row);
-        } else {
-          update_row(p.row(j), s.m.row(j), s.v.row(j), static_cast<const decltype(g.values.row(0))*>(nullptr));
-        }
+        if (r >= 0) update_span<true>(p.row(j).data(), s.m.row(j).data(), s.v.row(j).data(), g.values.row(r).data(), p.cols());
+        else update_span<false>(p.row(j).data(), s.m.row(j).data(), s.v.row(j).data(), nullptr, p.cols());
         if (hooks.unit_norm) detail::normalize_row(p.row(j));
       }
       if (hooks.after_block) hooks.after_block(begin, end);
@@ -122,7 +141,7 @@ class Adam {
 
   void update(Moments& s, Vector<Scalar>& p, const Vector<Scalar>& g, const RowHooks&) {
     detail::require(g.size() == p.size(), "Adam::step()", "gradient length does not match its parameter");
-    update_row(p.col(0), s.m.col(0), s.v.col(0), &g);
+    update_span<true>(p.data(), s.m.data(), s.v.data(), g.data(), p.size());
   }
 
   AdamConfig config_;

@@ -18,6 +18,7 @@
 #include <sae/core/backend.hpp>
 #include <sae/core/bfloat16.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/packet.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/encoder_precision.hpp>
 #include <sae/model/row_hooks.hpp>
@@ -66,14 +67,13 @@ inline constexpr bool packs_encoder = std::is_same_v<Scalar, float>;
 
 namespace detail {
 
-// GCC notes that a vector type's attributes do not take part in template arguments; Eigen's own
-// packet code is written the same way and silences it likewise.
+// (PacketBlock<Packet, ...> draws the same GCC note as in core/packet.hpp.)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
 #endif
-using Packet = Eigen::internal::packet_traits<float>::type;
-constexpr index_t kLanes = Eigen::internal::unpacket_traits<Packet>::size;  // floats per vector
+using Packet = simd::Packet<float>;
+constexpr index_t kLanes = simd::kLanes<float>;  // floats per vector
 constexpr index_t kPanelLatents = kRowBlock;  // 48: one optimizer block
 #if defined(EIGEN_VECTORIZE_AVX512) || defined(__aarch64__)
 constexpr int kVectorRegisters = 32;
