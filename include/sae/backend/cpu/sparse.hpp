@@ -8,6 +8,7 @@
 #include <sae/model/row_sparse.hpp>
 #include <sae/model/sparse_codes.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -85,30 +86,44 @@ void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& u
     r->reserve_rows(touched, d);
   }
   db_enc.setZero(codes.num_latents);
+  // Column chunks of about 512 KB of x_in (and as much of the upstream rows), so every latent's sum
+  // reads them from L2 rather than L3; each element's sum keeps its order, so chunking changes no bit.
+  // Only worth its extra passes when latents sum over many samples each.
+  const bool many = codes.rows * codes.k >= 8 * std::max<index_t>(touched, 1);
+  const index_t chunk =
+      many ? std::min(d, std::max<index_t>(64, (index_t(1) << 17) / std::max<index_t>(codes.rows, 1) / 16 * 16)) : d;
+  for (index_t c0 = 0; c0 < d; c0 += chunk) {
+    const index_t len = std::min(chunk, d - c0);
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(dynamic, 8)
 #endif
-  for (index_t t = 0; t < touched; ++t) {
-    const std::int32_t j = groups.latents[static_cast<std::size_t>(t)];
-    auto enc = dw_enc.values.row(t);
-    auto dec = dw_dec.values.row(t);
-    Scalar bias = 0;
-    // Every listed latent has at least one entry: the first one initialises the rows (no zeroing pass).
-    for (std::int64_t p = groups.start[t]; p < groups.start[t + 1]; ++p) {
-      const std::int64_t e = groups.entry[static_cast<std::size_t>(p)];
-      const index_t i = e / k;
-      const Scalar dc = dcode[static_cast<std::size_t>(e)];
-      const Scalar z = codes.values[static_cast<std::size_t>(e)];
-      if (p == groups.start[t]) {
-        dec.noalias() = z * upstream(i, j);
-        enc.noalias() = dc * x_in.row(i);
-      } else {
-        dec.noalias() += z * upstream(i, j);
-        enc.noalias() += dc * x_in.row(i);
+    for (index_t t = 0; t < touched; ++t) {
+      const std::int32_t j = groups.latents[static_cast<std::size_t>(t)];
+      auto enc = dw_enc.values.row(t).segment(c0, len);
+      auto dec = dw_dec.values.row(t).segment(c0, len);
+      const std::int64_t begin = groups.start[t], end = groups.start[t + 1];
+      const auto sample = [&](std::int64_t p) { return groups.entry[static_cast<std::size_t>(p)] / k; };
+      const auto dc = [&](std::int64_t p) { return dcode[static_cast<std::size_t>(groups.entry[static_cast<std::size_t>(p)])]; };
+      const auto z = [&](std::int64_t p) { return codes.values[static_cast<std::size_t>(groups.entry[static_cast<std::size_t>(p)])]; };
+      const auto x = [&](std::int64_t p) { return x_in.row(sample(p)).segment(c0, len); };
+      const auto u = [&](std::int64_t p) { return upstream(sample(p), j).segment(c0, len); };
+      // Every listed latent has at least one entry: the first one initialises the rows (no zeroing
+      // pass); then four entries per pass over the rows (one load and store of them per four FMAs).
+      dec.noalias() = z(begin) * u(begin);
+      enc.noalias() = dc(begin) * x(begin);
+      std::int64_t p = begin + 1;
+      for (; p + 4 <= end; p += 4) {
+        dec.noalias() += z(p) * u(p) + z(p + 1) * u(p + 1) + z(p + 2) * u(p + 2) + z(p + 3) * u(p + 3);
+        enc.noalias() += dc(p) * x(p) + dc(p + 1) * x(p + 1) + dc(p + 2) * x(p + 2) + dc(p + 3) * x(p + 3);
       }
-      bias += dc;
+      for (; p < end; ++p) {
+        dec.noalias() += z(p) * u(p);
+        enc.noalias() += dc(p) * x(p);
+      }
+      Scalar bias = 0;
+      for (std::int64_t q = begin; q < end; ++q) bias += dc(q);
+      if (c0 == 0) db_enc[j] = bias;
     }
-    db_enc[j] = bias;
   }
 }
 
@@ -136,38 +151,46 @@ void sparse_backward_per_latent(cpu, const SparseCodes<Scalar>& codes, Upstream&
 // TopK's forward decode and the first half of its backward pass, fused per row while that row's
 // decoder rows are still in cache:
 //   x_hat[i] = sum_s z[i,s] w_dec[j] (+ b_dec),  g[i] = scale * (x_hat[i] - x[i]),  dcode[i,s] = g[i] . w_dec[j].
-// Returns sum_i ||x_hat[i] - x[i]||^2, summed in double in row order (thread-count independent).
+// With many selections per latent (large K) the columns go in chunks whose slice of W_dec stays in
+// L2 for every row (the dot products then sum over chunks in order). Returns
+// sum_i ||x_hat[i] - x[i]||^2, summed in double in a fixed order (thread-count independent).
 template <class Scalar>
 double decode_with_code_gradients(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& w_dec,
                                   const Vector<Scalar>* b_dec, const Matrix<Scalar>& x, Scalar scale,
                                   Matrix<Scalar>& x_hat, Matrix<Scalar>& g, std::vector<Scalar>& dcode) {
-  const index_t rows = codes.rows, k = codes.k, d = w_dec.cols();
+  const index_t rows = codes.rows, k = codes.k, f = w_dec.rows(), d = w_dec.cols();
   x_hat.resize(rows, d);
   g.resize(rows, d);
   dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
-  std::vector<double> row_sse(static_cast<std::size_t>(rows));
+  std::vector<double> row_sse(static_cast<std::size_t>(rows), 0.0);
+  const index_t fitting = (index_t(1) << 18) / std::max<index_t>(f, 1) / 16 * 16;  // 1 MB of W_dec columns
+  const index_t chunk = rows * k >= 8 * f && fitting >= 512 ? std::min(d, fitting) : d;
+  for (index_t c0 = 0; c0 < d; c0 += chunk) {
+    const index_t len = std::min(chunk, d - c0);
+    const auto w = [&](std::int32_t j) { return w_dec.row(j).segment(c0, len); };
 #if SAE_USE_OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-  for (index_t i = 0; i < rows; ++i) {
-    auto out = x_hat.row(i);
-    if (b_dec) out = b_dec->transpose();
-    else out.setZero();
-    const std::int32_t* idx = codes.row_indices(i);
-    const Scalar* val = codes.row_values(i);
-    index_t s = 0;
-    // Four decoder rows per pass over x_hat[i]: one load and store of it per four FMAs.
-    for (; s + 4 <= k; s += 4)
-      out.noalias() += val[s] * w_dec.row(idx[s]) + val[s + 1] * w_dec.row(idx[s + 1]) +
-                       val[s + 2] * w_dec.row(idx[s + 2]) + val[s + 3] * w_dec.row(idx[s + 3]);
-    for (; s < k; ++s)
-      if (val[s] != Scalar(0)) out.noalias() += val[s] * w_dec.row(idx[s]);
-    auto gi = g.row(i);
-    gi = out - x.row(i);
-    row_sse[static_cast<std::size_t>(i)] = gi.template cast<double>().squaredNorm();
-    gi *= scale;
-    for (index_t s = 0; s < k; ++s)
-      if (val[s] > Scalar(0)) dcode[static_cast<std::size_t>(i * k + s)] = gi.dot(w_dec.row(idx[s]));
+    for (index_t i = 0; i < rows; ++i) {
+      auto out = x_hat.row(i).segment(c0, len);
+      if (b_dec) out = b_dec->segment(c0, len).transpose();
+      else out.setZero();
+      const std::int32_t* idx = codes.row_indices(i);
+      const Scalar* val = codes.row_values(i);
+      index_t s = 0;
+      // Four decoder rows per pass over x_hat[i]: one load and store of it per four FMAs.
+      for (; s + 4 <= k; s += 4)
+        out.noalias() += val[s] * w(idx[s]) + val[s + 1] * w(idx[s + 1]) + val[s + 2] * w(idx[s + 2]) +
+                         val[s + 3] * w(idx[s + 3]);
+      for (; s < k; ++s)
+        if (val[s] != Scalar(0)) out.noalias() += val[s] * w(idx[s]);
+      auto gi = g.row(i).segment(c0, len);
+      gi = out - x.row(i).segment(c0, len);
+      row_sse[static_cast<std::size_t>(i)] += gi.template cast<double>().squaredNorm();
+      gi *= scale;
+      for (index_t s = 0; s < k; ++s)
+        if (val[s] > Scalar(0)) dcode[static_cast<std::size_t>(i * k + s)] += gi.dot(w(idx[s]));
+    }
   }
   double sse = 0;
   for (const double r : row_sse) sse += r;
