@@ -47,7 +47,7 @@ double worst_error(const sae::Matrix<Scalar>& got, const Eigen::MatrixXd& exact,
   return worst;
 }
 
-// Shapes around every blocking edge of every ISA's kernel: 6- and 8-row tiles, 64-row blocks,
+// Shapes around every blocking edge of every ISA's kernel: 3-, 6- and 8-row tiles, 64-row blocks,
 // 48-latent panels of 12-, 16- or 48-latent tiles, 4/8/16-word vectors, 256- and 1024-word depth
 // blocks, a partial last panel, odd D for bf16 pairs.
 struct Shape {

@@ -5,7 +5,7 @@
 // widest SIMD vector the build targets: 16 floats with AVX-512, 8 with AVX/AVX2, 4 with SSE2 or
 // NEON), so each ISA gets the same code at its own width. W_enc is packed into panels of 48
 // latents; an M-row x V-vector tile of `pre` accumulates in registers while one x word per row is
-// broadcast (8 x 3 vectors where there are 32 vector registers, 4 x 3 or 6 x 2 with 16). A "word"
+// broadcast (8 x 3 vectors where there are 32 vector registers, 6 x 2 or 3 x 4 with 16). A "word"
 // is one float (fp32), or a pair of neighbouring inputs rounded to bfloat16 (bf16, AVX512-BF16
 // only: vdpbf16ps multiplies both pairs into a float accumulator, twice the FLOPs per instruction
 // of a float FMA). Each element of `pre` is summed by one thread in a fixed order, so results are
@@ -80,11 +80,18 @@ constexpr int kVectorRegisters = 32;
 #else
 constexpr int kVectorRegisters = 16;
 #endif
+#if defined(EIGEN_VECTORIZE_FMA)
+constexpr bool kFusedMultiplyAdd = true;
+#else
+constexpr bool kFusedMultiplyAdd = false;
+#endif
 // The register tile: kTileRows x kTileVectors accumulators plus the tile's weight vectors and one
-// broadcast fit the vector registers (8 x 3 with 32 of them; 6 x 2 with 16, which measured ~3%
-// faster than 4 x 3 on AVX2). A panel is kPanelLatents / (kTileVectors * kLanes) tiles wide.
-constexpr index_t kTileRows = kVectorRegisters == 32 ? 8 : 6;
-constexpr index_t kTileVectors = kVectorRegisters == 32 ? 3 : 2;
+// broadcast fit the vector registers. Measured (benchmarks/README.md): 8 x 3 with 32 of them; with
+// 16, 6 x 2 where FMA exists (3% faster than 4 x 3 on AVX2), 3 x 4 on SSE2, whose separate multiply
+// and add leave fewer rows in flight (11% faster than 6 x 2). A panel is a whole number of tiles.
+constexpr bool kShortTile = kVectorRegisters == 16 && !kFusedMultiplyAdd && kLanes == 4;
+constexpr index_t kTileRows = kVectorRegisters == 32 ? 8 : kShortTile ? 3 : 6;
+constexpr index_t kTileVectors = kVectorRegisters == 32 ? 3 : kShortTile ? 4 : 2;
 constexpr index_t kTileLatents = kTileVectors * kLanes;
 static_assert(kPanelLatents % kTileLatents == 0, "a panel is a whole number of register tiles");
 static_assert(kPanelLatents % kLanes == 0, "a panel row is a whole number of vectors");
