@@ -11,7 +11,7 @@
 // of a float FMA). Each element of `pre` is summed by one thread in a fixed order, so results are
 // bitwise the same at any thread count on a given build. The packed W_enc comes from the caller
 // when it is fresh (the TopK model's, repacked inside Adam's pass) or is packed here, one pass over
-// W_enc. For double, Eigen's GEMM runs instead (fp32 only).
+// W_enc. For double, Eigen's GEMM runs instead (in fp32 arithmetic only: bf16 needs float).
 #pragma once
 
 #include <sae/config.hpp>
