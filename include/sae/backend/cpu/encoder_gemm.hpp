@@ -230,8 +230,8 @@ void multiply_panels(const X* x, index_t ldx, index_t rows, index_t words, const
     const index_t valid = std::min(kPanelLatents, f - p * kPanelLatents);
     const float* panel = packed.panels.data() + p * words_padded * kPanelLatents;
     const index_t row_begin = rb * kRowsPerItem, row_end = std::min(rows, row_begin + kRowsPerItem);
-    std::vector<float> partial(valid < kPanelLatents ? static_cast<std::size_t>(kRowsPerItem * kPanelLatents) : 0);
-    float* const out0 = valid < kPanelLatents ? partial.data() : pre + row_begin * f + p * kPanelLatents;
+    float partial[kRowsPerItem * kPanelLatents];  // 12 KiB on the thread's stack, used for the last panel only
+    float* const out0 = valid < kPanelLatents ? partial : pre + row_begin * f + p * kPanelLatents;
     const index_t ldo = valid < kPanelLatents ? kPanelLatents : f;
     for (index_t q0 = 0; q0 < words; q0 += kDepthBlock) {
       const index_t depth = std::min(kDepthBlock, words - q0);

@@ -14,6 +14,11 @@
 
 namespace sae::ops {
 
+namespace detail {
+// Columns (a multiple of 16) of `rows` rows that fit in `floats` floats: a cache-sized column chunk.
+inline index_t columns_fitting(index_t floats, index_t rows) { return floats / std::max<index_t>(rows, 1) / 16 * 16; }
+}  // namespace detail
+
 // x_hat[i] = sum_s values[i,s] * w_dec[indices[i,s]] (+ b_dec)
 template <class Scalar>
 void sparse_decode(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& w_dec, const Vector<Scalar>* b_dec,
@@ -90,8 +95,7 @@ void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& u
   // reads them from L2 rather than L3; each element's sum keeps its order, so chunking changes no bit.
   // Only worth its extra passes when latents sum over many samples each.
   const bool many = codes.rows * codes.k >= 8 * std::max<index_t>(touched, 1);
-  const index_t chunk =
-      many ? std::min(d, std::max<index_t>(64, (index_t(1) << 17) / std::max<index_t>(codes.rows, 1) / 16 * 16)) : d;
+  const index_t chunk = many ? std::min(d, std::max<index_t>(64, detail::columns_fitting(index_t(1) << 17, codes.rows))) : d;
   for (index_t c0 = 0; c0 < d; c0 += chunk) {
     const index_t len = std::min(chunk, d - c0);
 #if SAE_USE_OPENMP
@@ -120,9 +124,11 @@ void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& u
         dec.noalias() += z(p) * u(p);
         enc.noalias() += dc(p) * x(p);
       }
-      Scalar bias = 0;
-      for (std::int64_t q = begin; q < end; ++q) bias += dc(q);
-      if (c0 == 0) db_enc[j] = bias;
+      if (c0 == 0) {
+        Scalar bias = 0;
+        for (std::int64_t q = begin; q < end; ++q) bias += dc(q);
+        db_enc[j] = bias;
+      }
     }
   }
 }
@@ -163,7 +169,7 @@ double decode_with_code_gradients(cpu, const SparseCodes<Scalar>& codes, const M
   g.resize(rows, d);
   dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
   std::vector<double> row_sse(static_cast<std::size_t>(rows), 0.0);
-  const index_t fitting = (index_t(1) << 18) / std::max<index_t>(f, 1) / 16 * 16;  // 1 MB of W_dec columns
+  const index_t fitting = detail::columns_fitting(index_t(1) << 18, f);  // 1 MB of W_dec columns
   const index_t chunk = rows * k >= 8 * f && fitting >= 512 ? std::min(d, fitting) : d;
   for (index_t c0 = 0; c0 < d; c0 += chunk) {
     const index_t len = std::min(chunk, d - c0);

@@ -51,7 +51,7 @@ bool topk_row_filtered(const Scalar* row, index_t f, index_t k, index_t groups, 
   }
   std::nth_element(maxima.begin(), maxima.begin() + (k - 1), maxima.end(), std::greater<Scalar>());
   const Scalar threshold = maxima[static_cast<std::size_t>(k - 1)];
-  candidates.resize(static_cast<std::size_t>(f));
+  if (candidates.size() < static_cast<std::size_t>(f)) candidates.resize(static_cast<std::size_t>(f));  // grows once
   Candidate<Scalar>* out = candidates.data();
   index_t n = 0;
   const auto gather = [&](index_t begin, index_t end) {
@@ -68,9 +68,8 @@ bool topk_row_filtered(const Scalar* row, index_t f, index_t k, index_t groups, 
   }
   gather(j, f);
   if (n < k) return false;
-  candidates.resize(static_cast<std::size_t>(n));
-  std::nth_element(candidates.begin(), candidates.begin() + (k - 1), candidates.end(), ranks_before<Scalar>);
-  std::sort(candidates.begin(), candidates.begin() + k, ranks_before<Scalar>);
+  std::nth_element(out, out + (k - 1), out + n, ranks_before<Scalar>);  // the first n are the passers
+  std::sort(out, out + k, ranks_before<Scalar>);
   return true;
 }
 }  // namespace detail
