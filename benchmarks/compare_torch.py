@@ -110,6 +110,9 @@ def main():
     precisions = args.precisions.split(",")
     if not precisions or any(p not in ("fp32", "bf16") for p in precisions):
         sys.exit(f"--precisions takes fp32 and/or bf16, got '{args.precisions}'")
+    for label in coretypes:
+        if label not in builds:
+            sys.exit(f"--coretype {label}=...: no build labelled '{label}' in --builds")
     for label, build in builds.items():
         if not os.access(os.path.join(build, "examples", "sae-train"), os.X_OK):
             sys.exit(f"--builds {label}={build}: no examples/sae-train there; build the project first")
@@ -127,10 +130,13 @@ def main():
                 if p == "fp32" or has_bf16(build)]
     torch_label = {}
     for py in pythons:
+        if not (os.path.isfile(py) and os.access(py, os.X_OK)):
+            sys.exit(f"--python {py}: no such executable")
         version = subprocess.run([py, "-c", "import torch; print(torch.__version__)"], env=env, capture_output=True,
                                  text=True)
         if version.returncode != 0:
-            sys.exit(f"--python {py}: cannot import torch ({version.stderr.strip().splitlines()[-1:]})")
+            why = (version.stderr.strip().splitlines() or [f"exit status {version.returncode}"])[-1]
+            sys.exit(f"--python {py}: cannot import torch ({why})")
         torch_label[py] = "torch " + version.stdout.strip()
     gemm_rate = {}
     for label, build in builds.items():
