@@ -5,10 +5,17 @@
 
 #include <cxxopts.hpp>
 
+#include <sae/io/fingerprint.hpp>
+#include <sae/io/result_cache.hpp>
+#include <sae/io/run_directory.hpp>
+
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <cstdlib>
 #include <optional>
+#include <sstream>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -19,6 +26,10 @@ namespace sae::examples {
 // Runs `body`, turning every failure into one clear line on stderr and a non-zero exit code.
 template <class Body>
 int run_main(const char* program, Body&& body) {
+  const auto note = [] {
+    const std::string n = sae::io::RunDirectory::take_unfinished_note();
+    if (!n.empty()) std::cerr << "note: " << n << "\n";
+  };
   try {
     return body();
   } catch (const cxxopts::exceptions::exception& e) {
@@ -26,11 +37,24 @@ int run_main(const char* program, Body&& body) {
     return 2;
   } catch (const sae::invalid_argument& e) {
     std::cerr << program << ": " << e.what() << "\n";
+    note();
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << program << ": error: out of memory; choose smaller sizes (--latents, --batch-size) or free memory\n";
+    note();
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << program << ": error: " << e.what() << "\n";
+    note();
     return 1;
   }
+}
+
+// Tests of "a run that fails late leaves the previous outputs alone": when the environment variable
+// SAE_TEST_FAIL_AT names this point, the program fails here as a real late error would.
+inline void test_fault_point(const std::string& point) {
+  const char* at = std::getenv("SAE_TEST_FAIL_AT");
+  if (at && point == at) throw sae::error("injected failure at '" + point + "' (SAE_TEST_FAIL_AT)");
 }
 
 // One number through a printf format, for tables and messages.
@@ -45,17 +69,148 @@ inline void check_flag(bool ok, const std::string& message) {
   if (!ok) throw sae::invalid_argument(message);
 }
 
-inline void make_output_dir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw sae::io_error(dir.string(), "cannot create output directory: " + ec.message());
+namespace detail {
+
+// Whether cxxopts accepts `value` for `flag` (as typed: "--name" or "-k").
+inline bool accepts(cxxopts::Options& options, const std::string& flag, const std::string& value) {
+  const char* argv[] = {"probe", flag.c_str(), value.c_str()};
+  try {
+    options.parse(3, argv);
+    return true;
+  } catch (const cxxopts::exceptions::exception&) {
+    return false;
+  }
 }
 
+// What a flag takes, in words, found by asking cxxopts to parse probe values for it.
+inline std::string expected_value(cxxopts::Options& options, const std::string& flag) {
+  if (accepts(options, flag, "x")) return "text";  // a string flag, or a switch (which takes no value)
+  // cxxopts reads a scalar number loosely ("1,2" as 1) but a list strictly.
+  const bool list = accepts(options, flag, "1,2") && !accepts(options, flag, "1,x");
+  const std::string what = accepts(options, flag, "0.5") ? "number" : accepts(options, flag, "-1") ? "integer" : "non-negative integer";
+  return list ? "a comma-separated list of " + what + "s" : (what == "integer" ? "an " : "a ") + what;
+}
+
+// The flag (as typed) whose value is `value` and that refuses it; "" when none does.
+inline std::string flag_refusing(cxxopts::Options& options, int argc, char** argv, const std::string& value) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string token = argv[i];
+    if (token.size() < 2 || token[0] != '-') continue;
+    std::string flag = token, given;
+    bool has_value = false;
+    if (const auto eq = token.find('='); token.rfind("--", 0) == 0 && eq != std::string::npos) {
+      flag = token.substr(0, eq), given = token.substr(eq + 1), has_value = true;
+    } else if (token.rfind("--", 0) != 0 && token.size() > 2) {
+      flag = token.substr(0, 2), given = token.substr(2), has_value = true;  // -k5
+    } else if (i + 1 < argc) {
+      given = argv[i + 1], has_value = true;
+    }
+    if (has_value && given == value && !accepts(options, flag, value)) return flag;
+  }
+  return "";
+}
+
+}  // namespace detail
+
+// Parses the command line; prints help and returns nothing for --help. A value cxxopts cannot
+// parse is reported with its flag and what the flag takes; positional leftovers, which cxxopts
+// would otherwise ignore, are an error.
+inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options, int argc, char** argv) {
+  options.add_options()("h,help", "show this help");
+  std::optional<cxxopts::ParseResult> args;
+  try {
+    args = options.parse(argc, argv);
+  } catch (const cxxopts::exceptions::incorrect_argument_type& e) {
+    // cxxopts says only "Argument 'abc' failed to parse"; find whose value it was.
+    // cxxopts quotes the value with U+2018/U+2019 (or ASCII quotes in some builds).
+    const std::string what = e.what();
+    std::string value;
+    for (const auto& [open, close] : {std::pair<std::string, std::string>{"\u2018", "\u2019"}, {"'", "'"}}) {
+      const auto a = what.find(open), b = what.rfind(close);
+      if (a != std::string::npos && b != std::string::npos && b > a) {
+        value = what.substr(a + open.size(), b - a - open.size());
+        break;
+      }
+    }
+    const std::string flag = detail::flag_refusing(options, argc, argv, value);
+    if (flag.empty()) throw;
+    const bool digits = !value.empty() && value.find_first_not_of("0123456789-+") == std::string::npos;
+    throw sae::invalid_argument(flag + ": expected " + detail::expected_value(options, flag) + ", got '" + value + "'" +
+                                (digits ? " (out of range)" : ""));
+  }
+  // cxxopts reads numbers through a stream, so "1e-3x" would pass as 1e-3 and "1,2" as 1:
+  // every number flag's text is checked whole here.
+  for (const auto& kv : args->arguments()) {
+    const std::string flag = (kv.key().size() == 1 ? "-" : "--") + kv.key();
+    const std::string expected = detail::expected_value(options, flag);
+    if (expected != "a number" && expected != "a comma-separated list of numbers") continue;
+    std::istringstream items(kv.value());
+    for (std::string item; std::getline(items, item, expected == "a number" ? '\0' : ',');) {
+      char* end = nullptr;
+      const double v = std::strtod(item.c_str(), &end);
+      if (item.empty() || *end != '\0' || !std::isfinite(v))
+        throw sae::invalid_argument(flag + ": expected " + expected + ", got '" + kv.value() + "'");
+    }
+  }
+  if (args->count("help")) {
+    std::cout << options.help() << "\n";
+    return std::nullopt;
+  }
+  if (!args->unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args->unmatched().front() + "'");
+  return args;
+}
+
+namespace detail {
+template <class T>
+std::string range_words(T lo, T hi) {
+  const auto str = [](T v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  };
+  if (hi == std::numeric_limits<T>::max()) return ">= " + str(lo);
+  return "in [" + str(lo) + ", " + str(hi) + "]";
+}
+}  // namespace detail
+
+// An integer flag, checked to lie in [lo, hi]; the error names the flag, the value and the range.
+inline long int_flag(const cxxopts::ParseResult& args, const std::string& flag, long lo,
+                     long hi = std::numeric_limits<long>::max()) {
+  const long v = args[flag].as<long>();
+  check_flag(v >= lo && v <= hi, "--" + flag + ": expected an integer " + detail::range_words(lo, hi) + ", got " + std::to_string(v));
+  return v;
+}
+
+// A number flag, checked to be finite and to lie in [lo, hi] (or (lo, hi] when `lo_open`).
+inline double number_flag(const cxxopts::ParseResult& args, const std::string& flag, double lo, double hi,
+                          bool lo_open = false) {
+  const double v = args[flag].as<double>();
+  std::ostringstream got;
+  got << v;
+  std::ostringstream range;
+  range << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
+  check_flag(std::isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi,
+             "--" + flag + ": expected a number in " + range.str() + ", got " + got.str());
+  return v;
+}
+
+// A list of integers, each in [lo, hi].
+inline std::vector<long> int_list_flag(const cxxopts::ParseResult& args, const std::string& flag, long lo,
+                                       long hi = std::numeric_limits<long>::max()) {
+  const auto v = args[flag].as<std::vector<long>>();
+  check_flag(!v.empty(), "--" + flag + ": expected at least one value");
+  for (long x : v)
+    check_flag(x >= lo && x <= hi, "--" + flag + ": expected integers " + detail::range_words(lo, hi) + ", got " + std::to_string(x));
+  return v;
+}
+
+
 // Sets the OpenMP/Eigen thread count when the user asked for one (0 = leave the default).
-inline void set_threads(int threads) {
-  check_flag(threads >= 0, "--threads must be >= 0, got " + std::to_string(threads));
+inline void set_threads(long threads) {
 #if SAE_USE_OPENMP
-  if (threads > 0) omp_set_num_threads(threads);
+  if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
+#else
+  (void)threads;
 #endif
 }
 
@@ -101,17 +256,34 @@ inline SplitData split_rows(const sae::Matrix<float>& all, std::string source, s
   return d;
 }
 
-// Loads --data (a 4-D array at --layer/--position, default (0, 0)); `all` receives every row.
-inline std::string load_data_flag(const cxxopts::ParseResult& args, sae::Matrix<float>& all) {
+// Activations chosen by --data/--layer/--position, with what identifies them for fingerprints.
+struct LoadedData {
+  sae::Matrix<float> all;  // every row
+  std::string source;      // file and slice, for reports
+  io::Json fingerprint;    // content, shape and slice (not the path: a moved file still matches)
+};
+
+// The --layer/--position slice of a 4-D array (default (0, 0)); nothing for a 2-D array unless
+// one was given, which gather_activations then refuses.
+inline std::optional<sae::data::LayerPosition> slice_flags(const cxxopts::ParseResult& args, const io::NpyMmap& view) {
+  if (!args.count("layer") && !args.count("position") && view.rank() != 4) return std::nullopt;
+  return sae::data::LayerPosition{args.count("layer") ? int_flag(args, "layer", 0) : 0,
+                                  args.count("position") ? int_flag(args, "position", 0) : 0};
+}
+
+inline LoadedData load_data_flag(const cxxopts::ParseResult& args) {
   const std::string path = args["data"].as<std::string>();
-  std::optional<sae::data::LayerPosition> where;
   const sae::io::NpyMmap view(path);
-  if (args.count("layer") || args.count("position") || view.rank() == 4)
-    where = sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
-                                     args.count("position") ? args["position"].as<long>() : 0};
-  all = sae::data::gather_activations<float>(view, where);
-  return path + (where ? " (layer " + std::to_string(where->layer) + ", position " + std::to_string(where->position) + ")"
-                       : "");
+  const auto where = slice_flags(args, view);
+  LoadedData d;
+  d.all = sae::data::gather_activations<float>(view, where);
+  d.source = path + (where ? " (layer " + std::to_string(where->layer) + ", position " + std::to_string(where->position) + ")" : "");
+  d.fingerprint = io::data_fingerprint(view);
+  if (where) {
+    d.fingerprint["layer"] = where->layer;
+    d.fingerprint["position"] = where->position;
+  }
+  return d;
 }
 
 // "samples.jsonl beside the data" unless --samples says otherwise.
@@ -122,7 +294,9 @@ inline std::string samples_path_for(const cxxopts::ParseResult& args, const std:
 
 inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args) {
   if (!args.count("val-fraction")) return std::nullopt;
-  return args["val-fraction"].as<double>();
+  const double f = number_flag(args, "val-fraction", 0, 1, true);
+  check_flag(f < 1, "--val-fraction: expected a number in (0, 1), got 1 (nothing left to train on)");
+  return f;
 }
 
 // A progress line: redrawn in place on a terminal; in a log (not a terminal) only final lines
@@ -159,7 +333,7 @@ inline void add_grid_options(cxxopts::Options& options, const std::string& ks = 
     ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
     ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
     ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
-    ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
+    ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
     ("no-plots", "write figure data and scripts but do not run gnuplot");
   if (resumable) options.add_options("grid")("force", "retrain configs whose results already exist");
   // clang-format on
@@ -180,29 +354,38 @@ struct GridFlags {
 
 // Reads and checks the add_grid_options flags; also applies --threads.
 inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
-  set_threads(args["threads"].as<int>());
+  set_threads(int_flag(args, "threads", 0, 4096));
   GridFlags g;
-  g.ks = sorted_unique(args["ks"].as<std::vector<long>>());
-  g.latents = sorted_unique(args["latents"].as<std::vector<long>>());
+  g.ks = sorted_unique(int_list_flag(args, "ks", 1));
+  g.latents = sorted_unique(int_list_flag(args, "latents", 1));
   check_k_within_latents(g.ks, g.latents);
-  g.train = TrainConfig{args["epochs"].as<long>(), args["batch-size"].as<long>(), args["seed"].as<std::uint64_t>(), true};
-  g.train.validate();
-  g.adam.lr = args["lr"].as<double>();
-  g.adam.validate();
+  g.train = TrainConfig{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24),
+                        args["seed"].as<std::uint64_t>(), true};
+  g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
   return g;
 }
 
-// Parses the command line; prints help and returns nothing for --help. Positional leftovers,
-// which cxxopts would otherwise ignore, are an error.
-inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options, int argc, char** argv) {
-  options.add_options()("h,help", "show this help");
-  auto args = options.parse(argc, argv);
-  if (args.count("help")) {
-    std::cout << options.help() << "\n";
-    return std::nullopt;
-  }
-  if (!args.unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args.unmatched().front() + "'");
-  return args;
+// The training part of a fingerprint: every setting that changes the weights.
+inline io::Json training_fingerprint(const TrainConfig& t, const AdamConfig& a) {
+  io::Json j = io::Json::object();
+  j["epochs"] = t.epochs;
+  j["batch_size"] = t.batch_size;
+  j["shuffle"] = t.shuffle;
+  j["seed"] = std::to_string(t.seed);  // as text: JSON numbers are doubles
+  j["optimizer"] = "adam";
+  j["lr"] = a.lr;
+  j["beta1"] = a.beta1;
+  j["beta2"] = a.beta2;
+  j["eps"] = a.eps;
+  return j;
+}
+
+// Refuses a model that cannot be trained in this machine's memory, before allocating it.
+inline void require_training_memory(const TopKConfig& c, index_t batch_size, index_t models = 1) {
+  require_memory(static_cast<double>(models) * training_memory_bytes<float>(c, batch_size),
+                 (models > 1 ? std::to_string(models) + " SAEs of " : std::string("an SAE with ")) +
+                     std::to_string(c.num_latents) + " latents over " + std::to_string(c.input_dim) +
+                     " inputs, trained with Adam at batch " + std::to_string(batch_size) + ",");
 }
 
 }  // namespace sae::examples

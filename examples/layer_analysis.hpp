@@ -53,8 +53,8 @@ inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopt
              "--val-fraction is not available here: validation rows are matched to samples.jsonl by position, so "
              "the reports' split (first 5,978 rows train) is used");
   if (!args.count("layer") && !args.count("position")) return std::nullopt;
-  return sae::data::LayerPosition{args.count("layer") ? args["layer"].as<long>() : 0,
-                                  args.count("position") ? args["position"].as<long>() : 0};
+  return sae::data::LayerPosition{args.count("layer") ? int_flag(args, "layer", 0) : 0,
+                                  args.count("position") ? int_flag(args, "position", 0) : 0};
 }
 
 // Per-epoch progress line for one model of a multi-model run.
@@ -145,7 +145,7 @@ inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
   std::string early_path = args["early-data"].as<std::string>();
   if (args.count("early-layer")) {
     early_path = data_path;
-    early_where = sae::data::LayerPosition{args["early-layer"].as<long>(), late_where ? late_where->position : 0};
+    early_where = sae::data::LayerPosition{int_flag(args, "early-layer", 0), late_where ? late_where->position : 0};
   }
   t.late = load_layer(data_path, late_where, samples, t.samples_path);
   t.early = load_layer(early_path, early_where, samples, t.samples_path);
@@ -165,18 +165,27 @@ inline void add_specialization_options(cxxopts::Options& options) {
 }
 
 inline sae::analysis::SpecializationThresholds read_specialization_flags(const cxxopts::ParseResult& args) {
-  sae::analysis::SpecializationThresholds t{args["op-dominant"].as<double>(), args["op-other"].as<double>(),
-                                            args["value-dominant"].as<double>(), args["value-other"].as<double>()};
-  for (double v : {t.operation_dominant, t.operation_other, t.value_dominant, t.value_other})
-    check_flag(v >= 0 && v <= 1, "specialization thresholds must be in [0, 1], got " + fmt("%g", v));
-  check_flag(args["top-samples"].as<long>() >= 1, "--top-samples must be >= 1");
+  sae::analysis::SpecializationThresholds t{number_flag(args, "op-dominant", 0, 1), number_flag(args, "op-other", 0, 1),
+                                            number_flag(args, "value-dominant", 0, 1), number_flag(args, "value-other", 0, 1)};
+  int_flag(args, "top-samples", 1, 1000000);
   return t;
 }
 
-inline std::vector<sae::analysis::RankRange> parse_rank_ranges(const std::vector<std::string>& texts) {
+// A rank-range flag's ranges, each checked to lie within `latents` (the model's size) before
+// anything is trained.
+inline std::vector<sae::analysis::RankRange> rank_ranges_flag(const cxxopts::ParseResult& args, const std::string& flag,
+                                                              index_t latents) {
   std::vector<sae::analysis::RankRange> out;
-  for (const auto& r : texts)
-    if (!r.empty()) out.push_back(sae::analysis::parse_rank_range(r));
+  for (const auto& r : args[flag].as<std::vector<std::string>>()) {
+    if (r.empty()) continue;
+    try {
+      out.push_back(sae::analysis::parse_rank_range(r));
+    } catch (const sae::invalid_argument& e) {
+      throw sae::invalid_argument("--" + flag + ": " + e.what());
+    }
+    check_flag(out.back().last <= latents, "--" + flag + ": rank range " + r + " lies outside the model's " +
+                                               std::to_string(latents) + " latents");
+  }
   return out;
 }
 

@@ -27,12 +27,14 @@ struct ConfigResult {
   sae::metrics::Evaluation val;
   double seconds = 0;
   long epochs = 0;
+  sae::io::Json fingerprint;
 };
 
 std::string config_name(long k, long d) { return "K" + std::to_string(k) + "_d" + std::to_string(d); }
 
 sae::io::Json result_json(const ConfigResult& r) {
   sae::io::Json j = sae::metrics::to_json(r.val);
+  j["fingerprint"] = r.fingerprint;
   j["k"] = r.k;
   j["latent_dim"] = r.d;
   j["seconds"] = r.seconds;
@@ -48,10 +50,18 @@ ConfigResult result_from_json(const sae::io::Json& j, const std::string& source)
     r.seconds = j.at("seconds").as_number();
     r.epochs = j.at("epochs").as_int();
     r.val = sae::metrics::evaluation_from_json(j);
+    r.fingerprint = *j.find("fingerprint");
     return r;
   } catch (const sae::error& e) {
     throw sae::io_error(source, std::string("not a grid result (") + e.what() + "); delete it or pass --force");
   }
+}
+
+// What in a result contradicts its file name K<k>_d<d>.json ("" when nothing).
+std::string name_mismatch(const sae::io::Json& j, long k, long d) {
+  const long long jk = j.at("k").as_int(), jd = j.at("latent_dim").as_int();
+  if (jk == k && jd == d) return "";
+  return "it holds K=" + std::to_string(jk) + ", d=" + std::to_string(jd);
 }
 
 std::string duration(double s) {
@@ -144,21 +154,50 @@ int main(int argc, char** argv) {
     const long epochs = train_config.epochs, batch = train_config.batch_size;
     const auto seed = train_config.seed;
 
-    sae::Matrix<float> all;
     const std::string data_path = args["data"].as<std::string>();
-    const std::string source = sae::examples::load_data_flag(args, all);
+    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
+    auto loaded = sae::examples::load_data_flag(args);
     std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {
       const auto samples = sae::data::load_samples(samples_path);
-      sae::data::require_matching_rows(samples, all.rows(), samples_path, data_path);
+      sae::data::require_matching_rows(samples, loaded.all.rows(), samples_path, data_path);
     } else {
       samples_path.clear();
     }
-    const auto data = sae::examples::split_rows(all, source, sae::examples::val_fraction_flag(args), seed);
-    all.resize(0, 0);
+    const auto data = sae::examples::split_rows(loaded.all, loaded.source, sae::examples::val_fraction_flag(args), seed);
+    loaded.all.resize(0, 0);
 
-    const fs::path out = args["out"].as<std::string>();
-    sae::examples::make_output_dir(out / "configs");
+    // What decides each config's result: the data, the split, the training settings, the
+    // library; plus the config itself.
+    sae::io::Json run_fingerprint = sae::io::Json::object();
+    run_fingerprint["library"] = sae::io::library_fingerprint();
+    run_fingerprint["data"] = loaded.fingerprint;
+    run_fingerprint["split"] = data.split;
+    run_fingerprint["training"] = sae::examples::training_fingerprint(train_config, adam);
+    const auto config_fingerprint = [&](long k, long d) {
+      sae::io::Json f = run_fingerprint;
+      sae::io::Json model = sae::to_json(sae::TopKConfig{data.train.cols(), d, k, sae::Selection::value, false, seed});
+      model["encoder_precision"] = "fp32";
+      f["model"] = model;
+      return f;
+    };
+    const bool force = args.count("force") > 0;
+    // Which configs are reused and which trained, decided before any training: a result made
+    // with other settings stops the run now, not hours in.
+    std::map<std::pair<long, long>, ConfigResult> by;
+    for (long d : ds)
+      for (long k : ks) {
+        if (force) continue;
+        const std::string file = "configs/" + config_name(k, d) + ".json";
+        if (const auto j = sae::io::reusable_result(run, file, config_fingerprint(k, d),
+                                                    [&](const sae::io::Json& r) { return name_mismatch(r, k, d); }))
+          by[{k, d}] = result_from_json(*j, (run.out() / file).string());
+      }
+    for (long d : ds)  // one SAE in memory at a time; the largest decides
+      sae::examples::require_training_memory(
+          sae::TopKConfig{data.train.cols(), d, ks.back(), sae::Selection::value, false, seed}, batch);
+
+    const fs::path out = run.out();
     std::cout << "data: " << data.source << " — " << data.train.rows() << " train, " << data.validation.rows()
               << " validation, D=" << data.train.cols() << " (" << data.split << ")\n"
               << (samples_path.empty() ? "samples: none found (row texts are not needed for this report)\n"
@@ -173,18 +212,16 @@ int main(int argc, char** argv) {
     long units = 0;
     for (long d : ds) units += d * epochs * static_cast<long>(ks.size());
     GridProgress progress(units);
-    std::map<std::pair<long, long>, ConfigResult> by;
     const int count = static_cast<int>(ks.size() * ds.size());
     int index = 0;
     for (long d : ds) {
       for (long k : ks) {
         ++index;
-        const fs::path result_path = out / "configs" / (config_name(k, d) + ".json");
-        if (!args.count("force") && fs::exists(result_path)) {
-          by[{k, d}] = result_from_json(sae::io::read_json_file(result_path.string()), result_path.string());
+        const std::string file = "configs/" + config_name(k, d) + ".json";
+        if (by.count({k, d})) {
           progress.skip(d, epochs);
-          std::printf("[config %d/%d K=%ld d=%ld] skipped: %s exists (--force retrains)\n", index, count, k, d,
-                      result_path.string().c_str());
+          std::printf("[config %d/%d K=%ld d=%ld] reused: %s has this run's fingerprint (--force retrains)\n", index,
+                      count, k, d, (out / file).c_str());
           continue;
         }
         progress.begin_config(index, count, k, d, epochs);
@@ -197,10 +234,12 @@ int main(int argc, char** argv) {
         r.val = sae::metrics::evaluate(model, data.validation);
         r.seconds = summary.seconds;
         r.epochs = static_cast<long>(summary.history.size());
-        sae::io::write_text_atomically(result_path, result_json(r).dump() + "\n");
+        r.fingerprint = config_fingerprint(k, d);
+        sae::io::write_text_atomically(run.stage(file), result_json(r).dump() + "\n");
         by[{k, d}] = r;
       }
     }
+    sae::examples::test_fault_point("after-training");
 
     // ---- Pareto analysis ----
     std::vector<std::pair<long, long>> order;
@@ -228,6 +267,7 @@ int main(int argc, char** argv) {
     doc["batch_size"] = batch;
     doc["lr"] = adam.lr;
     doc["metrics_on"] = "validation";
+    doc["fingerprint"] = run_fingerprint;
     std::ostringstream csv;
     csv << "k,latent_dim,explained_variance,explained_variance_reports,dead_fraction,alive_latents,"
            "mean_active_activation,max_activation,mse,l0,ev_per_active_latent,seconds,pareto_optimal\n";
@@ -246,11 +286,11 @@ int main(int argc, char** argv) {
           << fmt("%.6g", r.val.ev_per_active_latent) << ',' << fmt("%.2f", r.seconds) << ','
           << (pareto.on_front[i] ? "true" : "false") << '\n';
     }
-    sae::io::write_text_atomically(out / "grid_metrics.json", doc.dump() + "\n");
-    sae::io::write_text_atomically(out / "grid_metrics.csv", csv.str());
+    sae::io::write_text_atomically(run.stage("grid_metrics.json"), doc.dump() + "\n");
+    sae::io::write_text_atomically(run.stage("grid_metrics.csv"), csv.str());
 
     // ---- figures ----
-    sae::examples::Plotter plot(out / "figures", !args.count("no-plots"));
+    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
     std::vector<std::string> k_labels, d_labels;
     for (long k : ks) k_labels.push_back(std::to_string(k));
     for (long d : ds) d_labels.push_back(std::to_string(d));
@@ -360,7 +400,9 @@ int main(int argc, char** argv) {
        << fmt("%+.3f", spread_k) << ", from d=" << ds.front() << " to d=" << ds.back() << " is " << fmt("%+.3f", spread_d)
        << " — " << yn(std::abs(spread_d) < std::abs(spread_k)) << "\n"
        << "- All configurations Pareto-optimal: " << yn(on_front == static_cast<long>(order.size())) << "\n";
-    sae::io::write_text_atomically(out / "report.md", md.str());
+    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::examples::test_fault_point("before-commit");
+    run.commit({"configs"});
 
     std::cout << "\n" << metric_table(ks, ds, by, "EV", [](const ConfigResult& r) { return fmt("%.3f", r.val.explained_variance); }, true)
               << "\n" << metric_table(ks, ds, by, "dead %", [](const ConfigResult& r) { return fmt("%.1f%%", 100 * r.val.dead_fraction); }, false)

@@ -84,16 +84,19 @@ int main(int argc, char** argv) {
                               "sae-hierarchy trains one SAE per layer: give one --ks value and one --latents value");
     const index_t k = flags.ks.front(), d = flags.latents.front();
     const auto thresholds = sae::examples::read_specialization_flags(args);
-    const index_t top_samples = args["top-samples"].as<long>(), top_ablate = args["top-ablate"].as<long>();
-    const an::ImpactGrading grading{args["high"].as<double>(), args["medium"].as<double>(), args["min-active"].as<long>()};
-    sae::examples::check_flag(top_ablate >= 1 && grading.medium <= grading.high && grading.min_active_samples >= 0,
-                              "need --top-ablate >= 1, --medium <= --high and --min-active >= 0");
-    const auto late_ranges = sae::examples::parse_rank_ranges(args["late-ranges"].as<std::vector<std::string>>());
-    const auto early_ranges = sae::examples::parse_rank_ranges(args["early-ranges"].as<std::vector<std::string>>());
+    using sae::examples::int_flag;
+    using sae::examples::number_flag;
+    const index_t top_samples = int_flag(args, "top-samples", 1, 1000000), top_ablate = int_flag(args, "top-ablate", 1, d);
+    const an::ImpactGrading grading{number_flag(args, "high", 0, 1e30), number_flag(args, "medium", 0, 1e30),
+                                    int_flag(args, "min-active", 0)};
+    sae::examples::check_flag(grading.medium <= grading.high, "--medium: expected at most --high (" + sae::examples::fmt("%g", grading.high) +
+                                                                  "), got " + sae::examples::fmt("%g", grading.medium));
+    const auto late_ranges = sae::examples::rank_ranges_flag(args, "late-ranges", d);
+    const auto early_ranges = sae::examples::rank_ranges_flag(args, "early-ranges", d);
 
     const auto layers = sae::examples::load_two_layers(args);
-    const fs::path out = args["out"].as<std::string>();
-    sae::examples::make_output_dir(out);
+    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-hierarchy");
+    const fs::path out = run.out();
     std::cout << "late layer: " << layers.late.data.source << "\nearly layer: " << layers.early.data.source << "\n"
               << "K=" << k << ", d=" << d << "; top " << top_samples << " samples per latent\n";
 
@@ -207,7 +210,7 @@ int main(int argc, char** argv) {
        << "\n- Specialized latents are too rare to validate: " << too_rare << "/" << validation2.size() << "\n";
 
     // Figure: both layers' sorted frequency curves, specialized latents circled.
-    sae::examples::Plotter plot(out / "figures", !args.count("no-plots"));
+    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
     std::vector<sae::examples::Plotter::Series> series;
     for (const auto* lr : {&late, &early}) {
       std::set<index_t> spec;
@@ -248,8 +251,10 @@ int main(int argc, char** argv) {
     for (const auto& li : validation1) j["validation_top"].push_back(impact_json(li));
     j["validation_specialized"] = sae::io::Json::array();
     for (const auto& li : validation2) j["validation_specialized"].push_back(impact_json(li));
-    sae::io::write_text_atomically(out / "hierarchy.json", j.dump() + "\n");
-    sae::io::write_text_atomically(out / "report.md", md.str());
+    sae::io::write_text_atomically(run.stage("hierarchy.json"), j.dump() + "\n");
+    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::examples::test_fault_point("before-commit");
+    run.commit();
 
     bool all_ok = true;
     for (const auto& c : checks) all_ok = all_ok && c.ok;

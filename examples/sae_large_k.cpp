@@ -51,15 +51,23 @@ int main(int argc, char** argv) {
     const auto& args = *parsed;
     const auto flags = sae::examples::read_grid_flags(args);
     const auto thresholds = sae::examples::read_specialization_flags(args);
-    const index_t top_samples = args["top-samples"].as<long>();
-    const an::RankRange range = an::parse_rank_range(args["ranks"].as<std::string>());
+    const index_t top_samples = sae::examples::int_flag(args, "top-samples", 1, 1000000);
+    an::RankRange range;
+    try {
+      range = an::parse_rank_range(args["ranks"].as<std::string>());
+    } catch (const sae::invalid_argument& e) {
+      throw sae::invalid_argument(std::string("--ranks: ") + e.what());
+    }
+    sae::examples::check_flag(range.last <= flags.latents.front(),
+                              "--ranks: rank range " + range.label() + " lies outside the smallest model's " +
+                                  std::to_string(flags.latents.front()) + " latents");
 
     const std::string data_path = args["data"].as<std::string>();
     const std::string samples_path = sae::examples::samples_path_for(args, data_path);
     const auto layer = sae::examples::load_layer(data_path, sae::examples::layer_position_flags(args),
                                                  sae::data::load_samples(samples_path), samples_path);
-    const fs::path out = args["out"].as<std::string>();
-    sae::examples::make_output_dir(out);
+    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
+    const fs::path out = run.out();
     std::cout << "data: " << layer.data.source << " — " << layer.data.train.rows() << " train, "
               << layer.data.validation.rows() << " validation rows; specialization over ranks " << range.label()
               << ", top " << top_samples << " samples per latent\n";
@@ -144,7 +152,7 @@ int main(int argc, char** argv) {
     }
 
     // Curves: every latent's frequency, sorted, one line per model, the analysed range shaded.
-    sae::examples::Plotter plot(out / "figures", !args.count("no-plots"));
+    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
     std::vector<sae::examples::Plotter::Series> series;
     for (const auto& r : results) {
       sae::examples::Plotter::Series s;
@@ -178,8 +186,10 @@ int main(int argc, char** argv) {
       for (double f : r.sorted_frequency) m["sorted_activation_frequency"].push_back(f);
       j["models"].push_back(m);
     }
-    sae::io::write_text_atomically(out / "large_k.json", j.dump() + "\n");
-    sae::io::write_text_atomically(out / "report.md", md.str());
+    sae::io::write_text_atomically(run.stage("large_k.json"), j.dump() + "\n");
+    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::examples::test_fault_point("before-commit");
+    run.commit();
     for (const auto& r : results)
       std::cout << name_of(r) << ": EV " << fmt("%.3f", r.val.explained_variance) << ", dead "
                 << fmt("%.1f%%", 100 * r.val.dead_fraction) << ", specialized in " << range.label() << ": "

@@ -163,22 +163,19 @@ int main(int argc, char** argv) {
     if (!parsed) return 0;
     const auto& args = *parsed;
     const auto flags = sae::examples::read_grid_flags(args);
-    const long mat_latents = args["mat-latents"].as<long>(), mat_k = args["mat-k"].as<long>();
-    const long sem_k = args["sem-k"].as<long>(), sem_latents = args["sem-latents"].as<long>();
-    const long top_latents = args["top-latents"].as<long>(), top_samples = args["top-samples"].as<long>();
-    const an::PatternRule rule{args["min-samples"].as<long>()};
+    using sae::examples::int_flag;
+    const long mat_latents = int_flag(args, "mat-latents", 1), mat_k = int_flag(args, "mat-k", 1, mat_latents);
+    const long sem_k = int_flag(args, "sem-k", 1), sem_latents = int_flag(args, "sem-latents", 1);
     sae::examples::check_k_within_latents({sem_k}, {sem_latents});
-    sae::examples::check_flag(top_latents >= 1 && top_samples >= 1 && rule.min_samples >= 1,
-                              "--top-latents, --top-samples and --min-samples must be >= 1");
-    std::vector<an::RankRange> ranges;
-    for (const auto& r : args["ranks"].as<std::vector<std::string>>())
-      if (!r.empty()) ranges.push_back(an::parse_rank_range(r));
+    const long top_latents = int_flag(args, "top-latents", 1, sem_latents), top_samples = int_flag(args, "top-samples", 1, 1000000);
+    const an::PatternRule rule{int_flag(args, "min-samples", 1, top_samples)};
+    const auto ranges = sae::examples::rank_ranges_flag(args, "ranks", sem_latents);
     sae::MatryoshkaConfig mat_config;
     mat_config.num_latents = mat_latents;
     mat_config.k = mat_k;
     mat_config.seed = flags.train.seed;
     if (args.count("mat-groups"))
-      for (long g : args["mat-groups"].as<std::vector<long>>()) mat_config.group_sizes.push_back(g);
+      for (long g : sae::examples::int_list_flag(args, "mat-groups", 1)) mat_config.group_sizes.push_back(g);
 
     // Data: the late layer (--data) for the comparison and semantics, the early layer for semantics.
     const auto layers = sae::examples::load_two_layers(args);
@@ -186,8 +183,8 @@ int main(int argc, char** argv) {
     const auto& early = layers.early;
     mat_config.input_dim = late.data.train.cols();
     mat_config.validate("--mat-*");
-    const fs::path out = args["out"].as<std::string>();
-    sae::examples::make_output_dir(out);
+    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-matryoshka");
+    const fs::path out = run.out();
     std::cout << "late layer: " << late.data.source << "\nearly layer: " << early.data.source << "\n"
               << late.data.train.rows() << " train, " << late.data.validation.rows() << " validation rows (" << late.data.split
               << "), samples " << layers.samples_path << "\n";
@@ -264,7 +261,7 @@ int main(int argc, char** argv) {
        << "| Latents used | EV |\n|---|---|\n";
     for (const auto& [end, ev] : prefix_ev) md << "| 1-" << end << " | " << fmt("%.3f", ev) << " |\n";
     // Figure: EV against dictionary size — each Matryoshka prefix, and each TopK K across d.
-    sae::examples::Plotter plot(out / "figures", !args.count("no-plots"));
+    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
     std::vector<sae::examples::Plotter::Series> series;
     sae::examples::Plotter::Series ms;
     ms.label = "Matryoshka k=" + std::to_string(mat_k) + ": prefix 1..m";
@@ -342,9 +339,11 @@ int main(int argc, char** argv) {
     semantics["early"] = layer_json(early_sem, early, rule);
     semantics["late"] = layer_json(late_sem, late, rule);
 
-    sae::io::write_text_atomically(out / "comparison.json", comparison.dump() + "\n");
-    sae::io::write_text_atomically(out / "semantics.json", semantics.dump() + "\n");
-    sae::io::write_text_atomically(out / "report.md", md.str());
+    sae::io::write_text_atomically(run.stage("comparison.json"), comparison.dump() + "\n");
+    sae::io::write_text_atomically(run.stage("semantics.json"), semantics.dump() + "\n");
+    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::examples::test_fault_point("before-commit");
+    run.commit();
     std::cout << "\nMatryoshka: EV " << fmt("%.3f", mrow.val.explained_variance) << ", "
               << fmt("%.1f%%", 100 * mrow.val.dead_fraction) << " dead, " << mrow.val.alive_latents << " active\n"
               << "death-rate match: " << dead_match.name << "; active-latent match: " << active_match.name

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
       ("val-fraction", "hold out this fraction at random instead of the reports' split", cxxopts::value<double>())
       ("out", "output directory", cxxopts::value<std::string>()->default_value("results/sweep"))
       ("keep-weights", "save every SAE's checkpoint under <out>/weights/")
-      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<int>()->default_value("0"));
+      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<long>()->default_value("0"));
     // clang-format on
     sae::examples::add_grid_options(options);
     const auto parsed = sae::examples::parse_args(options, argc, argv);
@@ -63,24 +63,23 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
     const auto grid = sae::examples::read_grid_flags(args);
     sae::examples::SweepOptions opt;
-    if (args.count("layers")) opt.layers = sae::examples::sorted_unique(args["layers"].as<std::vector<long>>());
-    if (args.count("positions")) opt.positions = sae::examples::sorted_unique(args["positions"].as<std::vector<long>>());
+    if (args.count("layers")) opt.layers = sae::examples::sorted_unique(sae::examples::int_list_flag(args, "layers", 0));
+    if (args.count("positions")) opt.positions = sae::examples::sorted_unique(sae::examples::int_list_flag(args, "positions", 0));
     opt.ks = grid.ks;
     opt.latents = grid.latents;
     opt.train = grid.train;
     opt.adam = grid.adam;
     opt.val_fraction = sae::examples::val_fraction_flag(args);
-    opt.out = args["out"].as<std::string>();
     opt.force = args.count("force") > 0;
     opt.keep_weights = args.count("keep-weights") > 0;
-    opt.max_groups = args["max-groups"].as<int>();
-    sae::examples::check_flag(opt.max_groups >= 0, "--max-groups must be >= 0");
+    opt.max_groups = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
 
+    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-sweep");
     const sae::io::NpyMmap view(args["data"].as<std::string>());
     const auto& shape = view.shape();
     std::cout << "data: " << view.path() << " " << view.header().shape_string() << " '" << view.header().descr()
               << "', memory-mapped\n";
-    auto results = sae::examples::run_sweep(view, opt);
+    auto results = sae::examples::run_sweep(view, opt, run);
     if (opt.layers.empty())
       for (index_t l = 0; l < shape[1]; ++l) opt.layers.push_back(l);
     if (opt.positions.empty())
@@ -88,6 +87,7 @@ int main(int argc, char** argv) {
     const std::size_t expected = opt.layers.size() * opt.positions.size() * opt.ks.size() * opt.latents.size();
     std::cout << results.size() << " of " << expected << " SAEs finished\n";
     if (results.size() < expected) {
+      run.commit({"configs", "weights"});
       std::cout << "the sweep is incomplete (--max-groups); run again to continue. No summary written yet.\n";
       return 0;
     }
@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
     doc["epochs"] = opt.train.epochs;
     doc["batch_size"] = opt.train.batch_size;
     doc["lr"] = opt.adam.lr;
+    doc["fingerprint"] = sae::examples::sweep_run_fingerprint(*results.front().fingerprint.find("data"), opt);
     doc["explained_variance"] = describe_json(ev_stats);
     doc["dead_fraction"] = describe_json(dead_stats);
     doc["best_by_ev"] = sae::examples::to_json(best_ev);
@@ -192,7 +193,7 @@ int main(int argc, char** argv) {
     doc["largest_interaction_cell"] = max_cell;
 
     // ---- heatmaps per K ----
-    sae::examples::Plotter plot(opt.out / "figures", !args.count("no-plots"));
+    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
     std::vector<std::string> layer_labels, pos_labels;
     for (index_t l : opt.layers) layer_labels.push_back(std::to_string(l));
     for (index_t p : opt.positions) pos_labels.push_back(std::to_string(p));
@@ -216,13 +217,15 @@ int main(int argc, char** argv) {
     sae::io::Json all = sae::io::Json::array();
     for (const auto& r : results) all.push_back(sae::examples::to_json(r));
     doc["results"] = all;
-    sae::io::write_text_atomically(opt.out / "summary.json", doc.dump() + "\n");
-    sae::io::write_text_atomically(opt.out / "report.md", md.str());
+    sae::io::write_text_atomically(run.stage("summary.json"), doc.dump() + "\n");
+    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::examples::test_fault_point("before-commit");
+    run.commit({"configs", "weights"});
     std::cout << "EV mean " << fmt("%.4f", ev_stats.mean) << " ± " << fmt("%.4f", ev_stats.std) << " (range "
               << fmt("%.4f", ev_stats.min) << "–" << fmt("%.4f", ev_stats.max) << "), dead "
               << fmt("%.1f%%", 100 * dead_stats.mean) << " ± " << fmt("%.1f%%", 100 * dead_stats.std) << "\n"
               << "best by EV: " << config_label(best_ev) << " (" << fmt("%.4f", best_ev.val.explained_variance) << ")\n"
-              << "wrote " << (opt.out / "report.md").string() << ", summary.json, configs/, figures/\n";
+              << "wrote " << (run.out() / "report.md").string() << ", summary.json, configs/, figures/\n";
     return 0;
   });
 }

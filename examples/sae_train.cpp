@@ -8,25 +8,45 @@
 
 namespace {
 
-sae::examples::SplitData load_data(const cxxopts::ParseResult& args) {
+struct TrainData {
+  sae::examples::SplitData split;
+  sae::io::Json fingerprint;
+};
+
+TrainData load_data(const cxxopts::ParseResult& args, std::uint64_t seed) {
+  using sae::examples::int_flag;
   sae::Matrix<float> all;
   std::string source;
+  sae::io::Json fingerprint;
   if (!args["data"].as<std::string>().empty()) {
-    source = sae::examples::load_data_flag(args, all);
+    auto loaded = sae::examples::load_data_flag(args);
+    all = std::move(loaded.all);
+    source = std::move(loaded.source);
+    fingerprint = std::move(loaded.fingerprint);
   } else {
     sae::data::PlantedConfig pc;
-    pc.num_samples = args["planted-samples"].as<long>();
-    pc.input_dim = args["planted-dim"].as<long>();
-    pc.num_features = args["planted-features"].as<long>();
-    pc.k_true = args["planted-k"].as<long>();
+    pc.num_samples = int_flag(args, "planted-samples", 2);
+    pc.input_dim = int_flag(args, "planted-dim", 1);
+    pc.num_features = int_flag(args, "planted-features", 1);
+    pc.k_true = int_flag(args, "planted-k", 1, pc.num_features);
     pc.noise_std = 0.02;
-    pc.seed = args["seed"].as<std::uint64_t>();
+    pc.seed = seed;
+    sae::require_memory(static_cast<double>(pc.num_samples) * static_cast<double>(pc.input_dim + pc.num_features) * 4.0,
+                        "planted data of " + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim));
     all = sae::data::make_planted<float>(pc).x;
     source = "planted synthetic data (" + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim) +
              ", " + std::to_string(pc.num_features) + " true features, " + std::to_string(pc.k_true) +
              " active per sample)";
+    fingerprint = sae::io::Json::object();
+    fingerprint["planted_samples"] = pc.num_samples;
+    fingerprint["planted_dim"] = pc.input_dim;
+    fingerprint["planted_features"] = pc.num_features;
+    fingerprint["planted_k"] = pc.k_true;
+    fingerprint["planted_noise_std"] = pc.noise_std;
   }
-  return sae::examples::split_rows(all, source, sae::examples::val_fraction_flag(args), args["seed"].as<std::uint64_t>());
+  TrainData d{sae::examples::split_rows(all, source, sae::examples::val_fraction_flag(args), seed), std::move(fingerprint)};
+  d.fingerprint["split"] = d.split.split;
+  return d;
 }
 
 }  // namespace
@@ -46,7 +66,7 @@ int main(int argc, char** argv) {
       ("encoder-precision", "encoder GEMM arithmetic: 'fp32', or 'bf16' (bfloat16 inputs, float sums; needs AVX512-BF16)",
        cxxopts::value<std::string>()->default_value("fp32"))
       ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
-      ("threads", "OpenMP threads (0 = default)", cxxopts::value<int>()->default_value("0"))
+      ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
       ("early-stop", "stop after this many epochs without validation improvement (0 = off)", cxxopts::value<long>()->default_value("0"))
       ("validate-every", "score the validation set every N epochs (0 = only after training)", cxxopts::value<long>()->default_value("1"))
       ("checkpoint-every", "also checkpoint every N epochs during training (0 = only after training)", cxxopts::value<long>()->default_value("0"))
@@ -61,40 +81,44 @@ int main(int argc, char** argv) {
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
-    sae::examples::set_threads(args["threads"].as<int>());
+    using sae::examples::int_flag;
+    sae::examples::set_threads(int_flag(args, "threads", 0, 4096));
     const std::string selection = args["selection"].as<std::string>();
     sae::examples::check_flag(selection == "value" || selection == "magnitude",
-                              "--selection must be 'value' or 'magnitude', got '" + selection + "'");
-    const long early_stop = args["early-stop"].as<long>();
-    sae::examples::check_flag(early_stop >= 0, "--early-stop must be >= 0");
+                              "--selection: expected 'value' or 'magnitude', got '" + selection + "'");
+    const long early_stop = int_flag(args, "early-stop", 0);
     const std::string precision = args["encoder-precision"].as<std::string>();
     sae::examples::check_flag(precision == "fp32" || precision == "bf16",
-                              "--encoder-precision must be 'fp32' or 'bf16', got '" + precision + "'");
-
-    const auto data = load_data(args);
-    sae::TopKConfig config;
-    config.input_dim = data.train.cols();
-    config.num_latents = args["latents"].as<long>();
-    config.k = args["topk"].as<long>();
-    config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
-    config.decoder_bias = args.count("decoder-bias") > 0;
-    config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
-    config.seed = args["seed"].as<std::uint64_t>();
-    sae::TrainConfig train_config{args["epochs"].as<long>(), args["batch-size"].as<long>(), config.seed, true,
-                                  args["validate-every"].as<long>()};
-    train_config.validate();
-    const long checkpoint_every = args["checkpoint-every"].as<long>();
-    sae::examples::check_flag(checkpoint_every >= 0, "--checkpoint-every must be >= 0");
+                              "--encoder-precision: expected 'fp32' or 'bf16', got '" + precision + "'");
+    const std::uint64_t seed = args["seed"].as<std::uint64_t>();
+    sae::TrainConfig train_config{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24), seed,
+                                  true, int_flag(args, "validate-every", 0)};
+    const long checkpoint_every = int_flag(args, "checkpoint-every", 0);
     sae::examples::check_flag(early_stop == 0 || train_config.validate_every == 1,
                               "--early-stop watches the validation loss every epoch; it needs --validate-every 1");
     sae::AdamConfig adam;
-    adam.lr = args["lr"].as<double>();
+    adam.lr = sae::examples::number_flag(args, "lr", 0, 1e6, true);
+    const long latents = int_flag(args, "latents", 1), k = int_flag(args, "topk", 1);
+    sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
+                                                "), got " + std::to_string(k));
+
+    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-train");
+    const auto loaded = load_data(args, seed);
+    const auto& data = loaded.split;
+    sae::TopKConfig config;
+    config.input_dim = data.train.cols();
+    config.num_latents = latents;
+    config.k = k;
+    config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
+    config.decoder_bias = args.count("decoder-bias") > 0;
+    config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
+    config.seed = seed;
+    sae::examples::require_training_memory(config, train_config.batch_size);
 
     using Model = sae::TopKAutoencoder<float>;
-    Model model(config);  // validates k, latents
+    Model model(config);
     auto trainer = sae::make_trainer<Model>(train_config, sae::Adam<float>(adam));
-    const std::filesystem::path out = args["out"].as<std::string>();
-    sae::examples::make_output_dir(out);
+    const std::filesystem::path out = run.out();
 
     std::cout << "data: " << data.source << "\n"
               << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
@@ -112,14 +136,22 @@ int main(int argc, char** argv) {
       }
     };
     const sae::TrainSummary summary =
-        trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(out / "history.csv"),
-                    PeriodicCheckpoint{out / "checkpoint", checkpoint_every}, sae::EarlyStop(early_stop));
-    sae::save_checkpoint(out / "checkpoint", model);
+        trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run.stage("history.csv")),
+                    PeriodicCheckpoint{run.stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
+    sae::save_checkpoint(run.stage("checkpoint"), model);
 
     const auto val = sae::metrics::evaluate(model, data.validation);
     const auto train = sae::metrics::evaluate(model, data.train);
     sae::io::Json doc = sae::io::Json::object();
     doc["data"] = data.source;
+    sae::io::Json fingerprint = sae::io::Json::object();
+    fingerprint["library"] = sae::io::library_fingerprint();
+    fingerprint["data"] = loaded.fingerprint;
+    fingerprint["model"] = sae::to_json(config);
+    fingerprint["encoder_precision"] = precision;
+    fingerprint["training"] = sae::examples::training_fingerprint(train_config, adam);
+    fingerprint["early_stop"] = early_stop;
+    doc["fingerprint"] = fingerprint;
     doc["split"] = data.split;
     doc["model"] = sae::to_json(config);
     doc["encoder_precision"] = precision;
@@ -143,8 +175,8 @@ int main(int argc, char** argv) {
       doc["validation_fp32_encoder"] = sae::metrics::to_json(*val_fp32);
       doc["bf16_active_overlap"] = overlap;
     }
-    sae::io::write_text_atomically(out / "metrics.json", doc.dump() + "\n");
-    sae::io::save_npy(out / "activation_frequency.npy",
+    sae::io::write_text_atomically(run.stage("metrics.json"), doc.dump() + "\n");
+    sae::io::save_npy(run.stage("activation_frequency.npy"),
                       Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
                                                         static_cast<long>(val.activation_frequency.size())));
 
@@ -161,6 +193,7 @@ int main(int argc, char** argv) {
       std::printf("  fp32 encoder, same weights explained variance %.4f; %.2f%% of active latents the same\n",
                   val_fp32->explained_variance, 100 * overlap);
     std::printf("  training time             %.1f s\n", summary.seconds);
+    run.commit();
     std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/\n";
     return 0;
   });

@@ -18,7 +18,6 @@ struct SweepOptions {
   TrainConfig train;
   AdamConfig adam;
   std::optional<double> val_fraction;
-  std::filesystem::path out;
   bool force = false;
   bool keep_weights = false;
   int max_groups = 0;  // train at most this many (layer, position) groups this run (0 = all)
@@ -28,6 +27,7 @@ struct SweepResult {
   index_t layer = 0, position = 0, k = 0, latents = 0;
   metrics::Evaluation val;  // on the validation rows (activation_frequency not kept)
   double seconds = 0;       // this SAE's share of its group's shared pass
+  io::Json fingerprint;     // what decided it (see sweep_fingerprint)
 };
 
 inline std::string sweep_config_name(index_t layer, index_t position, index_t k, index_t latents) {
@@ -37,6 +37,7 @@ inline std::string sweep_config_name(index_t layer, index_t position, index_t k,
 
 inline io::Json to_json(const SweepResult& r) {
   io::Json j = metrics::to_json(r.val);
+  j["fingerprint"] = r.fingerprint;
   j["layer"] = r.layer;
   j["position"] = r.position;
   j["k"] = r.k;
@@ -54,10 +55,42 @@ inline SweepResult sweep_result_from_json(const io::Json& j, const std::string& 
     r.latents = j.at("latent_dim").as_int();
     r.val = metrics::evaluation_from_json(j);
     r.seconds = j.at("seconds").as_number();
+    r.fingerprint = *j.find("fingerprint");
     return r;
   } catch (const error& e) {
     throw io_error(source, std::string("not a sweep result (") + e.what() + "); delete it or pass --force");
   }
+}
+
+// What decides every SAE of a sweep: the data file's content, the split, the training settings
+// and the library version.
+inline io::Json sweep_run_fingerprint(const io::Json& data, const SweepOptions& opt) {
+  io::Json f = io::Json::object();
+  f["library"] = io::library_fingerprint();
+  f["data"] = data;
+  f["split"] = opt.val_fraction ? io::Json(*opt.val_fraction) : io::Json("reports");
+  f["training"] = training_fingerprint(opt.train, opt.adam);
+  return f;
+}
+
+// ... and one SAE: the above plus its slice and config.
+inline io::Json sweep_fingerprint(const io::Json& data, const SweepOptions& opt, index_t layer, index_t position,
+                                  index_t k, index_t latents, index_t input_dim) {
+  io::Json f = sweep_run_fingerprint(data, opt);
+  f["layer"] = layer;
+  f["position"] = position;
+  io::Json model = to_json(TopKConfig{input_dim, latents, k, Selection::value, false, opt.train.seed});
+  model["encoder_precision"] = "fp32";
+  f["model"] = model;
+  return f;
+}
+
+// What in a sweep result contradicts its file name ("" when nothing).
+inline std::string sweep_name_mismatch(const io::Json& j, index_t layer, index_t position, index_t k, index_t latents) {
+  const auto l = j.at("layer").as_int(), p = j.at("position").as_int(), jk = j.at("k").as_int(),
+             d = j.at("latent_dim").as_int();
+  if (l == layer && p == position && jk == k && d == latents) return "";
+  return "it holds " + sweep_config_name(l, p, jk, d);
 }
 
 // Progress for the whole sweep, one line per finished (layer, position) group off a terminal.
@@ -97,9 +130,12 @@ class SweepProgress {
   index_t layer_ = 0, position_ = 0, models_ = 1, units_per_epoch_ = 0, epochs_ = 0, calls_ = 0;
 };
 
-// Runs (or resumes) the sweep; returns every result of the requested grid found or trained.
-// `interrupt` (tests) is called after each epoch and may throw to simulate a kill.
-inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions opt,
+// Runs (or resumes) the sweep into `run`; returns every result of the requested grid found or
+// trained. Results of earlier runs (committed, or left by a killed run) are reused when their
+// fingerprints match; a committed one that does not match stops the sweep before any training
+// (unless opt.force). The caller commits `run`. `interrupt` (tests) is called after each epoch
+// and may throw to simulate a kill.
+inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions opt, io::RunDirectory& run,
                                           std::function<void()> interrupt = {}) {
   namespace fs = std::filesystem;
   using Model = TopKAutoencoder<float>;
@@ -119,7 +155,22 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions 
   for (index_t p : opt.positions)
     check_flag(p >= 0 && p < shape[2], "--positions: position " + std::to_string(p) + " out of range [0, " + std::to_string(shape[2]) + ")");
   check_k_within_latents(opt.ks, opt.latents);
-  make_output_dir(opt.out / "configs");
+  require_training_memory(TopKConfig{shape[3], opt.latents.back(), opt.ks.back(), Selection::value, false, 0},
+                          opt.train.batch_size, static_cast<index_t>(opt.ks.size() * opt.latents.size()));
+
+  // Every result already there is checked before any training.
+  const io::Json data = io::data_fingerprint(view);
+  std::map<std::tuple<index_t, index_t, index_t, index_t>, SweepResult> found;
+  if (!opt.force)
+    for (index_t layer : opt.layers)
+      for (index_t position : opt.positions)
+        for (index_t d : opt.latents)
+          for (index_t k : opt.ks) {
+            const std::string file = "configs/" + sweep_config_name(layer, position, k, d) + ".json";
+            const auto j = io::reusable_result(run, file, sweep_fingerprint(data, opt, layer, position, k, d, shape[3]),
+                                               [&](const io::Json& r) { return sweep_name_mismatch(r, layer, position, k, d); });
+            if (j) found[{layer, position, k, d}] = sweep_result_from_json(*j, (run.out() / file).string());
+          }
 
   index_t latent_sum = 0;
   for (index_t d : opt.latents) latent_sum += d * static_cast<index_t>(opt.ks.size());
@@ -137,9 +188,9 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions 
       index_t pending_units = 0;
       for (index_t d : opt.latents)
         for (index_t k : opt.ks) {
-          const fs::path file = opt.out / "configs" / (sweep_config_name(layer, position, k, d) + ".json");
-          if (!opt.force && fs::exists(file)) {
-            results.push_back(sweep_result_from_json(io::read_json_file(file.string()), file.string()));
+          const auto it = found.find({layer, position, k, d});
+          if (it != found.end()) {
+            results.push_back(it->second);
           } else {
             pending.push_back({k, d});
             pending_units += d;
@@ -167,9 +218,10 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions 
         r.val = metrics::evaluate(models[m], split.validation);
         r.val.activation_frequency.clear();
         r.seconds = summaries[m].seconds / static_cast<double>(models.size());  // the shared pass, split evenly
+        r.fingerprint = sweep_fingerprint(data, opt, layer, position, r.k, r.latents, shape[3]);
         const std::string name = sweep_config_name(layer, position, r.k, r.latents);
-        if (opt.keep_weights) save_checkpoint(opt.out / "weights" / name, models[m]);
-        io::write_text_atomically(opt.out / "configs" / (name + ".json"), to_json(r).dump() + "\n");
+        if (opt.keep_weights) save_checkpoint(run.stage("weights/" + name), models[m]);
+        io::write_text_atomically(run.stage("configs/" + name + ".json"), to_json(r).dump() + "\n");
         results.push_back(r);
       }
     }

@@ -76,7 +76,7 @@ BOOST_AUTO_TEST_CASE(malformed_files_name_file_and_problem) {
       {"nan.npy", "non-finite value (nan) at flat index 5"},
       {"inf.npy", "non-finite value (inf) at flat index 1"},
       {"empty_file.npy", "truncated .npy file"},
-      {"no_such_file.npy", "cannot open"},
+      {"no_such_file.npy", "no such .npy file"},
   };
   for (const auto& [name, problem] : cases) {
     BOOST_TEST_CONTEXT(name) {

@@ -87,8 +87,11 @@ BOOST_AUTO_TEST_CASE(latent_profiles_match_a_naive_scan) {
     const double a = freq[static_cast<std::size_t>(ranking[r - 1])], b = freq[static_cast<std::size_t>(ranking[r])];
     BOOST_TEST((a > b || (a == b && ranking[r - 1] < ranking[r])));
   }
-  const auto profiles = sae::analysis::profile_rank_range(codes, ranking, {2, 12}, 4);
-  BOOST_TEST(profiles.size() == 9u);  // clipped to F = 10
+  // A range past the model's F = 10 latents is refused, not clipped.
+  sae::test::require_throws_with<sae::invalid_argument>(
+      [&] { sae::analysis::profile_rank_range(codes, ranking, {2, 12}, 4); }, {"2-12", "outside the model's 10 latents"});
+  const auto profiles = sae::analysis::profile_rank_range(codes, ranking, {2, 10}, 4);
+  BOOST_TEST(profiles.size() == 9u);
   for (const auto& p : profiles) {
     BOOST_TEST(p.latent == ranking[static_cast<std::size_t>(p.rank - 1)]);
     BOOST_TEST(p.frequency == freq[static_cast<std::size_t>(p.latent)]);

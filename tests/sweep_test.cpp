@@ -17,14 +17,27 @@ std::filesystem::path write_array(const sae::test::ScratchDir& dir) {
   return path;
 }
 
-sae::examples::SweepOptions options(const std::filesystem::path& out) {
+sae::examples::SweepOptions options() {
   sae::examples::SweepOptions o;
   o.ks = {1, 2};
   o.latents = {4, 8};
   o.train = sae::TrainConfig{2, 64, 3, true};
   o.val_fraction = 0.2;
-  o.out = out;
   return o;
+}
+
+// One run of the sweep into `out`, committed when it finishes (as sae-sweep does).
+std::vector<SweepResult> sweep(const sae::io::NpyMmap& view, const sae::examples::SweepOptions& o,
+                               const std::filesystem::path& out, std::function<void()> interrupt = {}) {
+  sae::io::RunDirectory run(out, "sweep_test");
+  run.set_quiet(true);
+  auto results = sae::examples::run_sweep(view, o, run, std::move(interrupt));
+  run.commit({"configs", "weights"});
+  return results;
+}
+
+std::size_t files_in(const std::filesystem::path& dir) {
+  return std::filesystem::exists(dir) ? static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(dir), {})) : 0;
 }
 
 std::map<std::string, SweepResult> by_name(const std::vector<SweepResult>& rs) {
@@ -53,45 +66,97 @@ BOOST_AUTO_TEST_CASE(resumed_sweep_equals_uninterrupted_sweep) {
   sae::test::ScratchDir dir("sweep");
   const auto path = write_array(dir);
   const sae::io::NpyMmap view(path);
-  const auto full = sae::examples::run_sweep(view, options(dir / "a"));
+  const auto full = sweep(view, options(), dir / "a");
   BOOST_TEST(full.size() == 16u);  // 2 layers x 2 positions x 2 K x 2 d
 
-  // Killed in the middle of the second (layer, position) group: the first group's 4 SAEs survive.
+  // Killed in the middle of the second (layer, position) group: nothing is published, and the
+  // first group's 4 SAEs survive in the run's staging folder, from which the next run resumes.
   int epochs_seen = 0;
-  BOOST_CHECK_THROW(sae::examples::run_sweep(view, options(dir / "b"),
-                                             [&] {
-                                               if (++epochs_seen == 3) throw std::runtime_error("killed");
-                                             }),
+  BOOST_CHECK_THROW(sweep(view, options(), dir / "b",
+                          [&] {
+                            if (++epochs_seen == 3) throw std::runtime_error("killed");
+                          }),
                     std::runtime_error);
-  BOOST_TEST(std::distance(std::filesystem::directory_iterator(dir / "b" / "configs"), {}) == 4);
-  const auto resumed = sae::examples::run_sweep(view, options(dir / "b"));
+  BOOST_TEST(files_in(dir / "b" / "configs") == 0u);
+  std::size_t staged = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "b"))
+    if (e.path().filename().string().rfind(".staging-", 0) == 0) staged += files_in(e.path() / "configs");
+  BOOST_TEST(staged == 4u);
+  const auto resumed = sweep(view, options(), dir / "b");
   require_same_results(full, resumed);
+  BOOST_TEST(files_in(dir / "b" / "configs") == 16u);
+  for (const auto& e : std::filesystem::directory_iterator(dir / "b"))  // the stale staging folder is gone
+    BOOST_TEST(e.path().filename().string().rfind(".staging-", 0) != 0);
 
   // A sweep spread over runs with max_groups gives the same results too.
-  auto limited = options(dir / "c");
+  auto limited = options();
   limited.max_groups = 1;
-  BOOST_TEST(sae::examples::run_sweep(view, limited).size() == 4u);
-  BOOST_TEST(sae::examples::run_sweep(view, limited).size() == 8u);
-  require_same_results(full, sae::examples::run_sweep(view, options(dir / "c")));
+  BOOST_TEST(sweep(view, limited, dir / "c").size() == 4u);
+  BOOST_TEST(sweep(view, limited, dir / "c").size() == 8u);
+  require_same_results(full, sweep(view, options(), dir / "c"));
+}
+
+BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
+  sae::test::ScratchDir dir("sweep-fp");
+  const auto path = write_array(dir);
+  const sae::io::NpyMmap view(path);
+  sweep(view, options(), dir / "out");
+  // Every setting that decides a result: a rerun with any one changed refuses, naming it.
+  struct Change {
+    const char* field;
+    std::function<void(sae::examples::SweepOptions&)> apply;
+  };
+  const std::vector<Change> changes = {
+      {"training.epochs", [](auto& o) { o.train.epochs = 3; }},
+      {"training.batch_size", [](auto& o) { o.train.batch_size = 32; }},
+      {"training.seed", [](auto& o) { o.train.seed = 4; }},
+      {"training.lr", [](auto& o) { o.adam.lr = 2e-3; }},
+      {"split", [](auto& o) { o.val_fraction = 0.25; }},
+  };
+  for (const auto& c : changes) {
+    BOOST_TEST_CONTEXT(c.field) {
+      auto o = options();
+      c.apply(o);
+      sae::test::require_throws_with<sae::io_error>([&] { sweep(view, o, dir / "out"); },
+                                                    {"L0_P0_K1_d4.json", "other settings", c.field, "--force"});
+      o.force = true;  // --force retrains instead
+      BOOST_TEST(sweep(view, o, dir / "out").size() == 16u);
+      auto back = options();  // the folder now holds o's results: back to the original ones
+      back.force = true;
+      sweep(view, back, dir / "out");
+    }
+  }
+  // Other data content under the same name refuses too.
+  auto raw = sae::io::load_npy<float>(path);
+  raw.data[0] += 1.0f;
+  sae::io::save_npy(path, raw.data.data(), raw.shape);
+  const sae::io::NpyMmap changed(path);
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(changed, options(), dir / "out"); },
+                                                {"other settings", "data.content_hash"});
 }
 
 BOOST_AUTO_TEST_CASE(sweep_rejects_bad_input) {
   sae::test::ScratchDir dir("sweep-bad");
   const auto path = write_array(dir);
   const sae::io::NpyMmap view(path);
-  auto o = options(dir / "out");
+  auto o = options();
   o.layers = {2};
-  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::examples::run_sweep(view, o); },
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, o, dir / "out"); },
                                                         {"--layers: layer 2 out of range [0, 2)"});
   o.layers = {};
   o.ks = {9};
-  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::examples::run_sweep(view, o); }, {"K=9"});
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, o, dir / "out"); }, {"K=9"});
   const sae::io::NpyMmap flat(sae::test::fixture("f4_c_2d.npy"));
-  sae::test::require_throws_with<sae::io_error>([&] { sae::examples::run_sweep(flat, options(dir / "x")); },
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(flat, options(), dir / "x"); },
                                                 {"f4_c_2d.npy", "needs a 4-D"});
   // A damaged result file is named, not silently retrained or trusted.
-  sae::examples::run_sweep(view, options(dir / "d"));
+  sweep(view, options(), dir / "d");
   sae::io::write_text_atomically(dir / "d" / "configs" / "L0_P0_K1_d4.json", "{\"k\": 1}");
-  sae::test::require_throws_with<sae::io_error>([&] { sae::examples::run_sweep(view, options(dir / "d")); },
-                                                {"L0_P0_K1_d4.json", "not a sweep result"});
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(view, options(), dir / "d"); },
+                                                {"L0_P0_K1_d4.json", "fingerprint"});
+  // A result whose contents are another config's is refused, naming the file.
+  std::filesystem::copy_file(dir / "d" / "configs" / "L0_P0_K2_d4.json", dir / "d" / "configs" / "L0_P0_K1_d4.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(view, options(), dir / "d"); },
+                                                {"L0_P0_K1_d4.json", "do not match its name", "L0_P0_K2_d4"});
 }

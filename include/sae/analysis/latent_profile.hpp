@@ -57,16 +57,19 @@ inline RankRange parse_rank_range(const std::string& text) {
   }
 }
 
-// Profiles of the latents at ranks [range.first, range.last] (1-based, clipped to F), each with
-// its `top_n` strongest samples.
+// Profiles of the latents at ranks [range.first, range.last] (1-based, within the model's
+// latents), each with its `top_n` strongest samples.
 template <class Scalar>
 std::vector<LatentProfile> profile_rank_range(const SparseCodes<Scalar>& codes, const std::vector<index_t>& ranking,
                                               RankRange range, index_t top_n) {
   sae::detail::require(codes.rows > 0, "profile_rank_range()", "no samples");
+  sae::detail::require(range.first >= 1 && range.last <= static_cast<index_t>(ranking.size()), "profile_rank_range()",
+                       "rank range " + range.label() + " lies outside the model's " + std::to_string(ranking.size()) +
+                           " latents");
+  sae::detail::require(top_n >= 1, "profile_rank_range()", "top_n must be >= 1, got " + std::to_string(top_n));
   std::vector<std::int32_t> slot(static_cast<std::size_t>(codes.num_latents), -1);
   std::vector<LatentProfile> out;
-  const index_t last = std::min<index_t>(range.last, static_cast<index_t>(ranking.size()));
-  for (index_t r = range.first; r <= last; ++r) {
+  for (index_t r = range.first; r <= range.last; ++r) {
     slot[static_cast<std::size_t>(ranking[static_cast<std::size_t>(r - 1)])] = static_cast<std::int32_t>(out.size());
     LatentProfile p;
     p.latent = ranking[static_cast<std::size_t>(r - 1)];

@@ -13,7 +13,8 @@ struct error : std::runtime_error {
 
 // A file could not be read or written, or its contents are malformed. The message names the file.
 struct io_error : error {
-  io_error(const std::string& path, const std::string& problem) : error(path + ": " + problem) {}
+  io_error(const std::string& path, const std::string& problem)
+      : error((path.empty() ? std::string("(empty path)") : path) + ": " + problem) {}
 };
 
 // An argument has the wrong shape or value. The message names the caller.

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/core/memory.hpp>
 #include <sae/core/types.hpp>
 #include <sae/io/npy_format.hpp>
 #include <sae/io/npy_mmap.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -20,6 +22,31 @@ struct LayerPosition {
   index_t position = 0;
 };
 
+namespace gather_detail {
+template <class Scalar>
+void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::NpyMmap& view) {
+  require_memory(static_cast<double>(rows) * static_cast<double>(cols) * sizeof(Scalar),
+                 view.path() + ": loading " + std::to_string(rows) + " x " + std::to_string(cols) + " activations");
+  out.resize(rows, cols);
+}
+
+// A non-finite value is located in the user's coordinates: (sample, dimension) of a 2-D array,
+// (sample, layer, position, dimension) of a 4-D one.
+template <class Scalar>
+void require_finite_rows(const Matrix<Scalar>& m, const io::NpyMmap& view, std::optional<LayerPosition> where) {
+  for (index_t n = 0; n < m.rows(); ++n)
+    for (index_t j = 0; j < m.cols(); ++j)
+      if (!std::isfinite(m(n, j))) {
+        const std::string at = where ? "(sample " + std::to_string(n) + ", layer " + std::to_string(where->layer) +
+                                           ", position " + std::to_string(where->position) + ", dimension " +
+                                           std::to_string(j) + ")"
+                                     : "(sample " + std::to_string(n) + ", dimension " + std::to_string(j) + ")";
+        throw io_error(view.path(), "non-finite value (" + std::to_string(static_cast<double>(m(n, j))) + ") at " + at +
+                                        "; activations must be finite");
+      }
+}
+}  // namespace gather_detail
+
 // Gathers rows [N, D] from an open view. `where` is required for 4-D arrays.
 template <class Scalar>
 Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPosition> where = std::nullopt) {
@@ -28,7 +55,7 @@ Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPo
   Matrix<Scalar> out;
   if (shape.size() == 2) {
     if (where) throw io_error(path, "a (layer, position) was given but the array is 2-D " + view.header().shape_string());
-    out.resize(shape[0], shape[1]);
+    gather_detail::reserve(out, shape[0], shape[1], view);
     for (index_t n = 0; n < shape[0]; ++n)
       view.read(view.offset({n, 0}), view.strides()[1], shape[1], out.row(n).data());
   } else if (shape.size() == 4) {
@@ -40,7 +67,7 @@ Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPo
     if (where->position < 0 || where->position >= shape[2])
       throw io_error(path, "position " + std::to_string(where->position) + " out of range [0, " +
                                std::to_string(shape[2]) + ")");
-    out.resize(shape[0], shape[3]);
+    gather_detail::reserve(out, shape[0], shape[3], view);
     for (index_t n = 0; n < shape[0]; ++n)
       view.read(view.offset({n, where->layer, where->position, 0}), view.strides()[3], shape[3], out.row(n).data());
   } else {
@@ -48,7 +75,7 @@ Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPo
                              view.header().shape_string());
   }
   if (out.rows() == 0 || out.cols() == 0) throw io_error(path, "the activation array is empty " + view.header().shape_string());
-  io::require_finite(out.data(), static_cast<std::size_t>(out.size()), path);
+  gather_detail::require_finite_rows(out, view, where);
   return out;
 }
 

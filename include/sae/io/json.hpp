@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/io/input_file.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -112,23 +113,52 @@ class Json {
     throw error(std::string("json: expected ") + what);
   }
 
+  // Length of the valid UTF-8 sequence starting at s[i] (1-4), or 0 when it is not valid
+  // (overlong forms, surrogates and code points past U+10FFFF included).
+  static std::size_t utf8_length(const std::string& s, std::size_t i) {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80) return 1;
+    std::size_t n;
+    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4) n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else return 0;
+    if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+      if ((b(i + k) & 0xc0) != 0x80) return 0;
+    return n;
+  }
+
+  // Always valid UTF-8 JSON: control characters escaped, bytes that are not UTF-8 (text copied
+  // from inputs in other encodings) replaced by U+FFFD.
   static void write_string(std::string& out, const std::string& s) {
     out += '"';
-    for (const char c : s) {
+    for (std::size_t i = 0; i < s.size();) {
+      const char c = s[i];
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-          } else {
-            out += c;
-          }
+        case '"': out += "\\\""; ++i; continue;
+        case '\\': out += "\\\\"; ++i; continue;
+        case '\n': out += "\\n"; ++i; continue;
+        case '\r': out += "\\r"; ++i; continue;
+        case '\t': out += "\\t"; ++i; continue;
+        default: break;
+      }
+      if (static_cast<unsigned char>(c) < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        out += buf;
+        ++i;
+        continue;
+      }
+      const std::size_t n = utf8_length(s, i);
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      } else {
+        out.append(s, i, n);
+        i += n;
       }
     }
     out += '"';
@@ -186,6 +216,8 @@ class Json {
     const std::string& s;
     const std::string& source;
     std::size_t pos = 0;
+    int depth = 0;
+    static constexpr int kMaxDepth = 256;  // deeper nesting is refused, not a stack overflow
 
     [[noreturn]] void fail(const std::string& what) const {
       throw io_error(source, "invalid JSON at offset " + std::to_string(pos) + ": " + what);
@@ -203,8 +235,12 @@ class Json {
       space();
       if (pos >= s.size()) fail("unexpected end");
       const char c = s[pos];
-      if (c == '{') return object_value();
-      if (c == '[') return array_value();
+      if (c == '{' || c == '[') {
+        if (++depth > kMaxDepth) fail("nested deeper than " + std::to_string(kMaxDepth) + " levels");
+        Json v = c == '{' ? object_value() : array_value();
+        --depth;
+        return v;
+      }
       if (c == '"') return Json(string_value());
       if (literal("true")) return Json(true);
       if (literal("false")) return Json(false);
@@ -212,12 +248,25 @@ class Json {
       if (c == '-' || (c >= '0' && c <= '9')) return number_value();
       fail(std::string("unexpected character '") + c + "'");
     }
+    // The JSON number grammar exactly (no hex, inf, nan, leading '+' or zeros); finite only.
     Json number_value() {
-      const char* begin = s.c_str() + pos;
-      char* end = nullptr;
-      const double d = std::strtod(begin, &end);
-      if (end == begin) fail("bad number");
-      pos += static_cast<std::size_t>(end - begin);
+      const std::size_t begin = pos;
+      const auto digits = [&] {
+        const std::size_t from = pos;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+        return pos > from;
+      };
+      if (s[pos] == '-') ++pos;
+      if (pos < s.size() && s[pos] == '0') ++pos;
+      else if (!digits()) fail("bad number");
+      if (pos < s.size() && s[pos] == '.' && (++pos, !digits())) fail("bad number: digits must follow '.'");
+      if (pos < s.size() && (s[pos] == 'e' || s[pos] == 'E')) {
+        ++pos;
+        if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) ++pos;
+        if (!digits()) fail("bad number: digits must follow the exponent");
+      }
+      const double d = std::strtod(s.substr(begin, pos - begin).c_str(), nullptr);
+      if (!std::isfinite(d)) fail("number out of range");
       return Json(d);
     }
     static void append_utf8(std::string& out, unsigned cp) {
@@ -257,6 +306,7 @@ class Json {
         if (pos >= s.size()) fail("unterminated string");
         const char c = s[pos++];
         if (c == '"') return out;
+        if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string (must be escaped)");
         if (c != '\\') {
           out += c;
           continue;
@@ -275,11 +325,13 @@ class Json {
           case 'u': {
             unsigned cp = hex4();
             if (cp >= 0xd800 && cp < 0xdc00 && s.compare(pos, 2, "\\u") == 0) {  // surrogate pair
+              const std::size_t at = pos;
               pos += 2;
               const unsigned lo = hex4();
-              cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+              if (lo >= 0xdc00 && lo < 0xe000) cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+              else pos = at;  // not a pair: the high half alone is replaced below
             }
-            append_utf8(out, cp);
+            append_utf8(out, cp >= 0xd800 && cp < 0xe000 ? 0xfffd : cp);  // a lone surrogate is not text
             break;
           }
           default: fail(std::string("bad escape '\\") + e + "'");
@@ -331,8 +383,9 @@ class Json {
 
 // Reads and parses a whole JSON file.
 inline Json read_json_file(const std::string& path) {
+  require_readable_file(path, "JSON file");
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw io_error(path, "cannot open (does the file exist?)");
+  if (!f) throw io_error(path, "cannot open");
   std::string text;
   char buf[65536];
   std::size_t n;

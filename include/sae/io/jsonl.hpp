@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/io/input_file.hpp>
 #include <sae/io/json.hpp>
 
 #include <fstream>
@@ -11,8 +12,9 @@
 namespace sae::io {
 
 inline std::vector<Json> read_jsonl(const std::string& path) {
+  require_readable_file(path, "JSON Lines file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(path, "cannot open (does the file exist?)");
+  if (!in) throw io_error(path, "cannot open");
   std::vector<Json> rows;
   std::string line;
   for (long lineno = 1; std::getline(in, line); ++lineno) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/io/input_file.hpp>
 #include <sae/core/half.hpp>
 #include <sae/core/types.hpp>
 #include <sae/io/atomic_file.hpp>
@@ -48,8 +49,9 @@ inline NpyHeader read_npy_header(std::istream& in, const std::string& path) {
 }
 
 inline NpyHeader read_npy_header(const std::filesystem::path& path) {
+  require_readable_file(path.string(), ".npy file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(path.string(), "cannot open (does the file exist?)");
+  if (!in) throw io_error(path.string(), "cannot open");
   return read_npy_header(in, path.string());
 }
 
@@ -77,8 +79,9 @@ std::vector<T> fortran_to_c(const std::vector<T>& f, const std::vector<index_t>&
 template <class T>
 NpyArray<T> load_npy(const std::filesystem::path& path, const NpyLoadOptions& options = {}) {
   const std::string name = path.string();
+  require_readable_file(name, ".npy file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(name, "cannot open (does the file exist?)");
+  if (!in) throw io_error(name, "cannot open");
   const NpyHeader h = read_npy_header(in, name);
 
   in.seekg(0, std::ios::end);

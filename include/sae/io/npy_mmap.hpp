@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/io/input_file.hpp>
 #include <sae/io/npy_format.hpp>
 
 #include <cerrno>
@@ -22,12 +23,17 @@ namespace sae::io {
 class NpyMmap {
  public:
   explicit NpyMmap(const std::filesystem::path& path) : path_(path.string()) {
+    require_readable_file(path_, ".npy file");
     const int fd = ::open(path_.c_str(), O_RDONLY);
     if (fd < 0) throw io_error(path_, std::string("cannot open: ") + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
       ::close(fd);
       throw io_error(path_, std::string("cannot stat: ") + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      throw io_error(path_, "is a directory, not a .npy file");
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ < detail::kPreludeSize + 2) {
@@ -65,6 +71,9 @@ class NpyMmap {
   const std::vector<index_t>& shape() const { return header_.shape; }
   const std::string& path() const { return path_; }
   index_t rank() const { return static_cast<index_t>(header_.shape.size()); }
+  // The whole file as mapped (header included), e.g. for a content hash.
+  const unsigned char* file_bytes() const { return base_; }
+  std::size_t file_size() const { return size_; }
   // Element strides (not bytes) of each axis, which encode C or Fortran order.
   const std::vector<index_t>& strides() const { return strides_; }
 

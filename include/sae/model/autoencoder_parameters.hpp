@@ -7,6 +7,7 @@
 #include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/memory.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/row_hooks.hpp>
@@ -53,6 +54,8 @@ void normalize_rows(Matrix<Scalar>& w) {
 // then each row scaled to unit norm; b_dec = 0.
 template <class Scalar>
 AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder_bias, std::uint64_t seed) {
+  require_memory((2.0 * static_cast<double>(f) * static_cast<double>(d) + static_cast<double>(f + d)) * sizeof(Scalar),
+                 "an SAE with " + std::to_string(f) + " latents over " + std::to_string(d) + " inputs");
   AutoencoderParameters<Scalar> p;
   Rng rng(seed);
   const double enc_bound = 1.0 / std::sqrt(static_cast<double>(d));

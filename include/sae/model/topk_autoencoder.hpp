@@ -42,6 +42,18 @@ struct TopKConfig {
   }
 };
 
+// Memory to train a TopK SAE with Adam: parameters, their gradients and two Adam moments (four
+// copies), plus the per-batch encoder output, reconstruction and codes. For refusing a model too
+// large before allocating it (require_memory).
+template <class Scalar>
+double training_memory_bytes(const TopKConfig& c, index_t batch_size) {
+  const double params = 2.0 * static_cast<double>(c.num_latents) * static_cast<double>(c.input_dim) +
+                        static_cast<double>(c.num_latents + c.input_dim);
+  const double batch = static_cast<double>(batch_size) *
+                       (static_cast<double>(c.num_latents) + 3.0 * static_cast<double>(c.input_dim) + 2.0 * static_cast<double>(c.k));
+  return (4.0 * params + batch) * sizeof(Scalar);
+}
+
 template <class Scalar>
 using TopKParameters = AutoencoderParameters<Scalar>;
 template <class Scalar>

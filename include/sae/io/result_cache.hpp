@@ -1,0 +1,66 @@
+// Reusing finished results across runs, safely: a result file (a JSON object with a
+// "fingerprint" member) is reused only when its fingerprint equals this run's and its contents
+// match its name. A committed result made with other settings stops the run with the
+// differences named, since reusing it would report old results under new settings.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/io/fingerprint.hpp>
+#include <sae/io/json.hpp>
+#include <sae/io/run_directory.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace sae::io {
+
+// Returns the first reusable copy of `relative` (see RunDirectory::previous) and adopts it into
+// the run, or nothing when there is none. `name_mismatch(json)` says what in the contents
+// contradicts the file's name ("" when nothing). Throws io_error, naming the file, for a
+// committed copy that is unreadable, mislabelled or made with another fingerprint; copies left by
+// unfinished runs that do not match are passed over.
+inline std::optional<Json> reusable_result(const RunDirectory& run, const std::filesystem::path& relative,
+                                           const Json& fingerprint,
+                                           const std::function<std::string(const Json&)>& name_mismatch) {
+  const std::string advice = "; pass --force to retrain it, or choose another output directory";
+  for (const auto& file : run.previous(relative)) {
+    const bool committed = file == run.out() / relative;
+    Json j;
+    try {
+      j = read_json_file(file.string());
+      if (!j.is_object()) throw io_error(file.string(), "not a JSON object");
+    } catch (const error& e) {
+      if (!committed) continue;
+      throw io_error(file.string(), std::string("is not a readable result (") + e.what() + ")" + advice);
+    }
+    const Json* stored = nullptr;
+    for (const auto& [k, v] : j.as_object())
+      if (k == "fingerprint") stored = &v;
+    if (!stored) {
+      if (!committed) continue;
+      throw io_error(file.string(), "has no fingerprint (made by an older version?), so what produced it is unknown" + advice);
+    }
+    std::string wrong;
+    try {
+      wrong = name_mismatch(j);
+    } catch (const error& e) {
+      wrong = e.what();
+    }
+    if (!wrong.empty()) {
+      if (!committed) continue;
+      throw io_error(file.string(), "its contents do not match its name (" + wrong + ")" + advice);
+    }
+    const auto diffs = fingerprint_differences(*stored, fingerprint);
+    if (!diffs.empty()) {
+      if (!committed) continue;
+      throw io_error(file.string(), "was made with other settings: " + describe_differences(diffs) + advice);
+    }
+    run.adopt(file, relative);
+    return j;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sae::io
