@@ -91,8 +91,17 @@ inline std::string expected_value(cxxopts::Options& options, const std::string& 
   return list ? "a comma-separated list of " + what + "s" : (what == "integer" ? "an " : "a ") + what;
 }
 
-// The flag (as typed) whose value is `value` and that refuses it; "" when none does.
-inline std::string flag_refusing(cxxopts::Options& options, int argc, char** argv, const std::string& value) {
+// The flag (as typed) given `value` (or a list holding it) that refuses it, and the whole text
+// it was given; an empty flag when none does.
+inline std::pair<std::string, std::string> flag_refusing(cxxopts::Options& options, int argc, char** argv,
+                                                         const std::string& value) {
+  const auto holds = [&](const std::string& given) {
+    if (given == value) return true;
+    std::istringstream items(given);
+    for (std::string item; std::getline(items, item, ',');)
+      if (item == value) return true;
+    return false;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string token = argv[i];
     if (token.size() < 2 || token[0] != '-') continue;
@@ -105,9 +114,9 @@ inline std::string flag_refusing(cxxopts::Options& options, int argc, char** arg
     } else if (i + 1 < argc) {
       given = argv[i + 1], has_value = true;
     }
-    if (has_value && given == value && !accepts(options, flag, value)) return flag;
+    if (has_value && holds(given) && !accepts(options, flag, given)) return {flag, given};
   }
-  return "";
+  return {};
 }
 
 }  // namespace detail
@@ -132,10 +141,10 @@ inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options,
         break;
       }
     }
-    const std::string flag = detail::flag_refusing(options, argc, argv, value);
+    const auto [flag, given] = detail::flag_refusing(options, argc, argv, value);
     if (flag.empty()) throw;
     const bool digits = !value.empty() && value.find_first_not_of("0123456789-+") == std::string::npos;
-    throw sae::invalid_argument(flag + ": expected " + detail::expected_value(options, flag) + ", got '" + value + "'" +
+    throw sae::invalid_argument(flag + ": expected " + detail::expected_value(options, flag) + ", got '" + given + "'" +
                                 (digits ? " (out of range)" : ""));
   }
   // cxxopts reads numbers through a stream, so "1e-3x" would pass as 1e-3 and "1,2" as 1:

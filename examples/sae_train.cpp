@@ -193,6 +193,7 @@ int main(int argc, char** argv) {
       std::printf("  fp32 encoder, same weights explained variance %.4f; %.2f%% of active latents the same\n",
                   val_fp32->explained_variance, 100 * overlap);
     std::printf("  training time             %.1f s\n", summary.seconds);
+    sae::examples::test_fault_point("before-commit");
     run.commit();
     std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/\n";
     return 0;

@@ -1,0 +1,298 @@
+// The example programs as a user runs them: every flag error names its flag; a rerun never
+// reuses results made with other settings; a run that fails or is killed leaves the previous
+// outputs byte-identical; two runs into one folder cannot mix.
+#define BOOST_TEST_MODULE cli_runs
+#include "test_helpers.hpp"
+
+#include <sae/sae.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Exit {
+  int code = -1;  // exit status, or 128 + signal
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Starts `program args...` (through the cross-compiling emulator when there is one) with stdout
+// and stderr going to files beside `log`; `fault` sets SAE_TEST_FAIL_AT.
+pid_t start(const std::string& program, const std::vector<std::string>& args, const fs::path& log,
+            const std::string& fault = "") {
+  std::vector<std::string> argv;
+  const std::string emulator = SAE_TEST_EMULATOR;
+  if (!emulator.empty()) argv.push_back(emulator);
+  argv.push_back(std::string(SAE_PROGRAM_DIR) + "/" + program);
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int out = ::open((log.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = ::open((log.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    if (fault.empty()) ::unsetenv("SAE_TEST_FAIL_AT");
+    else ::setenv("SAE_TEST_FAIL_AT", fault.c_str(), 1);
+    std::vector<char*> c;
+    for (auto& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    ::execv(c[0], c.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+Exit finish(pid_t pid, const fs::path& log) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  Exit e;
+  e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  e.out = slurp(log.string() + ".out");
+  e.err = slurp(log.string() + ".err");
+  return e;
+}
+
+Exit run(const std::string& program, const std::vector<std::string>& args, const fs::path& log,
+         const std::string& fault = "") {
+  return finish(start(program, args, log, fault), log);
+}
+
+// Every published file of an output folder and its bytes (the lock and staging folders aside).
+std::map<std::string, std::string> snapshot(const fs::path& out) {
+  std::map<std::string, std::string> files;
+  for (auto it = fs::recursive_directory_iterator(out); it != fs::recursive_directory_iterator(); ++it) {
+    const std::string rel = fs::relative(it->path(), out).generic_string();
+    if (rel.rfind(".staging-", 0) == 0) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && rel != ".lock") files[rel] = slurp(it->path());
+  }
+  return files;
+}
+
+bool has_staging(const fs::path& out) {
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().filename().string().rfind(".staging-", 0) == 0) return true;
+  return false;
+}
+
+const std::string kData = std::string(SAE_SOURCE_DIR) + "/examples/data/activations_layer1_pos3.npy";
+
+std::vector<std::string> grid_args(const fs::path& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {"--data", kData, "--ks", "2,4", "--latents", "16", "--epochs", "1",
+                                "--no-plots", "--out", out.string()};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
+  sae::test::ScratchDir dir("cli-flags");
+  const std::string out = (dir / "out").string();
+  fs::create_directories(dir / "a_directory");
+  std::ofstream(dir / "a_file") << "x";
+  struct Case {
+    std::string program;
+    std::vector<std::string> args;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases = {
+      {"sae-train", {"--epochs", "abc"}, {"--epochs", "'abc'", "expected an integer"}},
+      {"sae-train", {"--epochs=0"}, {"--epochs", "got 0", "integer in [1, "}},
+      {"sae-train", {"--batch-size", "2.5"}, {"--batch-size", "'2.5'", "integer"}},
+      {"sae-train", {"--lr", "nan"}, {"--lr", "'nan'", "expected a number"}},
+      {"sae-train", {"--lr", "1e-3x"}, {"--lr", "'1e-3x'", "expected a number"}},
+      {"sae-train", {"--lr", "-0.1"}, {"--lr", "got -0.1", "(0, "}},
+      {"sae-train", {"--lr", "1e999"}, {"--lr", "'1e999'"}},
+      {"sae-train", {"--seed", "-1"}, {"--seed", "'-1'", "non-negative integer"}},
+      {"sae-train", {"--epochs", "123456789012345678901234"}, {"--epochs", "out of range"}},
+      {"sae-train", {"-k", "x"}, {"-k", "'x'", "integer"}},
+      {"sae-train", {"-k", "600"}, {"--topk", "--latents", "600"}},
+      {"sae-train", {"--threads", "-2"}, {"--threads", "got -2"}},
+      {"sae-train", {"--val-fraction", "1.5"}, {"--val-fraction", "1.5", "(0, 1]"}},
+      {"sae-train", {"--selection", "abs"}, {"--selection", "'abs'", "'value' or 'magnitude'"}},
+      {"sae-train", {"--data", (dir / "a_directory").string(), "--out", out}, {"a_directory", "is a directory"}},
+      {"sae-train", {"--data", (dir / "missing.npy").string(), "--out", out}, {"missing.npy", "no such .npy file"}},
+      {"sae-train", {"--planted-samples", "100", "--out", (dir / "a_file").string()}, {"a_file", "not a directory"}},
+      {"sae-train", {"--latents", "2000000000", "--planted-samples", "100", "--out", out}, {"needs", "of memory", "available"}},
+      {"sae-train", {"--layer", "-1", "--data", kData, "--out", out}, {"--layer", "got -1"}},
+      {"sae-grid", {"--ks", "0,5"}, {"--ks", "got 0"}},
+      {"sae-grid", {"--ks", "5,x"}, {"--ks", "'5,x'", "list of integers"}},
+      {"sae-grid", {"--data", "", "--out", out}, {"empty"}},
+      {"sae-grid", {"--layer", "2", "--data", kData, "--out", out}, {"a (layer, position) was given", "2-D"}},
+      {"sae-sweep", {"--data", kData, "--max-groups", "-1"}, {"--max-groups", "got -1"}},
+      {"sae-sweep", {"--data", kData, "--layers", "a"}, {"--layers", "'a'"}},
+      {"sae-large-k", {"--op-dominant", "1.5"}, {"--op-dominant", "1.5", "[0, 1]"}},
+      {"sae-large-k", {"--ranks", "400-600"}, {"--ranks", "400-600", "outside", "512 latents"}},
+      {"sae-large-k", {"--top-samples", "0"}, {"--top-samples", "got 0"}},
+      {"sae-matryoshka", {"--mat-groups", "8,x"}, {"--mat-groups", "'8,x'"}},
+      {"sae-matryoshka", {"--ranks", "9-3"}, {"--ranks", "'9-3'"}},
+      {"sae-matryoshka", {"--min-samples", "50"}, {"--min-samples", "got 50"}},
+      {"sae-hierarchy", {"--late-ranges", "1-20,0-3"}, {"--late-ranges", "'0-3'"}},
+      {"sae-hierarchy", {"--early-ranges", "20-900"}, {"--early-ranges", "20-900", "outside"}},
+      {"sae-hierarchy", {"--high", "inf"}, {"--high", "'inf'"}},
+      {"sae-hierarchy", {"--medium", "0.5", "--high", "0.1"}, {"--medium", "--high"}},
+  };
+  for (const auto& c : cases) {
+    std::string line = c.program;
+    for (const auto& a : c.args) line += " " + a;
+    BOOST_TEST_CONTEXT(line) {
+      const Exit e = run(c.program, c.args, dir / "log");
+      BOOST_TEST((e.code == 1 || e.code == 2));
+      BOOST_TEST(e.err.find(c.program + ": ") == 0u, "stderr: " << e.err);
+      BOOST_TEST(std::count(e.err.begin(), e.err.end(), '\n') <= 2);  // the error, perhaps a note
+      for (const auto& s : c.says) BOOST_TEST(e.err.find(s) != std::string::npos, "'" << s << "' missing from: " << e.err);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_rerun_with_any_changed_setting_refuses_or_retrains) {
+  sae::test::ScratchDir dir("cli-rerun");
+  const fs::path out = dir / "grid";
+  BOOST_REQUIRE_EQUAL(run("sae-grid", grid_args(out), dir / "log").code, 0);
+  // The same data elsewhere is the same data: reused.
+  fs::copy_file(kData, dir / "copy.npy");
+  auto args = grid_args(out);
+  args[1] = (dir / "copy.npy").string();
+  const Exit same = run("sae-grid", args, dir / "log");
+  BOOST_TEST(same.code == 0);
+  BOOST_TEST(same.out.find("K=2 d=16] reused") != std::string::npos, same.out);
+  const auto good = snapshot(out);
+  BOOST_REQUIRE(good.count("configs/K2_d16.json") && good.count("report.md"));
+
+  // Other content under the same name is not.
+  {
+    auto raw = sae::io::load_npy<float>(dir / "copy.npy");
+    raw.data[5] += 0.5f;
+    sae::io::save_npy(dir / "copy.npy", raw.data.data(), raw.shape);
+  }
+  struct Change {
+    std::vector<std::string> flags;
+    std::string field;
+  };
+  const std::vector<Change> changes = {
+      {{"--epochs", "2"}, "training.epochs"},       {{"--batch-size", "128"}, "training.batch_size"},
+      {{"--lr", "0.002"}, "training.lr"},           {{"--seed", "1"}, "training.seed"},
+      {{"--val-fraction", "0.3"}, "split"},         {{"--data", (dir / "copy.npy").string()}, "data.content_hash"},
+  };
+  for (const auto& c : changes) {
+    BOOST_TEST_CONTEXT(c.field) {
+      const Exit e = run("sae-grid", grid_args(out, c.flags), dir / "log");
+      BOOST_TEST(e.code != 0);
+      BOOST_TEST(e.err.find("K2_d16.json") != std::string::npos, e.err);
+      BOOST_TEST(e.err.find("other settings") != std::string::npos, e.err);
+      BOOST_TEST(e.err.find(c.field) != std::string::npos, e.err);
+      BOOST_TEST((snapshot(out) == good));  // nothing written
+    }
+  }
+  // --force retrains and the report names the new settings over new results.
+  const Exit forced = run("sae-grid", grid_args(out, {"--epochs", "2", "--force"}), dir / "log");
+  BOOST_TEST(forced.code == 0, forced.err);
+  const auto now = snapshot(out);
+  BOOST_TEST(now.at("configs/K2_d16.json") != good.at("configs/K2_d16.json"));
+  BOOST_TEST(now.at("report.md").find("2 epochs") != std::string::npos);
+  BOOST_TEST(sae::io::Json::parse(now.at("configs/K2_d16.json")).at("fingerprint").at("training").at("epochs").as_int() == 2);
+
+  // A result whose contents are another config's is refused, naming it.
+  std::ofstream(out / "configs" / "K2_d16.json") << now.at("configs/K4_d16.json");
+  const Exit swapped = run("sae-grid", grid_args(out, {"--epochs", "2"}), dir / "log");
+  BOOST_TEST(swapped.code != 0);
+  BOOST_TEST(swapped.err.find("K2_d16.json: its contents do not match its name (it holds K=4, d=16)") != std::string::npos,
+             swapped.err);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_that_fails_late_leaves_the_previous_outputs_as_they_were) {
+  sae::test::ScratchDir dir("cli-fail");
+  const std::vector<std::string> train = {"--planted-samples", "300", "--planted-dim", "16", "--latents", "32",
+                                          "-k", "4", "--epochs", "3", "--quiet", "--out", (dir / "t").string()};
+  BOOST_REQUIRE_EQUAL(run("sae-train", train, dir / "log").code, 0);
+  const auto good = snapshot(dir / "t");
+  BOOST_REQUIRE(good.count("history.csv") && good.count("checkpoint/w_enc.npy"));
+  auto other = train;
+  other[9] = "5";  // --epochs 5: every output would change
+  const Exit failed = run("sae-train", other, dir / "log", "before-commit");
+  BOOST_TEST(failed.code == 1);
+  BOOST_TEST(failed.err.find("injected failure") != std::string::npos, failed.err);
+  BOOST_TEST(failed.err.find("previous outputs in " + (dir / "t").string() + " are unchanged") != std::string::npos, failed.err);
+  BOOST_TEST(failed.err.find(".staging-") != std::string::npos, failed.err);
+  BOOST_TEST((snapshot(dir / "t") == good));
+  BOOST_TEST(has_staging(dir / "t"));
+  // The next success publishes its own outputs and clears the failed run's staging folder.
+  BOOST_TEST(run("sae-train", other, dir / "log").code == 0);
+  BOOST_TEST(!has_staging(dir / "t"));
+  BOOST_TEST(snapshot(dir / "t").at("history.csv") != good.at("history.csv"));
+
+  // The grid: failing after training, or at the last step, publishes nothing either.
+  BOOST_REQUIRE_EQUAL(run("sae-grid", grid_args(dir / "g"), dir / "log").code, 0);
+  const auto grid = snapshot(dir / "g");
+  for (const char* at : {"after-training", "before-commit"}) {
+    BOOST_TEST_CONTEXT(at) {
+      BOOST_TEST(run("sae-grid", grid_args(dir / "g", {"--force", "--epochs", "2"}), dir / "log", at).code == 1);
+      BOOST_TEST((snapshot(dir / "g") == grid));
+    }
+  }
+  BOOST_TEST(has_staging(dir / "g"));
+  BOOST_TEST(run("sae-grid", grid_args(dir / "g", {"--epochs", "2", "--force"}), dir / "log").code == 0);
+  BOOST_TEST(!has_staging(dir / "g"));
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_run_leaves_the_previous_outputs_byte_identical) {
+  sae::test::ScratchDir dir("cli-kill");
+  const fs::path out = dir / "g";
+  BOOST_REQUIRE_EQUAL(run("sae-grid", grid_args(out), dir / "log").code, 0);
+  const auto good = snapshot(out);
+  // Killed at spread-out moments of a much longer --force run (seconds): while loading, between
+  // and inside configs, mid-write of a result.
+  const auto longer = grid_args(out, {"--force", "--epochs", "150", "--latents", "16,32"});
+  for (int ms : {2, 20, 60, 150, 300, 500, 800, 1200}) {
+    BOOST_TEST_CONTEXT("SIGKILL after " << ms << " ms") {
+      const pid_t pid = start("sae-grid", longer, dir / "log");
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      ::kill(pid, SIGKILL);
+      const Exit e = finish(pid, dir / "log");
+      BOOST_TEST(e.code == 128 + SIGKILL);  // still running when killed, or the test proves nothing
+      BOOST_TEST((snapshot(out) == good));
+    }
+  }
+  // And the folder is still usable: a plain rerun reuses the good results.
+  const Exit again = run("sae-grid", grid_args(out), dir / "log");
+  BOOST_TEST(again.code == 0);
+  BOOST_TEST(again.out.find("K=4 d=16] reused") != std::string::npos);
+  BOOST_TEST(!has_staging(out));
+}
+
+BOOST_AUTO_TEST_CASE(a_second_run_into_a_busy_folder_stops_and_names_the_holder) {
+  sae::test::ScratchDir dir("cli-lock");
+  const fs::path out = dir / "g";
+  const pid_t first = start("sae-grid", grid_args(out, {"--epochs", "200", "--latents", "64"}), dir / "first");
+  // Wait until the first run holds the folder (its lock file names it).
+  for (int i = 0; i < 2000 && slurp(out / ".lock").find("sae-grid") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const Exit second = run("sae-grid", grid_args(out, {"--epochs", "3"}), dir / "second");
+  ::kill(first, SIGKILL);
+  finish(first, dir / "first");
+  BOOST_TEST(second.code == 1);
+  BOOST_TEST(second.err.find("another run is writing into this folder (sae-grid, pid ") != std::string::npos, second.err);
+  BOOST_TEST(!fs::exists(out / "report.md"));
+  // The kernel released the killed run's lock: the folder is free again.
+  BOOST_TEST(run("sae-grid", grid_args(out), dir / "log").code == 0);
+}
