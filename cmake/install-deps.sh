@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sae's build, examples and tests need, skipping what is present.
 # --arm64 adds Debian's aarch64 cross compiler and qemu-user, for the ARM build and its tests
-# (cmake/toolchains/aarch64-linux-gnu.cmake).
+# (cmake/toolchains/aarch64-linux-gnu.cmake); --fuzz adds clang and its libFuzzer runtime
+# (tests/fuzz/run.sh).
 set -euo pipefail
 packages=(cmake g++ make libeigen3-dev libomp-dev libboost-test-dev libcxxopts-dev libopenblas-pthread-dev gnuplot-nox)
 for arg in "$@"; do
   case "$arg" in
     --arm64) packages+=(g++-aarch64-linux-gnu qemu-user) ;;
-    *) echo "install-deps: unknown option '$arg' (known: --arm64)" >&2; exit 2 ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    *) echo "install-deps: unknown option '$arg' (known: --arm64, --fuzz)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -38,8 +38,9 @@ std::string slurp(const fs::path& p) {
 pid_t start(const std::string& program, const std::vector<std::string>& args, const fs::path& log,
             const std::string& fault = "") {
   std::vector<std::string> argv;
-  const std::string emulator = SAE_TEST_EMULATOR;
-  if (!emulator.empty()) argv.push_back(emulator);
+  std::istringstream emulator(SAE_TEST_EMULATOR);  // "qemu-aarch64|-L|/usr/aarch64-linux-gnu"
+  for (std::string word; std::getline(emulator, word, '|');)
+    if (!word.empty()) argv.push_back(word);
   argv.push_back(std::string(SAE_PROGRAM_DIR) + "/" + program);
   argv.insert(argv.end(), args.begin(), args.end());
   const pid_t pid = ::fork();
@@ -53,7 +54,7 @@ pid_t start(const std::string& program, const std::vector<std::string>& args, co
     std::vector<char*> c;
     for (auto& a : argv) c.push_back(a.data());
     c.push_back(nullptr);
-    ::execv(c[0], c.data());
+    ::execvp(c[0], c.data());
     ::_exit(127);
   }
   return pid;

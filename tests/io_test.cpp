@@ -85,6 +85,15 @@ BOOST_AUTO_TEST_CASE(malformed_files_name_file_and_problem) {
         require_throws_with<sae::io_error>([&] { sae::io::NpyMmap view(fixture(name)); }, {name});
     }
   }
+  // Found by the fuzzer: a v3 header whose 4-byte length field claims ~1.7 GB of a 128-byte file
+  // is refused before anything that size is allocated (by both readers).
+  sae::test::ScratchDir dir("io-fuzz");
+  std::string v3 = std::string("\x93NUMPY\x03\x00", 8) + "True{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+  v3.resize(127, ' ');
+  v3 += '\n';
+  sae::io::write_text_atomically(dir / "v3.npy", v3);
+  require_throws_with<sae::io_error>([&] { load_npy<float>(dir / "v3.npy"); }, {"v3.npy", "truncated .npy header", "1702195796"});
+  require_throws_with<sae::io_error>([&] { sae::io::NpyMmap view(dir / "v3.npy"); }, {"v3.npy", "truncated .npy header"});
   // Non-finite values load when the caller opts out of the check.
   const auto a = load_npy<float>(fixture("nan.npy"), {/*require_finite=*/false});
   BOOST_TEST(std::isnan(a.data[5]));

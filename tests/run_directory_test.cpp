@@ -185,6 +185,9 @@ BOOST_AUTO_TEST_CASE(json_output_is_valid_utf8_whatever_the_input) {
   const std::string deep(100000, '[');
   sae::test::require_throws_with<sae::io_error>([&] { Json::parse(deep); }, {"nested deeper than"});
   BOOST_TEST(Json::parse("-0.5e-2").as_number() == -0.005);
+  // Found by the fuzzer: an integer field past what a long long holds is an error, not UB.
+  BOOST_CHECK_THROW(Json::parse("4.6e89").as_int(), sae::error);
+  BOOST_TEST(Json::parse("9007199254740992").as_int() == 9007199254740992LL);
 }
 
 BOOST_AUTO_TEST_CASE(non_finite_values_are_located_in_the_users_coordinates) {

@@ -60,6 +60,8 @@ class Json {
   long long as_int() const {
     const double d = as_number();
     if (d != std::floor(d)) throw error("json: expected an integer but found " + std::to_string(d));
+    // Integers JSON can carry exactly (|d| <= 2^53); larger ones would not convert safely.
+    if (std::abs(d) > 9007199254740992.0) throw error("json: integer out of range: " + std::to_string(d));
     return static_cast<long long>(d);
   }
 

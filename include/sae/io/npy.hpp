@@ -40,6 +40,14 @@ inline NpyHeader read_npy_header(std::istream& in, const std::string& path) {
     throw io_error(path, "truncated .npy header length");
   std::size_t header_len = 0;
   for (std::size_t i = 0; i < len_size; ++i) header_len |= std::size_t{prelude[detail::kPreludeSize + i]} << (8 * i);
+  // The length field is untrusted: check it against what the stream holds before allocating.
+  const auto here = in.tellg();
+  in.seekg(0, std::ios::end);
+  const auto end = in.tellg();
+  in.seekg(here);
+  if (here >= 0 && end >= here && header_len > static_cast<std::size_t>(end - here))
+    throw io_error(path, "truncated .npy header (its length field says " + std::to_string(header_len) + " bytes, " +
+                             std::to_string(static_cast<long long>(end - here)) + " remain)");
   std::string text(header_len, '\0');
   if (!in.read(text.data(), static_cast<std::streamsize>(header_len)))
     throw io_error(path, "truncated .npy header (expected " + std::to_string(header_len) + " bytes)");
