@@ -390,10 +390,9 @@ inline io::Json training_fingerprint(const TrainConfig& t, const AdamConfig& a) 
 }
 
 // Refuses a model that cannot be trained in this machine's memory, before allocating it.
-inline void require_training_memory(const TopKConfig& c, index_t batch_size, index_t models = 1) {
-  require_memory(static_cast<double>(models) * training_memory_bytes<float>(c, batch_size),
-                 (models > 1 ? std::to_string(models) + " SAEs of " : std::string("an SAE with ")) +
-                     std::to_string(c.num_latents) + " latents over " + std::to_string(c.input_dim) +
+inline void require_training_memory(const TopKConfig& c, index_t batch_size) {
+  require_memory(training_memory_bytes<float>(c, batch_size),
+                 "an SAE with " + std::to_string(c.num_latents) + " latents over " + std::to_string(c.input_dim) +
                      " inputs, trained with Adam at batch " + std::to_string(batch_size) + ",");
 }
 

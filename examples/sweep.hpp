@@ -155,8 +155,14 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, SweepOptions 
   for (index_t p : opt.positions)
     check_flag(p >= 0 && p < shape[2], "--positions: position " + std::to_string(p) + " out of range [0, " + std::to_string(shape[2]) + ")");
   check_k_within_latents(opt.ks, opt.latents);
-  require_training_memory(TopKConfig{shape[3], opt.latents.back(), opt.ks.back(), Selection::value, false, 0},
-                          opt.train.batch_size, static_cast<index_t>(opt.ks.size() * opt.latents.size()));
+  // A group's SAEs train together, so all of them must fit at once.
+  double group_bytes = 0;
+  for (index_t d : opt.latents)
+    for (index_t k : opt.ks)
+      group_bytes += training_memory_bytes<float>(TopKConfig{shape[3], d, k, Selection::value, false, 0}, opt.train.batch_size);
+  require_memory(group_bytes + static_cast<double>(shape[0]) * static_cast<double>(shape[3]) * sizeof(float),
+                 "training " + std::to_string(opt.ks.size() * opt.latents.size()) + " SAE(s) together on " +
+                     std::to_string(shape[0]) + " x " + std::to_string(shape[3]) + " activations");
 
   // Every result already there is checked before any training.
   const io::Json data = io::data_fingerprint(view);
