@@ -142,11 +142,12 @@ BOOST_AUTO_TEST_CASE(gemm_modes_trade_accuracy_as_documented, *boost::unit_test:
   CpuModel cpu(c);
   const auto x = random_matrix(64, 256, 8);
   const auto reference = cpu.forward(x);
-  for (auto mode : {sae::cuda_backend::GemmMode::fp32, sae::cuda_backend::GemmMode::tf32,
-                    sae::cuda_backend::GemmMode::bf16}) {
-    GpuModel gpu(c, cpu.parameters(), mode);
+  for (auto mode : {sae::EncoderPrecision::fp32, sae::EncoderPrecision::tf32, sae::EncoderPrecision::bf16}) {
+    auto gc = c;
+    gc.encoder_precision = mode;
+    GpuModel gpu(gc, cpu.parameters());
     const float err = max_abs_diff(gpu.forward(x), reference);
-    BOOST_TEST_MESSAGE("GEMM mode " << static_cast<int>(mode) << ": max |x_hat diff| vs CPU fp32 " << err);
-    BOOST_TEST(err < (mode == sae::cuda_backend::GemmMode::fp32 ? 1e-4f : 0.5f));
+    BOOST_TEST_MESSAGE("encoder precision " << sae::name(mode) << ": max |x_hat diff| vs CPU fp32 " << err);
+    BOOST_TEST(err < (mode == sae::EncoderPrecision::fp32 ? 1e-4f : 0.5f));
   }
 }

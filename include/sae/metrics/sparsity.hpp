@@ -5,7 +5,7 @@
 
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/sparse_codes.hpp>
+#include <sae/core/sparse_codes.hpp>
 
 #include <algorithm>
 #include <cstdint>

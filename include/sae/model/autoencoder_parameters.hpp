@@ -10,9 +10,9 @@
 #include <sae/core/memory.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/row_hooks.hpp>
-#include <sae/model/row_sparse.hpp>
-#include <sae/model/sparse_codes.hpp>
+#include <sae/core/row_hooks.hpp>
+#include <sae/core/row_sparse.hpp>
+#include <sae/core/sparse_codes.hpp>
 
 #include <cmath>
 #include <cstdint>

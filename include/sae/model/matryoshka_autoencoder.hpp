@@ -17,7 +17,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
-#include <sae/model/sparse_codes.hpp>
+#include <sae/core/sparse_codes.hpp>
 
 #include <cstdint>
 #include <numeric>

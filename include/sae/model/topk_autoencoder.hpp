@@ -10,9 +10,9 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
-#include <sae/model/encoder_precision.hpp>
-#include <sae/model/selection.hpp>
-#include <sae/model/sparse_codes.hpp>
+#include <sae/core/encoder_precision.hpp>
+#include <sae/core/selection.hpp>
+#include <sae/core/sparse_codes.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -174,6 +174,8 @@ class TopKAutoencoder {
 
   static const TopKConfig& validated(const TopKConfig& c) {
     c.validate("TopKAutoencoder");
+    detail::require(c.encoder_precision != EncoderPrecision::tf32, "TopKAutoencoder",
+                    "encoder_precision tf32 is a CUDA tensor-core mode; the CPU encoder computes fp32 or bf16");
     detail::require(c.encoder_precision == EncoderPrecision::fp32 || std::is_same_v<Scalar, float>, "TopKAutoencoder",
                     "encoder_precision bf16 needs Scalar = float");
     detail::require(c.encoder_precision == EncoderPrecision::fp32 || bf16_encoder_available, "TopKAutoencoder",

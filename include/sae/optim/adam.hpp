@@ -10,8 +10,8 @@
 #include <sae/core/error.hpp>
 #include <sae/core/packet.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/row_hooks.hpp>
-#include <sae/model/row_sparse.hpp>
+#include <sae/core/row_hooks.hpp>
+#include <sae/core/row_sparse.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -20,8 +20,8 @@
 #include <sae/core/error.hpp>
 #include <sae/core/packet.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/encoder_precision.hpp>
-#include <sae/model/row_hooks.hpp>
+#include <sae/core/encoder_precision.hpp>
+#include <sae/core/row_hooks.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -46,7 +46,7 @@ namespace ops {
 // W_enc in the kernel's panel layout for one precision: panel p holds word q of latent p * 48 + c
 // at [q][c] (bf16 words are bit patterns). `fresh` says it matches W_enc as it is now: the TopK
 // model keeps one that the optimizer repacks block by block right after updating the rows
-// (model/row_hooks.hpp), which spares the GEMM its own pass over W_enc.
+// (core/row_hooks.hpp), which spares the GEMM its own pass over W_enc.
 struct PackedEncoder {
   EncoderPrecision precision = EncoderPrecision::fp32;
   index_t latents = 0, dim = 0, words_padded = 0;

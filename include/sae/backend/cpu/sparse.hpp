@@ -5,8 +5,8 @@
 #include <sae/config.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/row_sparse.hpp>
-#include <sae/model/sparse_codes.hpp>
+#include <sae/core/row_sparse.hpp>
+#include <sae/core/sparse_codes.hpp>
 
 #include <algorithm>
 #include <cstdint>

@@ -6,8 +6,8 @@
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
-#include <sae/model/sparse_codes.hpp>
-#include <sae/model/selection.hpp>
+#include <sae/core/sparse_codes.hpp>
+#include <sae/core/selection.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sae/backend/cuda/error.cuh>
+#include <sae/core/encoder_precision.hpp>
 #include <sae/core/types.hpp>
 
 #include <cublas_v2.h>
@@ -15,18 +16,15 @@
 
 namespace sae::cuda_backend {
 
-// How the encoder GEMM multiplies: exact fp32 (default), TF32 tensor cores, or bf16 inputs with
-// fp32 accumulation. The latter two trade accuracy for speed; see README for their effect.
-enum class GemmMode { fp32, tf32, bf16 };
-
 // One stream and one cuBLAS handle bound to it.
 class Context {
  public:
-  explicit Context(GemmMode mode = GemmMode::fp32) : mode_(mode) {
+  // `mode`: how the encoder GEMM multiplies (core/encoder_precision.hpp).
+  explicit Context(EncoderPrecision mode = EncoderPrecision::fp32) : mode_(mode) {
     SAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     SAE_CUDA_CHECK(cublasCreate(&handle_));
     SAE_CUDA_CHECK(cublasSetStream(handle_, stream_));
-    SAE_CUDA_CHECK(cublasSetMathMode(handle_, mode == GemmMode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    SAE_CUDA_CHECK(cublasSetMathMode(handle_, mode == EncoderPrecision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -36,13 +34,13 @@ class Context {
   }
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t handle() const { return handle_; }
-  GemmMode mode() const { return mode_; }
+  EncoderPrecision mode() const { return mode_; }
   void synchronize() const { SAE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
  private:
   cudaStream_t stream_{};
   cublasHandle_t handle_{};
-  GemmMode mode_;
+  EncoderPrecision mode_;
 };
 
 // Owning, move-only device array.

@@ -50,16 +50,13 @@ class TopKAutoencoder<Scalar, cuda> {
   using Gradients = cuda_backend::Gradients;
   using Workspace = cuda_backend::Workspace;
 
-  explicit TopKAutoencoder(const TopKConfig& config, cuda_backend::GemmMode mode = cuda_backend::GemmMode::fp32)
+  // config.encoder_precision picks the encoder GEMM's arithmetic: fp32, tf32 or bf16.
+  explicit TopKAutoencoder(const TopKConfig& config)
       : TopKAutoencoder(config,
-                        detail::init_parameters<float>(config.input_dim, config.num_latents, config.decoder_bias, config.seed),
-                        mode) {}
+                        detail::init_parameters<float>(config.input_dim, config.num_latents, config.decoder_bias, config.seed)) {}
 
-  TopKAutoencoder(const TopKConfig& config, Parameters params,
-                  cuda_backend::GemmMode mode = cuda_backend::GemmMode::fp32)
-      : config_(config),
-        ctx_(std::make_shared<cuda_backend::Context>(
-            config.encoder_precision == EncoderPrecision::bf16 ? cuda_backend::GemmMode::bf16 : mode)) {
+  TopKAutoencoder(const TopKConfig& config, Parameters params)
+      : config_(config), ctx_(std::make_shared<cuda_backend::Context>(config.encoder_precision)) {
     config_.validate("TopKAutoencoder<float, cuda>");
     detail::require(!config_.decoder_bias, "TopKAutoencoder<float, cuda>",
                     "the decoder bias is not implemented on the CUDA backend (the reports' model has none)");
@@ -220,7 +217,7 @@ class TopKAutoencoder<Scalar, cuda> {
                     "input has " + std::to_string(ws.x.cols()) + " columns, model expects input_dim=" + std::to_string(d));
     ws.pre.resize(rows, f);
     const float one = 1.0f, zero = 0.0f;
-    if (ctx.mode() == cuda_backend::GemmMode::bf16) {
+    if (ctx.mode() == EncoderPrecision::bf16) {
       ws.x16.resize(static_cast<std::size_t>(rows * d));
       ws.w16.resize(static_cast<std::size_t>(f * d));
       kn::to_bf16_kernel<<<cuda_backend::grid_for(ws.x16.size(), 256), 256, 0, ctx.stream()>>>(ws.x.data(), ws.x16.data(),
