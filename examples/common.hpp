@@ -237,31 +237,23 @@ inline void add_data_options(cxxopts::Options& options, const std::string& defau
 
 struct SplitData {
   sae::Matrix<float> train, validation;
-  std::string source;  // file and slice, for reports
-  std::string split;   // how rows were split, for reports
+  std::vector<index_t> validation_rows;  // row of the data file behind each validation row
+  std::string source;                    // file and slice, for reports
+  std::string split;                     // how rows were split, for reports
   index_t rows = 0;
 };
 
-// Splits rows the reports' way (first 5,978 train) unless a validation fraction is asked for or
-// the data is too small for it.
+// Splits rows by the library's policy (sae::data::choose_split).
 inline SplitData split_rows(const sae::Matrix<float>& all, std::string source, std::optional<double> val_fraction,
                             std::uint64_t seed) {
+  const auto split = sae::data::choose_split(all.rows(), sae::data::SplitPolicy{val_fraction, seed});
   SplitData d;
   d.source = std::move(source);
   d.rows = all.rows();
-  sae::data::Split split;
-  if (val_fraction || all.rows() <= sae::data::kReportsTrainRows) {
-    const double fraction = val_fraction.value_or(0.2);
-    split = sae::data::fractional_split(all.rows(), fraction, seed);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "seeded random split, %.4g%% held out", 100 * fraction);
-    d.split = buf;
-  } else {
-    split = sae::data::head_split(all.rows(), sae::data::kReportsTrainRows);
-    d.split = "reports' split: first 5,978 rows train, the rest validate";
-  }
+  d.split = split.description;
   d.train = sae::data::take_rows(all, split.train);
   d.validation = sae::data::take_rows(all, split.validation);
+  d.validation_rows = split.validation;
   return d;
 }
 

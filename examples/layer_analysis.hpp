@@ -15,46 +15,46 @@
 namespace sae::examples {
 
 // One layer's data: the split rows and, for the validation rows, the samples and what their CoT
-// contains (validation row i is sample validation_offset + i of samples.jsonl).
+// contains (validation row i is sample data.validation_rows[i] of samples.jsonl).
 struct LayerData {
   SplitData data;
   std::vector<sae::data::Sample> validation_samples;
   std::vector<sae::analysis::CotFeatures> validation_features;
 };
 
-// Loads `path` (2-D, or 4-D at `where`) and its samples; the reports' head split is required,
-// since the samples are matched to validation rows by position.
+// Loads `path` (2-D, or 4-D at `where`) and its samples (one per row), split by `policy`; samples
+// are paired with validation rows by row index, so any split and any row count work.
 inline LayerData load_layer(const std::string& path, std::optional<sae::data::LayerPosition> where,
-                            const std::vector<sae::data::Sample>& samples, const std::string& samples_path) {
+                            const std::vector<sae::data::Sample>& samples, const std::string& samples_path,
+                            const sae::data::SplitPolicy& policy) {
   const sae::io::NpyMmap view(path);
   if (view.rank() == 4 && !where) where = sae::data::LayerPosition{0, 0};
   const sae::Matrix<float> all = sae::data::gather_activations<float>(view, where);
   sae::data::require_matching_rows(samples, all.rows(), samples_path, path);
-  check_flag(all.rows() > sae::data::kReportsTrainRows,
-             path + " has " + std::to_string(all.rows()) + " rows; feature analysis needs the reports' split (more than " +
-                 std::to_string(sae::data::kReportsTrainRows) + " rows, the first 5,978 train)");
   LayerData layer;
   layer.data = split_rows(all,
                           path + (where ? " (layer " + std::to_string(where->layer) + ", position " +
                                               std::to_string(where->position) + ")"
                                         : ""),
-                          std::nullopt, 0);
-  for (index_t i = sae::data::kReportsTrainRows; i < all.rows(); ++i) {
-    layer.validation_samples.push_back(samples[static_cast<std::size_t>(i)]);
-    layer.validation_features.push_back(sae::analysis::cot_features(samples[static_cast<std::size_t>(i)]));
+                          policy.validation_fraction, policy.seed);
+  for (index_t row : layer.data.validation_rows) {
+    layer.validation_samples.push_back(samples[static_cast<std::size_t>(row)]);
+    layer.validation_features.push_back(sae::analysis::cot_features(samples[static_cast<std::size_t>(row)]));
   }
   return layer;
 }
 
-// --layer/--position when either is given (a 4-D array defaults to (0, 0) in load_layer). The
-// feature analyses pair validation rows with samples, so they keep the reports' split.
+// --layer/--position when either is given (a 4-D array defaults to (0, 0) in load_layer).
 inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopts::ParseResult& args) {
-  check_flag(!args.count("val-fraction"),
-             "--val-fraction is not available here: validation rows are matched to samples.jsonl by position, so "
-             "the reports' split (first 5,978 rows train) is used");
   if (!args.count("layer") && !args.count("position")) return std::nullopt;
   return sae::data::LayerPosition{args.count("layer") ? int_flag(args, "layer", 0) : 0,
                                   args.count("position") ? int_flag(args, "position", 0) : 0};
+}
+
+// The split the feature analyses use: --val-fraction if given, else the library's default, seeded
+// by --seed (both layers of a two-layer program get the same rows).
+inline sae::data::SplitPolicy split_policy_flags(const cxxopts::ParseResult& args) {
+  return sae::data::SplitPolicy{val_fraction_flag(args), args["seed"].as<std::uint64_t>()};
 }
 
 // Per-epoch progress line for one model of a multi-model run.
@@ -111,7 +111,7 @@ inline sae::io::Json top_samples_json(const sae::analysis::LatentProfile& p, con
   for (const auto& t : p.top) {
     sae::io::Json e = sae::io::Json::object();
     e["validation_row"] = t.sample;
-    e["sample"] = t.sample + sae::data::kReportsTrainRows;
+    e["sample"] = layer.data.validation_rows[static_cast<std::size_t>(t.sample)];
     e["activation"] = t.activation;
     e["cot"] = cot_line(layer.validation_samples[static_cast<std::size_t>(t.sample)]);
     top.push_back(e);
@@ -147,8 +147,9 @@ inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
     early_path = data_path;
     early_where = sae::data::LayerPosition{int_flag(args, "early-layer", 0), late_where ? late_where->position : 0};
   }
-  t.late = load_layer(data_path, late_where, samples, t.samples_path);
-  t.early = load_layer(early_path, early_where, samples, t.samples_path);
+  const auto policy = split_policy_flags(args);
+  t.late = load_layer(data_path, late_where, samples, t.samples_path, policy);
+  t.early = load_layer(early_path, early_where, samples, t.samples_path, policy);
   return t;
 }
 

@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
     md << "# Feature hierarchy: taxonomy, specialized latents, interventions (report 004)\n\n"
        << "Late layer `" << layers.late.data.source << "`, early layer `" << layers.early.data.source << "`; TopK K=" << k
        << ", d=" << d << ", " << flags.train.epochs << " epochs, batch " << flags.train.batch_size << ", Adam lr "
-       << flags.adam.lr << ". Validation rows only. Late EV " << fmt("%.3f", late.val.explained_variance) << " ("
+       << flags.adam.lr << ". Validation rows only (" << layers.late.data.split << "). Late EV " << fmt("%.3f", late.val.explained_variance) << " ("
        << fmt("%.1f%%", 100 * late.val.dead_fraction) << " dead), early EV " << fmt("%.3f", early.val.explained_variance)
        << " (" << fmt("%.1f%%", 100 * early.val.dead_fraction) << " dead).\n\n"
        << "Specialization from each latent's top " << top_samples << " samples: one operation in > "

@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
     const std::string data_path = args["data"].as<std::string>();
     const std::string samples_path = sae::examples::samples_path_for(args, data_path);
     const auto layer = sae::examples::load_layer(data_path, sae::examples::layer_position_flags(args),
-                                                 sae::data::load_samples(samples_path), samples_path);
+                                                 sae::data::load_samples(samples_path), samples_path,
+                                                 sae::examples::split_policy_flags(args));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
     const fs::path out = run.out();
     std::cout << "data: " << layer.data.source << " — " << layer.data.train.rows() << " train, "
@@ -92,7 +93,7 @@ int main(int argc, char** argv) {
     std::ostringstream md;
     md << "# Large K: specialization and activation frequency (report 003)\n\n"
        << "Data `" << layer.data.source << "`, " << layer.data.train.rows() << " train / " << layer.data.validation.rows()
-       << " validation rows; " << flags.train.epochs << " epochs, batch " << flags.train.batch_size << ", Adam lr "
+       << " validation rows (" << layer.data.split << "); " << flags.train.epochs << " epochs, batch " << flags.train.batch_size << ", Adam lr "
        << flags.adam.lr << ". Metrics on validation.\n\n## Training metrics\n\n"
        << "| Config | EV | Reconstruction loss (MSE) | Death rate | Active latents |\n|---|---|---|---|---|\n";
     for (const auto& r : results)

@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
     const double mat_eff = mrow.val.ev_per_active_latent;
     md << "# TopK vs Matryoshka and feature semantics (report 000)\n\n"
        << "Late layer: `" << late.data.source << "`; early layer: `" << early.data.source << "`. " << late.data.train.rows()
-       << " train / " << late.data.validation.rows() << " validation rows; metrics on validation. " << flags.train.epochs
+       << " train / " << late.data.validation.rows() << " validation rows (" << late.data.split << "); metrics on validation. " << flags.train.epochs
        << " epochs, batch " << flags.train.batch_size << ", Adam lr " << flags.adam.lr
        << ". EV = 1 - SSE/SST (SAELens). Active latents = latents firing on at least one validation sample.\n\n"
        << "## Matched comparison\n\n"

@@ -6,6 +6,8 @@
 
 #include <sae/sae.hpp>
 
+#include <functional>
+
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 namespace fs = std::filesystem;
+using sae::index_t;
 
 namespace {
 
@@ -296,4 +299,76 @@ BOOST_AUTO_TEST_CASE(a_second_run_into_a_busy_folder_stops_and_names_the_holder)
   BOOST_TEST(!fs::exists(out / "report.md"));
   // The kernel released the killed run's lock: the folder is free again.
   BOOST_TEST(run("sae-grid", grid_args(out), dir / "log").code == 0);
+}
+
+BOOST_AUTO_TEST_CASE(every_program_runs_on_a_small_data_set_of_its_own) {
+  // A user's own activations: 1,319 rows (GSM8K test's size), too few for the reports' split.
+  sae::test::ScratchDir dir("cli-small");
+  const std::string src = std::string(SAE_SOURCE_DIR) + "/examples/data/";
+  const index_t rows = 1319;
+  for (const char* layer : {"activations_layer4_pos3", "activations_layer1_pos3"}) {
+    const auto a = sae::io::load_npy<float>(src + layer + ".npy");
+    sae::io::save_npy(dir / (std::string(layer) + ".npy"), a.data.data(), {rows, a.shape[1]});
+  }
+  {
+    std::ifstream in(src + "samples.jsonl");
+    std::ofstream out(dir / "samples.jsonl");
+    std::string line;
+    for (index_t i = 0; i < rows && std::getline(in, line); ++i) out << line << '\n';
+  }
+  const std::string late = (dir / "activations_layer4_pos3.npy").string(), early = (dir / "activations_layer1_pos3.npy").string();
+  struct Case {
+    std::string program;
+    std::vector<std::string> args;
+    std::string report;
+  };
+  const std::vector<Case> cases = {
+      {"sae-grid", {"--data", late, "--ks", "4", "--latents", "16", "--epochs", "1"}, "report.md"},
+      {"sae-large-k", {"--data", late, "--ks", "4,8", "--latents", "32", "--epochs", "1", "--ranks", "20-32",
+                       "--top-samples", "5"}, "large_k.json"},
+      {"sae-hierarchy", {"--data", late, "--early-data", early, "--ks", "4", "--latents", "32", "--epochs", "1",
+                         "--late-ranges", "1-5,20-32", "--early-ranges", "5-10", "--top-ablate", "3", "--top-samples", "5"},
+       "hierarchy.json"},
+      {"sae-matryoshka", {"--data", late, "--early-data", early, "--ks", "2,4", "--latents", "16", "--epochs", "1",
+                          "--mat-latents", "32", "--mat-k", "4", "--sem-k", "4", "--sem-latents", "16", "--top-latents", "3",
+                          "--ranks", "10-12", "--top-samples", "5"},
+       "semantics.json"},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.program) {
+      auto args = c.args;
+      const fs::path out = dir / c.program;
+      args.insert(args.end(), {"--no-plots", "--out", out.string()});
+      const Exit e = run(c.program, args, dir / "log");
+      BOOST_TEST(e.code == 0, e.err);
+      BOOST_TEST(slurp(out / c.report).size() > 0u);
+      if (c.program != "sae-grid")  // the feature reports say how rows were split
+        BOOST_TEST(slurp(out / "report.md").find("seeded random split, 20% held out") != std::string::npos);
+    }
+  }
+  // Samples are paired with validation rows by row index: every "sample" listed is a held-out row
+  // whose CoT is the one printed beside it.
+  const auto semantics = sae::io::read_json_file((dir / "sae-matryoshka" / "semantics.json").string());
+  const auto samples = sae::data::load_samples((dir / "samples.jsonl").string());
+  const auto split = sae::data::choose_split(rows, sae::data::SplitPolicy{std::nullopt, 0});
+  std::size_t checked = 0;
+  std::function<void(const sae::io::Json&)> visit = [&](const sae::io::Json& j) {
+    if (j.is_object()) {
+      const auto* sample = j.find("sample");
+      const auto* row = j.find("validation_row");
+      if (sample && row) {
+        BOOST_TEST(split.validation.at(static_cast<std::size_t>(row->as_int())) == sample->as_int());
+        std::string cot;
+        for (const auto& step : samples.at(static_cast<std::size_t>(sample->as_int())).cot_steps)
+          cot += (cot.empty() ? "" : " | ") + step.text();
+        BOOST_TEST(j.at("cot").as_string() == (cot.empty() ? "(no annotated steps)" : cot));
+        ++checked;
+      }
+      for (const auto& [k, v] : j.as_object()) visit(v);
+    } else if (j.is_array()) {
+      for (const auto& v : j.as_array()) visit(v);
+    }
+  };
+  visit(semantics);
+  BOOST_TEST(checked > 0u);
 }

@@ -78,6 +78,18 @@ BOOST_AUTO_TEST_CASE(splits) {
   BOOST_TEST(std::is_sorted(a.train.begin(), a.train.end()));
   BOOST_CHECK_THROW(sae::data::fractional_split(1000, 1.0, 0), sae::invalid_argument);
   BOOST_CHECK_THROW(sae::data::fractional_split(3, 0.01, 0), sae::invalid_argument);
+
+  // The policy every program uses: the reports' split where it fits, else (or when asked) a
+  // seeded fraction, each saying which.
+  const auto reports = sae::data::choose_split(7473, {});
+  BOOST_TEST(reports.train == s.train, boost::test_tools::per_element());
+  BOOST_TEST(reports.description.find("reports' split") != std::string::npos);
+  const auto small = sae::data::choose_split(1319, {std::nullopt, 7});
+  BOOST_TEST(small.validation == sae::data::fractional_split(1319, 0.2, 7).validation, boost::test_tools::per_element());
+  BOOST_TEST(small.description == "seeded random split, 20% held out");
+  const auto asked = sae::data::choose_split(7473, {0.3, 7});
+  BOOST_TEST(asked.validation == sae::data::fractional_split(7473, 0.3, 7).validation, boost::test_tools::per_element());
+  BOOST_TEST(sae::data::choose_split(5978, {}).validation.size() == 1196u);  // 5,978 rows: too few for the head split
 }
 
 BOOST_AUTO_TEST_CASE(batch_schedule_is_a_seeded_permutation_per_epoch) {

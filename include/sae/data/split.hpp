@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <numeric>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace sae::data {
@@ -16,6 +19,7 @@ namespace sae::data {
 struct Split {
   std::vector<index_t> train;
   std::vector<index_t> validation;
+  std::string description;  // how the rows were divided, for reports
 };
 
 // The reports' split: 5,978 train + 1,495 validation = GSM8K train's 7,473 problems, in file order.
@@ -50,6 +54,30 @@ inline Split fractional_split(index_t num_rows, double validation_fraction, std:
   s.train.assign(perm.begin() + n_val, perm.end());
   std::sort(s.train.begin(), s.train.end());
   std::sort(s.validation.begin(), s.validation.end());
+  return s;
+}
+
+// How a program divides its rows: the reports' head split where it fits (more than 5,978 rows),
+// else — or whenever a fraction is given — a seeded random fraction. Every program takes this
+// policy, so any data set works everywhere and the reports' split stays the default where it fits.
+struct SplitPolicy {
+  std::optional<double> validation_fraction;  // unset: the reports' split, or 0.2 below 5,979 rows
+  std::uint64_t seed = 0;
+  static constexpr double kDefaultFraction = 0.2;
+};
+
+inline Split choose_split(index_t num_rows, const SplitPolicy& policy) {
+  Split s;
+  if (policy.validation_fraction || num_rows <= kReportsTrainRows) {
+    const double fraction = policy.validation_fraction.value_or(SplitPolicy::kDefaultFraction);
+    s = fractional_split(num_rows, fraction, policy.seed);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "seeded random split, %.4g%% held out", 100 * fraction);
+    s.description = buf;
+  } else {
+    s = head_split(num_rows, kReportsTrainRows);
+    s.description = "reports' split: first 5,978 rows train, the rest validate";
+  }
   return s;
 }
 
