@@ -6,8 +6,8 @@
 #include <cxxopts.hpp>
 
 #include <sae/io/fingerprint.hpp>
-#include <sae/io/result_cache.hpp>
 #include <sae/io/run_directory.hpp>
+#include <sae/train/sweep.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -302,8 +302,10 @@ inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args)
 
 // A progress line: redrawn in place on a terminal; in a log (not a terminal) only final lines
 // are printed, so logs stay one line per finished unit.
+inline bool stdout_is_terminal() { return ::isatty(::fileno(stdout)) != 0; }
+
 inline void progress_line(const std::string& text, bool final) {
-  static const bool tty = ::isatty(::fileno(stdout)) != 0;
+  static const bool tty = stdout_is_terminal();
   if (tty) {
     std::printf("\r%-110s%s", text.c_str(), final ? "\n" : "");
   } else if (final) {
@@ -364,21 +366,6 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
                         args["seed"].as<std::uint64_t>(), true};
   g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
   return g;
-}
-
-// The training part of a fingerprint: every setting that changes the weights.
-inline io::Json training_fingerprint(const TrainConfig& t, const AdamConfig& a) {
-  io::Json j = io::Json::object();
-  j["epochs"] = t.epochs;
-  j["batch_size"] = t.batch_size;
-  j["shuffle"] = t.shuffle;
-  j["seed"] = std::to_string(t.seed);  // as text: JSON numbers are doubles
-  j["optimizer"] = "adam";
-  j["lr"] = a.lr;
-  j["beta1"] = a.beta1;
-  j["beta2"] = a.beta2;
-  j["eps"] = a.eps;
-  return j;
 }
 
 // Refuses a model that cannot be trained in this machine's memory, before allocating it.

@@ -1,7 +1,8 @@
 // sae-grid: report 001 — train the K x latent_dim grid of TopK SAEs at one (layer, position),
 // then write the metrics (JSON, CSV), a Markdown report shaped like the report's tables, the
 // Pareto analysis (maximise EV, minimise K, minimise latent_dim) and heatmap / frontier figures.
-// Each finished config is saved at once, so a rerun skips it unless --force.
+// Each finished config is saved at once with its fingerprint (sae::run_sweep), so a rerun
+// reuses it when nothing that decided it changed.
 #include "common.hpp"
 #include "plots.hpp"
 
@@ -22,83 +23,8 @@ using sae::examples::fmt;
 using Model = sae::TopKAutoencoder<float>;
 namespace fs = std::filesystem;
 
-struct ConfigResult {
-  long k = 0, d = 0;
-  sae::metrics::Evaluation val;
-  double seconds = 0;
-  long epochs = 0;
-  sae::io::Json fingerprint;
-};
-
-std::string config_name(long k, long d) { return "K" + std::to_string(k) + "_d" + std::to_string(d); }
-
-sae::io::Json result_json(const ConfigResult& r) {
-  sae::io::Json j = sae::metrics::to_json(r.val);
-  j["fingerprint"] = r.fingerprint;
-  j["k"] = r.k;
-  j["latent_dim"] = r.d;
-  j["seconds"] = r.seconds;
-  j["epochs"] = r.epochs;
-  return j;
-}
-
-ConfigResult result_from_json(const sae::io::Json& j, const std::string& source) {
-  try {
-    ConfigResult r;
-    r.k = j.at("k").as_int();
-    r.d = j.at("latent_dim").as_int();
-    r.seconds = j.at("seconds").as_number();
-    r.epochs = j.at("epochs").as_int();
-    r.val = sae::metrics::evaluation_from_json(j);
-    r.fingerprint = *j.find("fingerprint");
-    return r;
-  } catch (const sae::error& e) {
-    throw sae::io_error(source, std::string("not a grid result (") + e.what() + "); delete it or pass --force");
-  }
-}
-
-// What in a result contradicts its file name K<k>_d<d>.json ("" when nothing).
-std::string name_mismatch(const sae::io::Json& j, long k, long d) {
-  const long long jk = j.at("k").as_int(), jd = j.at("latent_dim").as_int();
-  if (jk == k && jd == d) return "";
-  return "it holds K=" + std::to_string(jk) + ", d=" + std::to_string(jd);
-}
-
-std::string duration(double s) {
-  if (s < 90) return fmt("%.0fs", s);
-  return fmt("%.0fm", std::floor(s / 60)) + fmt("%02.0fs", std::fmod(s, 60));
-}
-
-// Progress for the whole grid: config i of n, epoch, loss, EV, and an ETA that assumes an epoch
-// costs time proportional to latent_dim (the encoder GEMM and Adam dominate).
-class GridProgress {
- public:
-  GridProgress(long total_units) : remaining_units_(total_units), start_(std::chrono::steady_clock::now()) {}
-
-  void begin_config(int index, int count, long k, long d, long epochs) {
-    index_ = index, count_ = count, k_ = k, d_ = d, epochs_ = epochs;
-  }
-  void skip(long d, long epochs) { remaining_units_ -= d * epochs; }
-
-  bool on_epoch_end(const sae::EpochStats& s, const Model&) {
-    remaining_units_ -= d_;
-    done_units_ += d_;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double eta = elapsed / static_cast<double>(done_units_) * static_cast<double>(remaining_units_);
-    char buf[200];
-    std::snprintf(buf, sizeof buf, "[config %d/%d K=%ld d=%ld] epoch %ld/%ld  loss %.5f  val EV %.4f  | grid ETA %s",
-                  index_, count_, k_, d_, static_cast<long>(s.epoch), epochs_, s.train_loss,
-                  s.validation_ev.value_or(0.0), duration(eta).c_str());
-    sae::examples::progress_line(buf, s.epoch == s.epochs);
-    return false;
-  }
-
- private:
-  long remaining_units_, done_units_ = 0;
-  std::chrono::steady_clock::time_point start_;
-  int index_ = 0, count_ = 0;
-  long k_ = 0, d_ = 0, epochs_ = 0;
-};
+using ConfigResult = sae::SweepResult;
+using sae::index_t;
 
 // Table over K (rows) x d (columns) of one metric, Markdown.
 template <class F>
@@ -149,57 +75,40 @@ int main(int argc, char** argv) {
     const auto grid = sae::examples::read_grid_flags(args);
     const auto& ks = grid.ks;
     const auto& ds = grid.latents;
-    const auto& train_config = grid.train;
     const auto& adam = grid.adam;
-    const long epochs = train_config.epochs, batch = train_config.batch_size;
-    const auto seed = train_config.seed;
+    const long epochs = grid.train.epochs, batch = grid.train.batch_size;
 
-    const std::string data_path = args["data"].as<std::string>();
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
-    auto loaded = sae::examples::load_data_flag(args);
+    const std::string data_path = args["data"].as<std::string>();
+    const sae::io::NpyMmap view(data_path);
+    const auto slice = sae::examples::slice_flags(args, view);
     std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {
       const auto samples = sae::data::load_samples(samples_path);
-      sae::data::require_matching_rows(samples, loaded.all.rows(), samples_path, data_path);
+      sae::data::require_matching_rows(samples, view.shape().front(), samples_path, data_path);
     } else {
       samples_path.clear();
     }
-    const auto data = sae::examples::split_rows(loaded.all, loaded.source, sae::examples::val_fraction_flag(args), seed);
-    loaded.all.resize(0, 0);
-
-    // What decides each config's result: the data, the split, the training settings, the
-    // library; plus the config itself.
-    sae::io::Json run_fingerprint = sae::io::Json::object();
-    run_fingerprint["library"] = sae::io::library_fingerprint();
-    run_fingerprint["data"] = loaded.fingerprint;
-    run_fingerprint["split"] = data.split;
-    run_fingerprint["training"] = sae::examples::training_fingerprint(train_config, adam);
-    const auto config_fingerprint = [&](long k, long d) {
-      sae::io::Json f = run_fingerprint;
-      sae::io::Json model = sae::to_json(sae::TopKConfig{data.train.cols(), d, k, sae::Selection::value, false, seed});
-      model["encoder_precision"] = "fp32";
-      f["model"] = model;
-      return f;
-    };
-    const bool force = args.count("force") > 0;
-    // Which configs are reused and which trained, decided before any training: a result made
-    // with other settings stops the run now, not hours in.
-    std::map<std::pair<long, long>, ConfigResult> by;
-    for (long d : ds)
-      for (long k : ks) {
-        if (force) continue;
-        const std::string file = "configs/" + config_name(k, d) + ".json";
-        if (const auto j = sae::io::reusable_result(run, file, config_fingerprint(k, d),
-                                                    [&](const sae::io::Json& r) { return name_mismatch(r, k, d); }))
-          by[{k, d}] = result_from_json(*j, (run.out() / file).string());
-      }
-    for (long d : ds)  // one SAE in memory at a time; the largest decides
-      sae::examples::require_training_memory(
-          sae::TopKConfig{data.train.cols(), d, ks.back(), sae::Selection::value, false, seed}, batch);
+    // The report-001 grid: one slice, one SAE after another.
+    sae::SweepPlan plan;
+    plan.slices = {slice};
+    plan.ks = ks, plan.latents = ds, plan.train = grid.train, plan.adam = adam;
+    plan.validation_fraction = sae::examples::val_fraction_flag(args);
+    plan.force = args.count("force") > 0;
+    plan.shared_pass = false;
+    plan.slice_in_names = false;
+    const std::string source =
+        data_path + (slice ? " (layer " + std::to_string(slice->layer) + ", position " + std::to_string(slice->position) + ")" : "");
+    const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, grid.train.seed});
+    struct {
+      std::string source, split;
+      index_t train_rows, validation_rows, input_dim, rows;
+    } data{source, split.description, static_cast<index_t>(split.train.size()), static_cast<index_t>(split.validation.size()),
+           view.shape().back(), view.shape().front()};
 
     const fs::path out = run.out();
-    std::cout << "data: " << data.source << " — " << data.train.rows() << " train, " << data.validation.rows()
-              << " validation, D=" << data.train.cols() << " (" << data.split << ")\n"
+    std::cout << "data: " << data.source << " — " << data.train_rows << " train, " << data.validation_rows
+              << " validation, D=" << data.input_dim << " (" << data.split << ")\n"
               << (samples_path.empty() ? "samples: none found (row texts are not needed for this report)\n"
                                        : "samples: " + samples_path + " (" + std::to_string(data.rows) + " rows, matching)\n")
               << "grid: K in {";
@@ -209,36 +118,9 @@ int main(int argc, char** argv) {
     std::cout << "}, " << epochs << " epochs, batch " << batch << ", Adam lr " << adam.lr << ", "
               << sae::max_threads() << " threads\n";
 
-    long units = 0;
-    for (long d : ds) units += d * epochs * static_cast<long>(ks.size());
-    GridProgress progress(units);
-    const int count = static_cast<int>(ks.size() * ds.size());
-    int index = 0;
-    for (long d : ds) {
-      for (long k : ks) {
-        ++index;
-        const std::string file = "configs/" + config_name(k, d) + ".json";
-        if (by.count({k, d})) {
-          progress.skip(d, epochs);
-          std::printf("[config %d/%d K=%ld d=%ld] reused: %s has this run's fingerprint (--force retrains)\n", index,
-                      count, k, d, (out / file).c_str());
-          continue;
-        }
-        progress.begin_config(index, count, k, d, epochs);
-        Model model(sae::TopKConfig{data.train.cols(), d, k, sae::Selection::value, false, seed});
-        auto trainer = sae::make_trainer<Model>(train_config, sae::Adam<float>(adam));
-        const auto summary = trainer.fit(model, data.train, &data.validation, progress);
-        ConfigResult r;
-        r.k = k;
-        r.d = d;
-        r.val = sae::metrics::evaluate(model, data.validation);
-        r.seconds = summary.seconds;
-        r.epochs = static_cast<long>(summary.history.size());
-        r.fingerprint = config_fingerprint(k, d);
-        sae::io::write_text_atomically(run.stage(file), result_json(r).dump() + "\n");
-        by[{k, d}] = r;
-      }
-    }
+    std::map<std::pair<long, long>, ConfigResult> by;
+    for (const auto& r : sae::run_sweep(view, plan, run, {std::cout, sae::examples::stdout_is_terminal()}))
+      by[{r.k, r.latents}] = r;
     sae::examples::test_fault_point("after-training");
 
     // ---- Pareto analysis ----
@@ -260,26 +142,26 @@ int main(int argc, char** argv) {
     doc["report"] = "001 TopK grid";
     doc["data"] = data.source;
     doc["split"] = data.split;
-    doc["train_rows"] = data.train.rows();
-    doc["validation_rows"] = data.validation.rows();
-    doc["input_dim"] = data.train.cols();
+    doc["train_rows"] = data.train_rows;
+    doc["validation_rows"] = data.validation_rows;
+    doc["input_dim"] = data.input_dim;
     doc["epochs"] = epochs;
     doc["batch_size"] = batch;
     doc["lr"] = adam.lr;
     doc["metrics_on"] = "validation";
-    doc["fingerprint"] = run_fingerprint;
+    doc["fingerprint"] = by.begin()->second.fingerprint;
     std::ostringstream csv;
     csv << "k,latent_dim,explained_variance,explained_variance_reports,dead_fraction,alive_latents,"
            "mean_active_activation,max_activation,mse,l0,ev_per_active_latent,seconds,pareto_optimal\n";
     for (std::size_t i = 0; i < order.size(); ++i) {
       const auto& r = by.at(order[i]);
-      sae::io::Json j = result_json(r);
+      sae::io::Json j = sae::to_json(r);
       j["pareto_optimal"] = static_cast<bool>(pareto.on_front[i]);
       sae::io::Json dom = sae::io::Json::array();
       for (int o : pareto.dominated_by[i]) dom.push_back(label(static_cast<std::size_t>(o)));
       j["dominated_by"] = dom;
       doc["configs"].push_back(j);
-      csv << r.k << ',' << r.d << ',' << fmt("%.6f", r.val.explained_variance) << ','
+      csv << r.k << ',' << r.latents << ',' << fmt("%.6f", r.val.explained_variance) << ','
           << fmt("%.6f", r.val.explained_variance_reports) << ',' << fmt("%.6f", r.val.dead_fraction) << ','
           << r.val.alive_latents << ',' << fmt("%.6g", r.val.mean_active_activation) << ','
           << fmt("%.6g", r.val.max_activation) << ',' << fmt("%.6g", r.val.mse) << ',' << fmt("%.4f", r.val.l0) << ','
@@ -331,8 +213,8 @@ int main(int argc, char** argv) {
     // ---- Markdown report ----
     std::ostringstream md;
     md << "# TopK SAE grid (report 001)\n\n"
-       << "- **Data**: " << data.source << "\n- **Split**: " << data.split << " (" << data.train.rows() << " train, "
-       << data.validation.rows() << " validation), D = " << data.train.cols()
+       << "- **Data**: " << data.source << "\n- **Split**: " << data.split << " (" << data.train_rows << " train, "
+       << data.validation_rows << " validation), D = " << data.input_dim
        << "\n- **Training**: Adam lr " << adam.lr << ", " << epochs << " epochs, batch " << batch
        << ", MSE loss, unit-norm decoder without bias, top-K on the encoder output\n"
        << "- **Metrics**: on the validation rows; EV = 1 − Σ‖x − x̂‖² / Σ‖x − mean(x)‖² "

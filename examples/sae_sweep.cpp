@@ -2,7 +2,6 @@
 // activation array read through a memory map, resumable, with the report's summary sections.
 #include "common.hpp"
 #include "plots.hpp"
-#include "sweep.hpp"
 
 #include <sae/analysis/summary_stats.hpp>
 
@@ -14,11 +13,11 @@ namespace {
 
 using sae::examples::fmt;
 
-using sae::examples::SweepResult;
+using sae::SweepResult;
 using sae::index_t;
 
 std::string config_label(const SweepResult& r) {
-  return "layer " + std::to_string(r.layer) + ", position " + std::to_string(r.position) + ", K=" +
+  return "layer " + std::to_string(r.slice->layer) + ", position " + std::to_string(r.slice->position) + ", K=" +
          std::to_string(r.k) + ", d=" + std::to_string(r.latents);
 }
 
@@ -62,28 +61,41 @@ int main(int argc, char** argv) {
     const auto& args = *parsed;
     sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
     const auto grid = sae::examples::read_grid_flags(args);
-    sae::examples::SweepOptions opt;
-    if (args.count("layers")) opt.layers = sae::examples::sorted_unique(sae::examples::int_list_flag(args, "layers", 0));
-    if (args.count("positions")) opt.positions = sae::examples::sorted_unique(sae::examples::int_list_flag(args, "positions", 0));
-    opt.ks = grid.ks;
-    opt.latents = grid.latents;
-    opt.train = grid.train;
-    opt.adam = grid.adam;
-    opt.val_fraction = sae::examples::val_fraction_flag(args);
-    opt.force = args.count("force") > 0;
-    opt.keep_weights = args.count("keep-weights") > 0;
-    opt.max_groups = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
-
+    const auto fraction = sae::examples::val_fraction_flag(args);
+    const int max_slices = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-sweep");
     const sae::io::NpyMmap view(args["data"].as<std::string>());
     const auto& shape = view.shape();
+    if (shape.size() != 4)
+      throw sae::io_error(view.path(), "the sweep needs a 4-D [N, layers, positions, D] array but shape is " +
+                                           view.header().shape_string());
+    const auto listed = [&](const char* flag, index_t count) {
+      std::vector<index_t> v;
+      if (args.count(flag)) {
+        v = sae::examples::sorted_unique(sae::examples::int_list_flag(args, flag, 0, count - 1));
+      } else {
+        for (index_t i = 0; i < count; ++i) v.push_back(i);
+      }
+      return v;
+    };
+    struct {
+      std::vector<index_t> layers, positions, ks, latents;
+      sae::TrainConfig train;
+      sae::AdamConfig adam;
+    } opt{listed("layers", shape[1]), listed("positions", shape[2]), grid.ks, grid.latents, grid.train, grid.adam};
+    // The report-002 sweep: every (layer, position), each slice's SAEs in one shared pass.
+    sae::SweepPlan plan;
+    plan.slices.clear();
+    for (index_t l : opt.layers)
+      for (index_t p : opt.positions) plan.slices.push_back(sae::data::LayerPosition{l, p});
+    plan.ks = opt.ks, plan.latents = opt.latents, plan.train = opt.train, plan.adam = opt.adam;
+    plan.validation_fraction = fraction;
+    plan.force = args.count("force") > 0;
+    plan.keep_weights = args.count("keep-weights") > 0;
+    plan.max_slices = max_slices;
     std::cout << "data: " << view.path() << " " << view.header().shape_string() << " '" << view.header().descr()
               << "', memory-mapped\n";
-    auto results = sae::examples::run_sweep(view, opt, run);
-    if (opt.layers.empty())
-      for (index_t l = 0; l < shape[1]; ++l) opt.layers.push_back(l);
-    if (opt.positions.empty())
-      for (index_t p = 0; p < shape[2]; ++p) opt.positions.push_back(p);
+    const auto results = sae::run_sweep(view, plan, run, {std::cout, sae::examples::stdout_is_terminal()});
     const std::size_t expected = opt.layers.size() * opt.positions.size() * opt.ks.size() * opt.latents.size();
     std::cout << results.size() << " of " << expected << " SAEs finished\n";
     if (results.size() < expected) {
@@ -114,11 +126,11 @@ int main(int argc, char** argv) {
     doc["epochs"] = opt.train.epochs;
     doc["batch_size"] = opt.train.batch_size;
     doc["lr"] = opt.adam.lr;
-    doc["fingerprint"] = sae::examples::sweep_run_fingerprint(*results.front().fingerprint.find("data"), opt);
+    doc["fingerprint"] = sae::sweep_run_fingerprint(results.front().fingerprint.at("data"), plan, shape[0]);
     doc["explained_variance"] = describe_json(ev_stats);
     doc["dead_fraction"] = describe_json(dead_stats);
-    doc["best_by_ev"] = sae::examples::to_json(best_ev);
-    doc["best_by_lowest_death"] = sae::examples::to_json(least_dead);
+    doc["best_by_ev"] = sae::to_json(best_ev);
+    doc["best_by_lowest_death"] = sae::to_json(least_dead);
 
     std::ostringstream md;
     md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.path() << " " << view.header().shape_string()
@@ -137,25 +149,25 @@ int main(int argc, char** argv) {
     md << "## Layer effects (mean over positions and configs)\n\n| layer | mean EV | mean dead % | best config (EV) |\n|---|---|---|---|\n";
     sae::io::Json layer_json = sae::io::Json::array();
     for (index_t l : opt.layers) {
-      const auto in_layer = [l](const SweepResult& r) { return r.layer == l; };
+      const auto in_layer = [l](const SweepResult& r) { return r.slice->layer == l; };
       const double ev = mean_where(results, in_layer, ev_of), dead = mean_where(results, in_layer, dead_of);
       const SweepResult* best = nullptr;
       for (const auto& r : results)
-        if (r.layer == l && (!best || r.val.explained_variance > best->val.explained_variance)) best = &r;
+        if (r.slice->layer == l && (!best || r.val.explained_variance > best->val.explained_variance)) best = &r;
       md << "| " << l << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " | " << config_label(*best)
          << ", EV " << fmt("%.4f", best->val.explained_variance) << " |\n";
       sae::io::Json j = sae::io::Json::object();
       j["layer"] = l;
       j["mean_ev"] = ev;
       j["mean_dead_fraction"] = dead;
-      j["best"] = sae::examples::to_json(*best);
+      j["best"] = sae::to_json(*best);
       layer_json.push_back(j);
     }
     doc["layers"] = layer_json;
     md << "\n## Position effects (mean over layers and configs)\n\n| position | mean EV | mean dead % |\n|---|---|---|\n";
     sae::io::Json pos_json = sae::io::Json::array();
     for (index_t p : opt.positions) {
-      const auto at = [p](const SweepResult& r) { return r.position == p; };
+      const auto at = [p](const SweepResult& r) { return r.slice->position == p; };
       const double ev = mean_where(results, at, ev_of), dead = mean_where(results, at, dead_of);
       md << "| " << p << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " |\n";
       sae::io::Json j = sae::io::Json::object();
@@ -177,10 +189,10 @@ int main(int argc, char** argv) {
     std::string max_cell;
     for (index_t l : opt.layers) {
       md << "| " << l << " |";
-      const double layer_mean = mean_where(results, [l](const SweepResult& r) { return r.layer == l; }, ev_of);
+      const double layer_mean = mean_where(results, [l](const SweepResult& r) { return r.slice->layer == l; }, ev_of);
       for (index_t p : opt.positions) {
-        const double cell = mean_where(results, [l, p](const SweepResult& r) { return r.layer == l && r.position == p; }, ev_of);
-        const double pos_mean = mean_where(results, [p](const SweepResult& r) { return r.position == p; }, ev_of);
+        const double cell = mean_where(results, [l, p](const SweepResult& r) { return r.slice->layer == l && r.slice->position == p; }, ev_of);
+        const double pos_mean = mean_where(results, [p](const SweepResult& r) { return r.slice->position == p; }, ev_of);
         const double inter = cell - layer_mean - pos_mean + grand_ev;
         if (std::abs(inter) > std::abs(max_interaction))
           max_interaction = inter, max_cell = "layer " + std::to_string(l) + ", position " + std::to_string(p);
@@ -204,7 +216,7 @@ int main(int argc, char** argv) {
         ev_grid.emplace_back();
         dead_grid.emplace_back();
         for (index_t p : opt.positions) {
-          const auto cell = [l, p, k](const SweepResult& r) { return r.layer == l && r.position == p && r.k == k; };
+          const auto cell = [l, p, k](const SweepResult& r) { return r.slice->layer == l && r.slice->position == p && r.k == k; };
           ev_grid.back().push_back(mean_where(results, cell, ev_of));
           dead_grid.back().push_back(100 * mean_where(results, cell, dead_of));
         }
@@ -215,7 +227,7 @@ int main(int argc, char** argv) {
       md << "![EV K=" << ks << "](figures/ev_K" << ks << ".png) ![dead K=" << ks << "](figures/dead_K" << ks << ".png)\n";
     }
     sae::io::Json all = sae::io::Json::array();
-    for (const auto& r : results) all.push_back(sae::examples::to_json(r));
+    for (const auto& r : results) all.push_back(sae::to_json(r));
     doc["results"] = all;
     sae::io::write_text_atomically(run.stage("summary.json"), doc.dump() + "\n");
     sae::io::write_text_atomically(run.stage("report.md"), md.str());

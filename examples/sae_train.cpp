@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
     fingerprint["data"] = loaded.fingerprint;
     fingerprint["model"] = sae::to_json(config);
     fingerprint["encoder_precision"] = precision;
-    fingerprint["training"] = sae::examples::training_fingerprint(train_config, adam);
+    fingerprint["training"] = sae::training_fingerprint(train_config, adam);
     fingerprint["early_stop"] = early_stop;
     doc["fingerprint"] = fingerprint;
     doc["split"] = data.split;

@@ -1,10 +1,12 @@
 #define BOOST_TEST_MODULE sweep
 #include "test_helpers.hpp"
 
-#include "sweep.hpp"  // examples/: the resumable report-002 sweep driver
+#include <sae/train/sweep.hpp>
+
+#include <sstream>
 
 using sae::index_t;
-using sae::examples::SweepResult;
+using sae::SweepResult;
 
 namespace {
 std::filesystem::path write_array(const sae::test::ScratchDir& dir) {
@@ -17,21 +19,26 @@ std::filesystem::path write_array(const sae::test::ScratchDir& dir) {
   return path;
 }
 
-sae::examples::SweepOptions options() {
-  sae::examples::SweepOptions o;
+// The report-002 plan on the test array: 2 layers x 2 positions x 2 K x 2 latent_dim.
+sae::SweepPlan options() {
+  sae::SweepPlan o;
+  o.slices.clear();
+  for (index_t l : {0, 1})
+    for (index_t p : {0, 1}) o.slices.push_back(sae::data::LayerPosition{l, p});
   o.ks = {1, 2};
   o.latents = {4, 8};
   o.train = sae::TrainConfig{2, 64, 3, true};
-  o.val_fraction = 0.2;
+  o.validation_fraction = 0.2;
   return o;
 }
 
 // One run of the sweep into `out`, committed when it finishes (as sae-sweep does).
-std::vector<SweepResult> sweep(const sae::io::NpyMmap& view, const sae::examples::SweepOptions& o,
-                               const std::filesystem::path& out, std::function<void()> interrupt = {}) {
+std::vector<SweepResult> sweep(const sae::io::NpyMmap& view, const sae::SweepPlan& o, const std::filesystem::path& out,
+                               std::function<void()> interrupt = {}) {
   sae::io::RunDirectory run(out, "sweep_test");
   run.set_quiet(true);
-  auto results = sae::examples::run_sweep(view, o, run, std::move(interrupt));
+  std::ostringstream log;
+  auto results = sae::run_sweep(view, o, run, {log, false}, std::move(interrupt));
   run.commit({"configs", "weights"});
   return results;
 }
@@ -42,7 +49,7 @@ std::size_t files_in(const std::filesystem::path& dir) {
 
 std::map<std::string, SweepResult> by_name(const std::vector<SweepResult>& rs) {
   std::map<std::string, SweepResult> m;
-  for (const auto& r : rs) m[sae::examples::sweep_config_name(r.layer, r.position, r.k, r.latents)] = r;
+  for (const auto& r : rs) m[sae::sweep_result_name(options(), r.slice, r.k, r.latents)] = r;
   return m;
 }
 
@@ -90,7 +97,7 @@ BOOST_AUTO_TEST_CASE(resumed_sweep_equals_uninterrupted_sweep) {
 
   // A sweep spread over runs with max_groups gives the same results too.
   auto limited = options();
-  limited.max_groups = 1;
+  limited.max_slices = 1;
   BOOST_TEST(sweep(view, limited, dir / "c").size() == 4u);
   BOOST_TEST(sweep(view, limited, dir / "c").size() == 8u);
   require_same_results(full, sweep(view, options(), dir / "c"));
@@ -104,14 +111,14 @@ BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
   // Every setting that decides a result: a rerun with any one changed refuses, naming it.
   struct Change {
     const char* field;
-    std::function<void(sae::examples::SweepOptions&)> apply;
+    std::function<void(sae::SweepPlan&)> apply;
   };
   const std::vector<Change> changes = {
       {"training.epochs", [](auto& o) { o.train.epochs = 3; }},
       {"training.batch_size", [](auto& o) { o.train.batch_size = 32; }},
       {"training.seed", [](auto& o) { o.train.seed = 4; }},
       {"training.lr", [](auto& o) { o.adam.lr = 2e-3; }},
-      {"split", [](auto& o) { o.val_fraction = 0.25; }},
+      {"split", [](auto& o) { o.validation_fraction = 0.25; }},
   };
   for (const auto& c : changes) {
     BOOST_TEST_CONTEXT(c.field) {
@@ -140,15 +147,11 @@ BOOST_AUTO_TEST_CASE(sweep_rejects_bad_input) {
   const auto path = write_array(dir);
   const sae::io::NpyMmap view(path);
   auto o = options();
-  o.layers = {2};
-  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, o, dir / "out"); },
-                                                        {"--layers: layer 2 out of range [0, 2)"});
-  o.layers = {};
+  o.slices.push_back(sae::data::LayerPosition{2, 0});
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(view, o, dir / "out"); }, {"acts.npy", "layer 2 out of range [0, 2)"});
+  o = options();
   o.ks = {9};
   sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, o, dir / "out"); }, {"K=9"});
-  const sae::io::NpyMmap flat(sae::test::fixture("f4_c_2d.npy"));
-  sae::test::require_throws_with<sae::io_error>([&] { sweep(flat, options(), dir / "x"); },
-                                                {"f4_c_2d.npy", "needs a 4-D"});
   // A damaged result file is named, not silently retrained or trusted.
   sweep(view, options(), dir / "d");
   sae::io::write_text_atomically(dir / "d" / "configs" / "L0_P0_K1_d4.json", "{\"k\": 1}");
@@ -158,5 +161,23 @@ BOOST_AUTO_TEST_CASE(sweep_rejects_bad_input) {
   std::filesystem::copy_file(dir / "d" / "configs" / "L0_P0_K2_d4.json", dir / "d" / "configs" / "L0_P0_K1_d4.json",
                              std::filesystem::copy_options::overwrite_existing);
   sae::test::require_throws_with<sae::io_error>([&] { sweep(view, options(), dir / "d"); },
-                                                {"L0_P0_K1_d4.json", "do not match its name", "L0_P0_K2_d4"});
+                                                {"L0_P0_K1_d4.json", "do not match its name", "it holds layer 0, position 0, K=2, d=4"});
+}
+
+BOOST_AUTO_TEST_CASE(one_after_another_equals_the_shared_pass) {
+  // The grid's plan (one SAE at a time) and the sweep's (a slice's SAEs together) give bitwise
+  // the same results, and the grid's names leave the slice out.
+  sae::test::ScratchDir dir("sweep-seq");
+  const auto path = write_array(dir);
+  const sae::io::NpyMmap view(path);
+  auto seq = options();
+  seq.shared_pass = false;
+  require_same_results(sweep(view, options(), dir / "shared"), sweep(view, seq, dir / "seq"));
+  auto grid = options();
+  grid.slices = {sae::data::LayerPosition{1, 0}};
+  grid.shared_pass = false;
+  grid.slice_in_names = false;
+  const auto r = sweep(view, grid, dir / "grid");
+  BOOST_TEST(r.size() == 4u);
+  BOOST_TEST(std::filesystem::exists(dir / "grid" / "configs" / "K2_d8.json"));
 }

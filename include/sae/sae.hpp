@@ -31,4 +31,5 @@
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/optim/adam.hpp>
 #include <sae/train/callbacks.hpp>
+#include <sae/train/sweep.hpp>
 #include <sae/train/trainer.hpp>

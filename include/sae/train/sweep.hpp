@@ -1,0 +1,351 @@
+// Training many TopK SAEs on slices of one activation file, resumably. The report-001 grid (one
+// slice, K x latent_dim, one SAE after another) and the report-002 sweep (every (layer, position)
+// x K x latent_dim, a slice's SAEs in one shared pass) are two plans for the same run:
+//
+// - each finished SAE is written at once, with its fingerprint, as one JSON file in the run's
+//   staging folder (io::RunDirectory), so a killed run resumes where it stopped;
+// - results of earlier runs are reused only when their fingerprints equal this run's, and a
+//   committed one made with other settings stops the run before any training (io::reusable_result);
+// - a progress line per epoch carries the ETA of the whole run.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/core/memory.hpp>
+#include <sae/core/types.hpp>
+#include <sae/data/activations.hpp>
+#include <sae/data/split.hpp>
+#include <sae/io/fingerprint.hpp>
+#include <sae/io/json.hpp>
+#include <sae/io/npy_mmap.hpp>
+#include <sae/io/result_cache.hpp>
+#include <sae/io/run_directory.hpp>
+#include <sae/metrics/evaluate.hpp>
+#include <sae/model/checkpoint.hpp>
+#include <sae/model/topk_autoencoder.hpp>
+#include <sae/optim/adam.hpp>
+#include <sae/train/trainer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace sae {
+
+using Slice = std::optional<data::LayerPosition>;  // a (layer, position) of a 4-D array; none for 2-D
+
+struct SweepPlan {
+  std::vector<Slice> slices = {std::nullopt};
+  std::vector<index_t> ks, latents;
+  TrainConfig train;
+  AdamConfig adam;
+  std::optional<double> validation_fraction;  // the split: data::SplitPolicy{this, train.seed}
+  bool force = false;           // retrain every SAE, reusing nothing
+  bool keep_weights = false;    // also checkpoint each SAE under weights/<name>/
+  bool shared_pass = true;      // a slice's SAEs train together in one pass (false: one after another)
+  bool slice_in_names = true;   // results/L{l}_P{p}_K{k}_d{d}.json (false: K{k}_d{d}.json, one slice)
+  int max_slices = 0;           // train at most this many slices in this run (0: all)
+  std::string results_folder = "configs";
+};
+
+struct SweepResult {
+  Slice slice;
+  index_t k = 0, latents = 0;
+  metrics::Evaluation val;  // on the validation rows (activation_frequency not kept)
+  double seconds = 0;       // training time (an even share of a shared pass)
+  index_t epochs = 0;       // epochs run
+  io::Json fingerprint;     // what decided it (sweep_fingerprint)
+};
+
+// Where a run prints its progress: `redraw` (a terminal) rewrites one line in place; otherwise
+// only finished units are printed, one line each.
+struct SweepOutput {
+  std::ostream& log;
+  bool redraw = false;
+};
+
+// ---- names, JSON and fingerprints ----
+
+inline std::string sweep_result_name(const SweepPlan& plan, const Slice& slice, index_t k, index_t latents) {
+  std::string name = "K" + std::to_string(k) + "_d" + std::to_string(latents);
+  if (plan.slice_in_names && slice)
+    name = "L" + std::to_string(slice->layer) + "_P" + std::to_string(slice->position) + "_" + name;
+  return name;
+}
+
+inline io::Json to_json(const SweepResult& r) {
+  io::Json j = metrics::to_json(r.val);
+  j["fingerprint"] = r.fingerprint;
+  if (r.slice) {
+    j["layer"] = r.slice->layer;
+    j["position"] = r.slice->position;
+  }
+  j["k"] = r.k;
+  j["latent_dim"] = r.latents;
+  j["seconds"] = r.seconds;
+  j["epochs"] = r.epochs;
+  return j;
+}
+
+inline SweepResult sweep_result_from_json(const io::Json& j, const std::string& source) {
+  try {
+    SweepResult r;
+    if (j.find("layer")) r.slice = data::LayerPosition{j.at("layer").as_int(), j.at("position").as_int()};
+    r.k = j.at("k").as_int();
+    r.latents = j.at("latent_dim").as_int();
+    r.val = metrics::evaluation_from_json(j);
+    r.seconds = j.at("seconds").as_number();
+    r.epochs = j.at("epochs").as_int();
+    r.fingerprint = j.at("fingerprint");
+    return r;
+  } catch (const error& e) {
+    throw io_error(source, std::string("not a sweep result (") + e.what() + "); delete it or pass --force");
+  }
+}
+
+// Every setting that changes the weights.
+inline io::Json training_fingerprint(const TrainConfig& t, const AdamConfig& a) {
+  io::Json j = io::Json::object();
+  j["epochs"] = t.epochs;
+  j["batch_size"] = t.batch_size;
+  j["shuffle"] = t.shuffle;
+  j["seed"] = std::to_string(t.seed);  // as text: JSON numbers are doubles
+  j["optimizer"] = "adam";
+  j["lr"] = a.lr;
+  j["beta1"] = a.beta1;
+  j["beta2"] = a.beta2;
+  j["eps"] = a.eps;
+  return j;
+}
+
+// What decides every SAE of a run: the library version, the data file's content, the split and
+// the training settings.
+inline io::Json sweep_run_fingerprint(const io::Json& data, const SweepPlan& plan, index_t rows) {
+  io::Json f = io::Json::object();
+  f["library"] = io::library_fingerprint();
+  f["data"] = data;
+  f["split"] = data::choose_split(rows, data::SplitPolicy{plan.validation_fraction, plan.train.seed}).description;
+  f["training"] = training_fingerprint(plan.train, plan.adam);
+  return f;
+}
+
+// ... and one SAE: the above plus its slice and model.
+inline io::Json sweep_fingerprint(const io::Json& run, const Slice& slice, const TopKConfig& model) {
+  io::Json f = run;
+  if (slice) {
+    f["layer"] = slice->layer;
+    f["position"] = slice->position;
+  }
+  io::Json m = to_json(model);
+  m["encoder_precision"] = name(model.encoder_precision);
+  f["model"] = m;
+  return f;
+}
+
+namespace detail {
+
+inline std::string eta_text(double s) {
+  char buf[32];
+  if (s < 90) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else std::snprintf(buf, sizeof buf, "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
+  return buf;
+}
+
+// Progress of a whole run. The ETA assumes an epoch costs time proportional to latent_dim (the
+// encoder GEMM and Adam dominate).
+class SweepProgress {
+ public:
+  SweepProgress(SweepOutput out, double total_units)
+      : out_(out), remaining_(total_units), start_(std::chrono::steady_clock::now()) {}
+
+  void skip(double units) { remaining_ -= units; }
+  // The next training unit: `label` names it, `models` train together, `units` per epoch.
+  void begin(std::string label, index_t models, double units_per_epoch) {
+    label_ = std::move(label), models_ = models, units_per_epoch_ = units_per_epoch, calls_ = 0;
+  }
+  void set_interrupt(std::function<void()> f) { interrupt_ = std::move(f); }
+
+  template <class Model>
+  bool on_epoch_end(const EpochStats& s, const Model&) {
+    if (++calls_ % models_ != 0) return false;  // once per epoch, after the unit's last model
+    remaining_ -= units_per_epoch_;
+    done_ += units_per_epoch_;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    char buf[160];
+    if (models_ == 1)
+      std::snprintf(buf, sizeof buf, " epoch %lld/%lld  loss %.5f  val EV %.4f", static_cast<long long>(s.epoch),
+                    static_cast<long long>(s.epochs), s.train_loss, s.validation_ev.value_or(0.0));
+    else
+      std::snprintf(buf, sizeof buf, " epoch %lld/%lld, %lld SAEs", static_cast<long long>(s.epoch),
+                    static_cast<long long>(s.epochs), static_cast<long long>(models_));
+    line(label_ + buf + "  | ETA " + eta_text(elapsed / done_ * remaining_), s.epoch == s.epochs);
+    if (interrupt_) interrupt_();
+    return false;
+  }
+
+  void line(const std::string& text, bool final) const {
+    if (out_.redraw) {
+      out_.log << '\r' << text << std::string(text.size() < 110 ? 110 - text.size() : 0, ' ') << (final ? "\n" : "");
+    } else if (final) {
+      out_.log << text << '\n';
+    }
+    out_.log.flush();
+  }
+
+ private:
+  SweepOutput out_;
+  double remaining_, done_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  std::function<void()> interrupt_;
+  std::string label_;
+  index_t models_ = 1, calls_ = 0;
+  double units_per_epoch_ = 0;
+};
+
+}  // namespace detail
+
+// Runs (or resumes) `plan` on `view` into `run` and returns every result of the plan found or
+// trained, in plan order (slice, then latent_dim, then K). The caller commits `run`. `interrupt`
+// (tests) is called after each epoch and may throw to simulate a kill.
+inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, const SweepPlan& plan, io::RunDirectory& run,
+                                          SweepOutput out, std::function<void()> interrupt = {}) {
+  using Model = TopKAutoencoder<float>;
+  const auto& shape = view.shape();
+  const index_t input_dim = shape.back(), rows = shape.front();
+  detail::require(!plan.ks.empty() && !plan.latents.empty() && !plan.slices.empty(), "run_sweep()",
+                  "the plan needs at least one K, one latent_dim and one slice");
+  for (index_t k : plan.ks)
+    for (index_t d : plan.latents)
+      detail::require(k >= 1 && k <= d, "run_sweep()",
+                      "every K must be in [1, latent_dim]: K=" + std::to_string(k) + " with latent_dim=" + std::to_string(d));
+  const auto config = [&](index_t k, index_t d) {
+    return TopKConfig{input_dim, d, k, Selection::value, false, plan.train.seed};
+  };
+  // What trains at once must fit: a slice's SAEs together (shared pass) or the largest alone.
+  double bytes = 0;
+  for (index_t d : plan.latents)
+    for (index_t k : plan.ks) {
+      const double b = training_memory_bytes<float>(config(k, d), plan.train.batch_size);
+      bytes = plan.shared_pass ? bytes + b : std::max(bytes, b);
+    }
+  require_memory(bytes + static_cast<double>(rows) * static_cast<double>(input_dim) * sizeof(float),
+                 "training " + std::string(plan.shared_pass ? "these SAEs together" : "the largest SAE") + " on " +
+                     std::to_string(rows) + " x " + std::to_string(input_dim) + " activations");
+
+  // Every result already there is checked before any training.
+  const io::Json run_fingerprint = sweep_run_fingerprint(io::data_fingerprint(view), plan, rows);
+  const auto fingerprint_of = [&](const Slice& s, index_t k, index_t d) { return sweep_fingerprint(run_fingerprint, s, config(k, d)); };
+  const auto file_of = [&](const Slice& s, index_t k, index_t d) {
+    return plan.results_folder + "/" + sweep_result_name(plan, s, k, d) + ".json";
+  };
+  std::map<std::tuple<std::size_t, index_t, index_t>, SweepResult> found;
+  if (!plan.force)
+    for (std::size_t si = 0; si < plan.slices.size(); ++si)
+      for (index_t d : plan.latents)
+        for (index_t k : plan.ks) {
+          const Slice& s = plan.slices[si];
+          const std::string file = file_of(s, k, d);
+          const auto mismatch = [&](const io::Json& j) -> std::string {
+            const auto r = sweep_result_from_json(j, file);
+            if (r.k == k && r.latents == d && (!plan.slice_in_names || !s || (r.slice && r.slice->layer == s->layer &&
+                                                                                 r.slice->position == s->position)))
+              return "";
+            return "it holds " +
+                   (r.slice ? "layer " + std::to_string(r.slice->layer) + ", position " + std::to_string(r.slice->position) + ", "
+                            : std::string()) +
+                   "K=" + std::to_string(r.k) + ", d=" + std::to_string(r.latents);
+          };
+          if (const auto j = io::reusable_result(run, file, fingerprint_of(s, k, d), mismatch))
+            found[{si, k, d}] = sweep_result_from_json(*j, (run.out() / file).string());
+        }
+
+  double per_slice_units = 0;
+  for (index_t d : plan.latents) per_slice_units += static_cast<double>(d) * static_cast<double>(plan.ks.size());
+  detail::SweepProgress progress(out, per_slice_units * static_cast<double>(plan.train.epochs * plan.slices.size()));
+  progress.set_interrupt(std::move(interrupt));
+  const auto slice_label = [](const Slice& s) {
+    return s ? "layer " + std::to_string(s->layer) + " position " + std::to_string(s->position) : std::string();
+  };
+
+  std::vector<SweepResult> results;
+  int trained_slices = 0, unit = 0;
+  const int units = static_cast<int>(plan.slices.size() * (plan.shared_pass ? 1 : plan.ks.size() * plan.latents.size()));
+  for (std::size_t si = 0; si < plan.slices.size(); ++si) {
+    const Slice& s = plan.slices[si];
+    double pending_units = 0;
+    for (index_t d : plan.latents)
+      for (index_t k : plan.ks)
+        if (!found.count({si, k, d})) pending_units += static_cast<double>(d);
+    progress.skip((per_slice_units - pending_units) * static_cast<double>(plan.train.epochs));
+    const bool train_now = pending_units > 0 && (plan.max_slices <= 0 || trained_slices < plan.max_slices);
+    if (!train_now) progress.skip(pending_units * static_cast<double>(plan.train.epochs));
+    trained_slices += train_now;
+
+    Matrix<float> train, validation;
+    if (train_now) {
+      const Matrix<float> all = data::gather_activations<float>(view, s);
+      const auto split = data::choose_split(all.rows(), data::SplitPolicy{plan.validation_fraction, plan.train.seed});
+      train = data::take_rows(all, split.train);
+      validation = data::take_rows(all, split.validation);
+    }
+    // A fresh trainer per fit: fit() steps the trainer's own optimizer, whose moments would carry over.
+    const auto trainer = [&] { return make_trainer<Model>(plan.train, Adam<float>(plan.adam)); };
+    const auto finish = [&](const Model& model, index_t k, index_t d, double seconds, index_t epochs) {
+      SweepResult r;
+      r.slice = s, r.k = k, r.latents = d, r.seconds = seconds, r.epochs = epochs;
+      r.val = metrics::evaluate(model, validation);
+      r.val.activation_frequency.clear();
+      r.fingerprint = fingerprint_of(s, k, d);
+      if (plan.keep_weights) save_checkpoint(run.stage("weights/" + sweep_result_name(plan, s, k, d)), model);
+      io::write_text_atomically(run.stage(file_of(s, k, d)), to_json(r).dump() + "\n");
+      return r;
+    };
+
+    if (plan.shared_pass) {
+      ++unit;
+      std::vector<std::pair<index_t, index_t>> pending;  // (k, d)
+      std::vector<Model> models;
+      for (index_t d : plan.latents)
+        for (index_t k : plan.ks)
+          if (train_now && !found.count({si, k, d})) pending.push_back({k, d}), models.emplace_back(config(k, d));
+      if (!models.empty()) {
+        progress.begin("[group " + std::to_string(unit) + "/" + std::to_string(units) + " " + slice_label(s) + "]",
+                       static_cast<index_t>(models.size()), pending_units);
+        const auto summaries = trainer().fit_shared(models, train, &validation, progress);
+        for (std::size_t m = 0; m < models.size(); ++m)  // the shared pass's time, split evenly
+          found[{si, pending[m].first, pending[m].second}] =
+              finish(models[m], pending[m].first, pending[m].second,
+                     summaries[m].seconds / static_cast<double>(models.size()),
+                     static_cast<index_t>(summaries[m].history.size()));
+      }
+    } else {
+      for (index_t d : plan.latents)
+        for (index_t k : plan.ks) {
+          const std::string label = "[config " + std::to_string(++unit) + "/" + std::to_string(units) +
+                                    (s && plan.slice_in_names ? " " + slice_label(s) : "") + " K=" + std::to_string(k) +
+                                    " d=" + std::to_string(d) + "]";
+          if (found.count({si, k, d})) {
+            progress.line(label + " reused: " + (run.out() / file_of(s, k, d)).string() +
+                              " has this run's fingerprint (--force retrains)",
+                          true);
+          } else if (train_now) {
+            Model model(config(k, d));
+            progress.begin(label, 1, static_cast<double>(d));
+            const auto summary = trainer().fit(model, train, &validation, progress);
+            found[{si, k, d}] = finish(model, k, d, summary.seconds, static_cast<index_t>(summary.history.size()));
+          }
+        }
+    }
+    for (index_t d : plan.latents)
+      for (index_t k : plan.ks)
+        if (const auto it = found.find({si, k, d}); it != found.end()) results.push_back(it->second);
+  }
+  return results;
+}
+
+}  // namespace sae
