@@ -46,9 +46,9 @@ void check_gradients_by_central_differences(Model& model, const sae::Matrix<doub
     for (index_t i = 0; i < param.size(); ++i) {
       const double saved = param.data()[i];
       param.data()[i] = saved + h;
-      const double up = model.loss_and_gradient(x, unused, ws);
+      const double up = model.loss_and_gradient(x, unused, ws).loss;
       param.data()[i] = saved - h;
-      const double down = model.loss_and_gradient(x, unused, ws);
+      const double down = model.loss_and_gradient(x, unused, ws).loss;
       param.data()[i] = saved;
       const double numeric = (up - down) / (2 * h), a = analytic.data()[i];
       worst = std::max(worst, std::abs(numeric - a) / std::max(1e-4, std::abs(numeric) + std::abs(a)));

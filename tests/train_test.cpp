@@ -268,3 +268,27 @@ BOOST_AUTO_TEST_CASE(validation_is_scored_on_the_asked_epochs) {
   bad.validate_every = -1;
   BOOST_CHECK_THROW(bad.validate(), sae::invalid_argument);
 }
+
+// The model concept: both models satisfy it; a type missing a piece is detected piece by piece
+// (the Trainer's static_assert then names it).
+namespace {
+struct NotAModel {
+  using scalar_type = float;
+  using backend_type = sae::cpu;
+  struct Parameters {};
+  struct Gradients {};
+  struct Workspace {};
+  sae::index_t input_dim() const { return 1; }
+  float loss_and_gradient(const sae::Matrix<float>&, Gradients&, Workspace&) { return 0; }  // not a StepLoss
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(model_concept_is_checked_piece_by_piece) {
+  static_assert(sae::require_trainable_model<sae::TopKAutoencoder<float>>());
+  static_assert(sae::require_trainable_model<sae::MatryoshkaAutoencoder<double>>());
+  static_assert(sae::model_detail::has_types<NotAModel>::value && sae::model_detail::has_input_dim<NotAModel>::value);
+  BOOST_TEST(!sae::model_detail::has_step<NotAModel>::value);
+  BOOST_TEST(!sae::model_detail::has_forward<NotAModel>::value);
+  BOOST_TEST(!sae::model_detail::has_normalize<NotAModel>::value);
+  BOOST_TEST(sae::model_detail::has_step<sae::TopKAutoencoder<double>>::value);
+}

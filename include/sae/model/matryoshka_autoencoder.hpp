@@ -17,6 +17,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/model_concept.hpp>
 #include <sae/core/sparse_codes.hpp>
 
 #include <cstdint>
@@ -75,7 +76,6 @@ struct MatryoshkaWorkspace {
   ops::LatentMajor groups;
   std::vector<Scalar> dcode;
   ops::EncoderGemmScratch gemm;
-  double reconstruction_mse = 0;  // MSE of the full reconstruction (all groups) on the last batch
 };
 
 template <class Scalar, class Backend = cpu>
@@ -154,9 +154,10 @@ class MatryoshkaAutoencoder {
   Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
 
   // Forward and hand-written backward for one batch with BatchTopK selection; returns the
-  // Matryoshka loss and fills `grad`. Also moves the inference threshold toward this batch's
-  // smallest kept activation, so it is not const. ws.reconstruction_mse is the full model's MSE.
-  Scalar loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
+  // Matryoshka loss (mean over the nested prefixes) and the full model's MSE, and fills `grad`.
+  // Also moves the inference threshold toward this batch's smallest kept activation, so it is not
+  // const.
+  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
     const Matrix<Scalar>& x_in = preactivations(x, ws);
     const Scalar smallest = ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
     const auto beta = static_cast<Scalar>(config_.threshold_beta);
@@ -183,7 +184,7 @@ class MatryoshkaAutoencoder {
     const double n = static_cast<double>(rows) * static_cast<double>(d);
     double loss = 0;
     for (const auto& r : ws.prefix) loss += r.template cast<double>().squaredNorm() / n;
-    ws.reconstruction_mse = ws.prefix.back().template cast<double>().squaredNorm() / n;
+    const double reconstruction_mse = ws.prefix.back().template cast<double>().squaredNorm() / n;
     loss /= static_cast<double>(groups);
 
     // A latent of group g reaches every prefix m >= g: its upstream gradient is the suffix sum.
@@ -203,7 +204,7 @@ class MatryoshkaAutoencoder {
                                             grad.b_dec);
     else
       grad.b_dec.resize(0);
-    return static_cast<Scalar>(loss);
+    return {static_cast<double>(static_cast<Scalar>(loss)), reconstruction_mse};
   }
 
   // A no-op right after an optimizer step that already applied the unit-norm row constraint.

@@ -10,6 +10,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/model_concept.hpp>
 #include <sae/core/encoder_precision.hpp>
 #include <sae/core/selection.hpp>
 #include <sae/core/sparse_codes.hpp>
@@ -124,9 +125,9 @@ class TopKAutoencoder {
   // Reconstruction of x.
   Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
 
-  // Forward and hand-written backward for one batch. Returns the MSE (mean over all B x D
-  // elements, as torch's F.mse_loss) and fills `grad`; ws.x_hat holds the reconstruction.
-  Scalar loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) const {
+  // Forward and hand-written backward for one batch. The loss is the MSE (mean over all B x D
+  // elements, as torch's F.mse_loss); fills `grad`; ws.x_hat holds the reconstruction.
+  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) const {
     const Matrix<Scalar>& x_in = encode_into(x, ws);
     const Vector<Scalar>* b_dec = config_.decoder_bias ? &p_.b_dec : nullptr;
     const double n = static_cast<double>(x.rows()) * static_cast<double>(x.cols());
@@ -139,7 +140,9 @@ class TopKAutoencoder {
       detail::decoder_bias_gradient<Scalar>(ws.g.colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
     else
       grad.b_dec.resize(0);
-    return static_cast<Scalar>(sse / n);
+    // Rounded through Scalar as before, so training statistics stay bitwise what they were.
+    const auto mse = static_cast<double>(static_cast<Scalar>(sse / n));
+    return {mse, mse};
   }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is).

@@ -7,6 +7,7 @@
 #include <sae/core/types.hpp>
 #include <sae/data/batches.hpp>
 #include <sae/data/split.hpp>
+#include <sae/model/model_concept.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -99,21 +100,12 @@ double total_sum_of_squares(const Matrix<Scalar>& x) {
   for (index_t i = 0; i < x.rows(); ++i) sst += (x.row(i).template cast<double>() - mean).squaredNorm();
   return sst;
 }
-// The reconstruction MSE of the batch just trained: the loss itself, unless the model's loss is
-// something else (Matryoshka's mean over prefixes) and its workspace records the full model's MSE.
-template <class, class = void>
-struct has_reconstruction_mse : std::false_type {};
-template <class W>
-struct has_reconstruction_mse<W, std::void_t<decltype(std::declval<const W&>().reconstruction_mse)>> : std::true_type {};
-template <class W>
-double batch_mse(double loss, const W& ws) {
-  if constexpr (has_reconstruction_mse<W>::value) return ws.reconstruction_mse;
-  else return loss;
-}
 }  // namespace detail
 
 template <class Model, class Optimizer>
 class Trainer {
+  static_assert(require_trainable_model<Model>());
+
  public:
   using Scalar = typename Model::scalar_type;
 
@@ -183,12 +175,12 @@ class Trainer {
         for (std::size_t m = 0; m < count; ++m) {
           if (!active[m]) continue;
           Model& model = *models[m];
-          const double loss = static_cast<double>(model.loss_and_gradient(batch, grads[m], workspaces[m]));
-          if (!std::isfinite(loss))
-            throw numeric_error("Trainer::fit(): loss became " + std::to_string(loss) + " at epoch " +
+          const StepLoss step = model.loss_and_gradient(batch, grads[m], workspaces[m]);
+          if (!std::isfinite(step.loss))
+            throw numeric_error("Trainer::fit(): loss became " + std::to_string(step.loss) + " at epoch " +
                                 std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
                                 "; lower the learning rate or check the data scale");
-          sse[m] += detail::batch_mse(loss, workspaces[m]) * static_cast<double>(batch.size());
+          sse[m] += step.reconstruction_mse * static_cast<double>(batch.size());
           optimizers[m]->step(model, grads[m]);
           model.normalize_decoder();
         }

@@ -124,8 +124,8 @@ class TopKAutoencoder<Scalar, cuda> {
     return x_hat;
   }
 
-  // Forward and backward for one host batch; returns the MSE. Gradients stay on the device.
-  float loss_and_gradient(const Matrix<float>& x, Gradients& grad, Workspace& ws) const {
+  // Forward and backward for one host batch; the loss is the MSE. Gradients stay on the device.
+  StepLoss loss_and_gradient(const Matrix<float>& x, Gradients& grad, Workspace& ws) const {
     namespace kn = cuda_backend::kernels;
     const auto& ctx = *ctx_;
     const index_t rows = x.rows(), d = config_.input_dim, f = config_.num_latents, k = config_.k;
@@ -164,7 +164,8 @@ class TopKAutoencoder<Scalar, cuda> {
     ws.partial.download(ws.partial_host.data(), ws.partial_host.size(), ctx);  // also waits for the step
     double sse = 0;
     for (double p : ws.partial_host) sse += p;
-    return static_cast<float>(sse / n);
+    const auto mse = static_cast<double>(static_cast<float>(sse / n));
+    return {mse, mse};
   }
 
   // Adam on the device: called by Adam::step with its bias-corrected scalars.
