@@ -292,3 +292,38 @@ BOOST_AUTO_TEST_CASE(model_concept_is_checked_piece_by_piece) {
   BOOST_TEST(!sae::model_detail::has_normalize<NotAModel>::value);
   BOOST_TEST(sae::model_detail::has_step<sae::TopKAutoencoder<double>>::value);
 }
+
+BOOST_AUTO_TEST_CASE(checkpoints_are_generic_over_architectures) {
+  sae::test::ScratchDir dir("checkpoint-arch");
+  // Matryoshka through the same Checkpointer: config (groups), parameters and threshold come back.
+  using Mat = sae::MatryoshkaAutoencoder<float>;
+  sae::MatryoshkaConfig mc;
+  mc.input_dim = 32, mc.num_latents = 64, mc.k = 3, mc.group_sizes = {8, 24, 32}, mc.decoder_bias = true, mc.seed = 5;
+  Mat mat(mc);
+  const auto data = planted(400, 8);
+  auto trainer = sae::make_trainer<Mat>(sae::TrainConfig{2, 128, 0, true}, sae::Adam<float>());
+  trainer.fit(mat, data.x, nullptr, sae::Checkpointer(dir / "mat", 1));
+  const Mat back = sae::load_model<Mat>(dir / "mat");
+  BOOST_TEST(back.config().group_sizes == mc.group_sizes, boost::test_tools::per_element());
+  BOOST_TEST(back.config().decoder_bias);
+  BOOST_TEST(back.threshold() == mat.threshold());
+  BOOST_TEST(mat.threshold() > 0);
+  BOOST_TEST(sae::test::same(back.parameters().w_dec, mat.parameters().w_dec));
+  BOOST_TEST(sae::test::same(back.parameters().b_dec, mat.parameters().b_dec));
+  BOOST_TEST((back.encode(data.x).to_dense() - mat.encode(data.x).to_dense()).cwiseAbs().maxCoeff() == 0.0f);
+  // Another architecture's checkpoint is refused, naming both.
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_checkpoint<float>(dir / "mat"); },
+                                                {"config.json", "holds a 'matryoshka' SAE, not 'topk'"});
+  // A checkpoint of the previous format (sae.topk.v1, no architecture field) still loads as TopK.
+  Model topk(sae::TopKConfig{8, 16, 4});
+  sae::save_checkpoint(dir / "v1", topk);
+  auto meta = sae::io::read_json_file((dir / "v1" / "config.json").string());
+  sae::io::Json v1 = sae::io::Json::object();
+  v1["format"] = "sae.topk.v1";
+  v1["scalar"] = "float32";
+  v1["config"] = meta.at("config");
+  sae::io::write_text_atomically(dir / "v1" / "config.json", v1.dump() + "\n");
+  BOOST_TEST(sae::test::same(sae::load_checkpoint<float>(dir / "v1").parameters().w_enc, topk.parameters().w_enc));
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_model<Mat>(dir / "v1"); },
+                                                {"holds a 'topk' SAE, not 'matryoshka'"});
+}

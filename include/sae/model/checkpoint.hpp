@@ -1,70 +1,56 @@
-// Checkpoints: a directory holding config.json and one .npy per parameter
-// (w_enc [F, D], b_enc [F], w_dec [F, D], and b_dec [D] when the decoder bias is on).
-// The directory is assembled beside the target and renamed into place, so an interrupted save
-// never damages the previous checkpoint.
+// Checkpoints of any architecture: a directory holding config.json (format, architecture, scalar
+// type, config, and any state beyond the parameters) and one <slot>.npy per named parameter slot
+// (w_enc [F, D], b_enc [F], w_dec [F, D], and b_dec [D] with the decoder bias). The directory is
+// assembled beside the target and renamed into place, so an interrupted save never damages the
+// previous checkpoint.
+//
+// A model is checkpointable when it names `architecture`, `Config`, `config_to_json`,
+// `config_from_json`, `for_each_slot` and has a (Config, Parameters) constructor; `state_to_json`
+// / `state_from_json` are optional (Matryoshka's threshold).
 #pragma once
 
 #include <sae/core/error.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/npy.hpp>
+#include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <unistd.h>
 
 namespace sae {
 
-inline constexpr const char* kCheckpointFormat = "sae.topk.v1";
+inline constexpr const char* kCheckpointFormat = "sae.checkpoint.v2";
+inline constexpr const char* kTopKCheckpointFormatV1 = "sae.topk.v1";  // still read: a TopK checkpoint
 
-inline io::Json to_json(const TopKConfig& c) {
-  io::Json j = io::Json::object();
-  j["input_dim"] = c.input_dim;
-  j["num_latents"] = c.num_latents;
-  j["k"] = c.k;
-  j["selection"] = c.selection == Selection::magnitude ? "magnitude" : "value";
-  j["decoder_bias"] = c.decoder_bias;
-  j["seed"] = static_cast<double>(c.seed);
-  return j;
-}
+namespace checkpoint_detail {
+template <class, class = void>
+struct has_state : std::false_type {};
+template <class M>
+struct has_state<M, std::void_t<decltype(std::declval<const M&>().state_to_json())>> : std::true_type {};
+}  // namespace checkpoint_detail
 
-inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& source) {
-  try {
-    TopKConfig c;
-    c.input_dim = j.at("input_dim").as_int();
-    c.num_latents = j.at("num_latents").as_int();
-    c.k = j.at("k").as_int();
-    const std::string sel = j.at("selection").as_string();
-    if (sel != "value" && sel != "magnitude") throw error("selection must be 'value' or 'magnitude', got '" + sel + "'");
-    c.selection = sel == "magnitude" ? Selection::magnitude : Selection::value;
-    c.decoder_bias = j.at("decoder_bias").as_bool();
-    c.seed = static_cast<std::uint64_t>(j.at("seed").as_number());
-    c.validate("checkpoint config");
-    return c;
-  } catch (const io_error&) {
-    throw;
-  } catch (const error& e) {
-    throw io_error(source, e.what());
-  }
-}
-
-template <class Scalar, class Backend>
-void save_checkpoint(const std::filesystem::path& dir, const TopKAutoencoder<Scalar, Backend>& model) {
+template <class Model>
+void save_checkpoint(const std::filesystem::path& dir, const Model& model) {
   namespace fs = std::filesystem;
+  using Scalar = typename Model::scalar_type;
   const fs::path partial = dir.string() + ".partial." + std::to_string(static_cast<long>(::getpid()));
   std::error_code ec;
   fs::remove_all(partial, ec);
   fs::create_directories(partial, ec);
   if (ec) throw io_error(partial.string(), "cannot create checkpoint directory: " + ec.message());
-  const auto& p = model.parameters();
-  io::save_npy(partial / "w_enc.npy", p.w_enc);
-  io::save_npy(partial / "b_enc.npy", p.b_enc);
-  io::save_npy(partial / "w_dec.npy", p.w_dec);
-  if (model.config().decoder_bias) io::save_npy(partial / "b_dec.npy", p.b_dec);
+  const auto& p = model.parameters();  // a host copy for device models
+  Model::for_each_slot(p, model.config(), [&](const char* name, const auto& param, index_t, index_t) {
+    io::save_npy(partial / (std::string(name) + ".npy"), param);
+  });
   io::Json meta = io::Json::object();
   meta["format"] = kCheckpointFormat;
+  meta["architecture"] = Model::architecture;
   meta["scalar"] = std::is_same_v<Scalar, float> ? "float32" : "float64";
-  meta["config"] = to_json(model.config());
+  meta["config"] = Model::config_to_json(model.config());
+  if constexpr (checkpoint_detail::has_state<Model>::value) meta["state"] = model.state_to_json();
   io::write_text_atomically(partial / "config.json", meta.dump() + "\n");
 
   const fs::path old = dir.string() + ".old." + std::to_string(static_cast<long>(::getpid()));
@@ -81,42 +67,60 @@ void save_checkpoint(const std::filesystem::path& dir, const TopKAutoencoder<Sca
   if (had_previous) fs::remove_all(old, ec);
 }
 
-// Loads a checkpoint written by save_checkpoint (any stored float width converts to Scalar).
-template <class Scalar, class Backend = cpu>
-TopKAutoencoder<Scalar, Backend> load_checkpoint(const std::filesystem::path& dir) {
+// Loads a checkpoint written by save_checkpoint as a Model (any stored float width converts to
+// its scalar type). A checkpoint of another architecture is refused, naming both.
+template <class Model>
+Model load_model(const std::filesystem::path& dir) {
+  using Scalar = typename Model::scalar_type;
   const std::filesystem::path config_path = dir / "config.json";
-  const io::Json meta = io::read_json_file(config_path.string());
   const std::string source = config_path.string();
+  const io::Json meta = io::read_json_file(source);
   const io::Json* format = meta.is_object() ? meta.find("format") : nullptr;
-  if (!format || !format->is_string() || format->as_string() != kCheckpointFormat)
+  const bool v1 = format && format->is_string() && format->as_string() == kTopKCheckpointFormatV1;
+  if (!format || !format->is_string() || (format->as_string() != kCheckpointFormat && !v1))
     throw io_error(source, std::string("not an sae checkpoint (expected \"format\": \"") + kCheckpointFormat + "\")");
+  const io::Json* arch = v1 ? nullptr : meta.find("architecture");
+  const std::string architecture = v1 ? "topk" : arch && arch->is_string() ? arch->as_string() : "";
+  if (architecture != Model::architecture)
+    throw io_error(source, "holds a '" + architecture + "' SAE, not '" + Model::architecture + "'");
   const io::Json* config_json = meta.find("config");
   if (!config_json || !config_json->is_object()) throw io_error(source, "missing \"config\" object");
-  const TopKConfig config = topk_config_from_json(*config_json, source);
+  const auto config = Model::config_from_json(*config_json, source);
 
-  const auto check_matrix = [&](const char* name, index_t rows, index_t cols) {
-    const std::filesystem::path f = dir / name;
-    Matrix<Scalar> m = io::load_npy_matrix<Scalar>(f);
-    if (m.rows() != rows || m.cols() != cols)
-      throw io_error(f.string(), "shape (" + std::to_string(m.rows()) + ", " + std::to_string(m.cols()) +
-                                     ") does not match the config's (" + std::to_string(rows) + ", " +
-                                     std::to_string(cols) + ")");
-    return m;
-  };
-  const auto check_vector = [&](const char* name, index_t size) {
-    const std::filesystem::path f = dir / name;
-    Vector<Scalar> v = io::load_npy_vector<Scalar>(f);
-    if (v.size() != size)
-      throw io_error(f.string(), "length " + std::to_string(v.size()) + " does not match the config's " +
-                                     std::to_string(size));
-    return v;
-  };
-  TopKParameters<Scalar> p;
-  p.w_enc = check_matrix("w_enc.npy", config.num_latents, config.input_dim);
-  p.b_enc = check_vector("b_enc.npy", config.num_latents);
-  p.w_dec = check_matrix("w_dec.npy", config.num_latents, config.input_dim);
-  if (config.decoder_bias) p.b_dec = check_vector("b_dec.npy", config.input_dim);
-  return TopKAutoencoder<Scalar, Backend>(config, std::move(p));
+  typename Model::Parameters p;
+  Model::for_each_slot(p, config, [&](const char* name, auto& param, index_t rows, index_t cols) {
+    const std::filesystem::path f = dir / (std::string(name) + ".npy");
+    using Param = std::decay_t<decltype(param)>;
+    if constexpr (Param::ColsAtCompileTime == 1) {
+      param = io::load_npy_vector<Scalar>(f);
+      if (param.size() != rows)
+        throw io_error(f.string(), "length " + std::to_string(param.size()) + " does not match the config's " +
+                                       std::to_string(rows));
+    } else {
+      param = io::load_npy_matrix<Scalar>(f);
+      if (param.rows() != rows || param.cols() != cols)
+        throw io_error(f.string(), "shape (" + std::to_string(param.rows()) + ", " + std::to_string(param.cols()) +
+                                       ") does not match the config's (" + std::to_string(rows) + ", " +
+                                       std::to_string(cols) + ")");
+    }
+  });
+  Model model(config, std::move(p));
+  if constexpr (checkpoint_detail::has_state<Model>::value) {
+    const io::Json* state = meta.find("state");
+    if (!state || !state->is_object()) throw io_error(source, std::string("missing \"state\" object of a ") + architecture + " SAE");
+    try {
+      model.state_from_json(*state);
+    } catch (const error& e) {
+      throw io_error(source, std::string("bad \"state\": ") + e.what());
+    }
+  }
+  return model;
+}
+
+// A TopK checkpoint (the common case): load_checkpoint<float>("ckpt").
+template <class Scalar, class Backend = cpu>
+TopKAutoencoder<Scalar, Backend> load_checkpoint(const std::filesystem::path& dir) {
+  return load_model<TopKAutoencoder<Scalar, Backend>>(dir);
 }
 
 }  // namespace sae

@@ -16,6 +16,7 @@
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
+#include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
 #include <sae/model/model_concept.hpp>
 #include <sae/core/sparse_codes.hpp>
@@ -90,16 +91,65 @@ class MatryoshkaAutoencoder {
   using Parameters = AutoencoderParameters<Scalar>;
   using Gradients = AutoencoderGradients<Scalar>;
   using Workspace = MatryoshkaWorkspace<Scalar>;
+  using Config = MatryoshkaConfig;
 
-  explicit MatryoshkaAutoencoder(const MatryoshkaConfig& config)
-      : config_(completed(config)),
-        p_(detail::init_parameters<Scalar>(config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed)) {
+  explicit MatryoshkaAutoencoder(const MatryoshkaConfig& config) : MatryoshkaAutoencoder(config, fresh_parameters(config)) {}
+
+  // A model from stored parameters (checkpoints); shapes are checked against the config.
+  MatryoshkaAutoencoder(const MatryoshkaConfig& config, Parameters params)
+      : config_(completed(config)), p_(std::move(params)) {
+    detail::check_parameter_shapes(p_, config_.input_dim, config_.num_latents, config_.decoder_bias,
+                                   "MatryoshkaAutoencoder");
     index_t end = 0;
     for (std::size_t g = 0; g < config_.group_sizes.size(); ++g) {
       group_of_.insert(group_of_.end(), static_cast<std::size_t>(config_.group_sizes[g]), static_cast<std::int32_t>(g));
       group_end_.push_back(end += config_.group_sizes[g]);
     }
   }
+
+  // For checkpoints (model/checkpoint.hpp): the architecture's name, its config as JSON, its named
+  // parameter slots, and the state beyond the parameters (the inference threshold).
+  static constexpr const char* architecture = "matryoshka";
+  static io::Json config_to_json(const Config& c) {
+    io::Json j = io::Json::object();
+    j["input_dim"] = c.input_dim;
+    j["num_latents"] = c.num_latents;
+    j["k"] = c.k;
+    j["group_sizes"] = io::Json::array();
+    for (index_t g : c.group_sizes) j["group_sizes"].push_back(g);
+    j["threshold_beta"] = c.threshold_beta;
+    j["decoder_bias"] = c.decoder_bias;
+    j["seed"] = std::to_string(c.seed);
+    return j;
+  }
+  static Config config_from_json(const io::Json& j, const std::string& source) {
+    try {
+      Config c;
+      c.input_dim = j.at("input_dim").as_int();
+      c.num_latents = j.at("num_latents").as_int();
+      c.k = j.at("k").as_int();
+      for (const auto& g : j.at("group_sizes").as_array()) c.group_sizes.push_back(g.as_int());
+      c.threshold_beta = j.at("threshold_beta").as_number();
+      c.decoder_bias = j.at("decoder_bias").as_bool();
+      c.seed = std::stoull(j.at("seed").as_string());
+      c.validate("checkpoint config");
+      return c;
+    } catch (const io_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw io_error(source, e.what());
+    }
+  }
+  template <class Params, class Fn>
+  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
+    detail::for_each_slot(p, c.input_dim, c.num_latents, c.decoder_bias, fn);
+  }
+  io::Json state_to_json() const {
+    io::Json j = io::Json::object();
+    j["threshold"] = static_cast<double>(threshold_);
+    return j;
+  }
+  void state_from_json(const io::Json& j) { threshold_ = static_cast<Scalar>(j.at("threshold").as_number()); }
 
   const MatryoshkaConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
@@ -218,6 +268,11 @@ class MatryoshkaAutoencoder {
   }
 
  private:
+  static Parameters fresh_parameters(const MatryoshkaConfig& config) {
+    const MatryoshkaConfig c = completed(config);  // validated before anything is allocated
+    return detail::init_parameters<Scalar>(c.input_dim, c.num_latents, c.decoder_bias, c.seed);
+  }
+
   static MatryoshkaConfig completed(MatryoshkaConfig c) {
     c.validate("MatryoshkaAutoencoder");
     if (c.group_sizes.empty()) c.group_sizes = default_matryoshka_groups(c.num_latents);

@@ -9,6 +9,7 @@
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
+#include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
 #include <sae/model/model_concept.hpp>
 #include <sae/core/encoder_precision.hpp>
@@ -55,6 +56,38 @@ double training_memory_bytes(const TopKConfig& c, index_t batch_size) {
   return (4.0 * params + batch) * sizeof(Scalar);
 }
 
+// The config as JSON (checkpoints, fingerprints) and back, with the error naming `source`.
+inline io::Json to_json(const TopKConfig& c) {
+  io::Json j = io::Json::object();
+  j["input_dim"] = c.input_dim;
+  j["num_latents"] = c.num_latents;
+  j["k"] = c.k;
+  j["selection"] = c.selection == Selection::magnitude ? "magnitude" : "value";
+  j["decoder_bias"] = c.decoder_bias;
+  j["seed"] = static_cast<double>(c.seed);
+  return j;
+}
+
+inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& source) {
+  try {
+    TopKConfig c;
+    c.input_dim = j.at("input_dim").as_int();
+    c.num_latents = j.at("num_latents").as_int();
+    c.k = j.at("k").as_int();
+    const std::string sel = j.at("selection").as_string();
+    if (sel != "value" && sel != "magnitude") throw error("selection must be 'value' or 'magnitude', got '" + sel + "'");
+    c.selection = sel == "magnitude" ? Selection::magnitude : Selection::value;
+    c.decoder_bias = j.at("decoder_bias").as_bool();
+    c.seed = static_cast<std::uint64_t>(j.at("seed").as_number());
+    c.validate("checkpoint config");
+    return c;
+  } catch (const io_error&) {
+    throw;
+  } catch (const error& e) {
+    throw io_error(source, e.what());
+  }
+}
+
 template <class Scalar>
 using TopKParameters = AutoencoderParameters<Scalar>;
 template <class Scalar>
@@ -84,6 +117,17 @@ class TopKAutoencoder {
   using Parameters = TopKParameters<Scalar>;
   using Gradients = TopKGradients<Scalar>;
   using Workspace = TopKWorkspace<Scalar>;
+  using Config = TopKConfig;
+
+  // For checkpoints (model/checkpoint.hpp): the architecture's name, its config as JSON, and its
+  // named parameter slots.
+  static constexpr const char* architecture = "topk";
+  static io::Json config_to_json(const Config& c) { return to_json(c); }
+  static Config config_from_json(const io::Json& j, const std::string& source) { return topk_config_from_json(j, source); }
+  template <class Params, class Fn>
+  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
+    detail::for_each_slot(p, c.input_dim, c.num_latents, c.decoder_bias, fn);
+  }
 
   // Fresh model, initialised as detail::init_parameters describes.
   explicit TopKAutoencoder(const TopKConfig& config)

@@ -49,6 +49,16 @@ class TopKAutoencoder<Scalar, cuda> {
   using Parameters = AutoencoderParameters<float>;
   using Gradients = cuda_backend::Gradients;
   using Workspace = cuda_backend::Workspace;
+  using Config = TopKConfig;
+
+  // Checkpoints: the same architecture, config JSON and slots as the CPU model.
+  static constexpr const char* architecture = TopKAutoencoder<float, cpu>::architecture;
+  static io::Json config_to_json(const Config& c) { return to_json(c); }
+  static Config config_from_json(const io::Json& j, const std::string& source) { return topk_config_from_json(j, source); }
+  template <class Params, class Fn>
+  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
+    detail::for_each_slot(p, c.input_dim, c.num_latents, c.decoder_bias, fn);
+  }
 
   // config.encoder_precision picks the encoder GEMM's arithmetic: fp32, tf32 or bf16.
   explicit TopKAutoencoder(const TopKConfig& config)
