@@ -1,4 +1,4 @@
-// libFuzzer target: the checkpoint loader on an arbitrary folder. The input is split at
+// libFuzzer target: the checkpoint loader (TopK and Matryoshka) on an arbitrary folder. The input is split at
 // "\n--8<--\n" into config.json, w_enc.npy, b_enc.npy, w_dec.npy and b_dec.npy (missing parts
 // are missing files). Loading must give a model whose shapes match its config, or throw
 // sae::error; never crash or allocate what the files cannot back.
@@ -7,6 +7,8 @@
 #include <sae/model/checkpoint.hpp>
 
 #include <vector>
+
+using sae::index_t;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
@@ -29,6 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& p = model.parameters();
     if (p.w_enc.rows() != c.num_latents || p.w_enc.cols() != c.input_dim || p.w_dec.rows() != c.num_latents)
       __builtin_trap();
+  } catch (const sae::error&) {
+  }
+  try {
+    const auto model = sae::load_model<sae::MatryoshkaAutoencoder<float>>(dir);
+    index_t sum = 0;
+    for (auto g : model.config().group_sizes) sum += g;
+    if (sum != model.config().num_latents || model.parameters().w_dec.rows() != sum) __builtin_trap();
   } catch (const sae::error&) {
   }
   return 0;
