@@ -17,6 +17,9 @@ BOOST_AUTO_TEST_CASE(reconstruction_metrics_hand_values) {
   BOOST_TEST(sae::metrics::explained_variance_reports(x, x_hat) == 0.85, boost::test_tools::tolerance(1e-15));
   BOOST_TEST(sae::metrics::mse(x, x_hat) == 0.25);
   BOOST_CHECK_THROW(sae::metrics::mse(x, sae::Matrix<double>(3, 2)), sae::invalid_argument);
+  // No rows at all: said as such, not as a shape mismatch.
+  sae::test::require_throws_with<sae::invalid_argument>(
+      [] { sae::metrics::explained_variance(sae::Matrix<double>(0, 4), sae::Matrix<double>(0, 4)); }, {"no data to score", "[0, 4]"});
 }
 
 BOOST_AUTO_TEST_CASE(explained_variance_against_naive_loops) {

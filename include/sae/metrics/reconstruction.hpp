@@ -11,7 +11,9 @@ namespace sae::metrics {
 namespace detail {
 template <class Scalar>
 void require_same_shape(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat, const char* caller) {
-  sae::detail::require(x.rows() == x_hat.rows() && x.cols() == x_hat.cols() && x.size() > 0, caller,
+  sae::detail::require(x.size() > 0, caller,
+                       "no data to score: x is [" + std::to_string(x.rows()) + ", " + std::to_string(x.cols()) + "]");
+  sae::detail::require(x.rows() == x_hat.rows() && x.cols() == x_hat.cols(), caller,
                        "x is [" + std::to_string(x.rows()) + ", " + std::to_string(x.cols()) + "] but x_hat is [" +
                            std::to_string(x_hat.rows()) + ", " + std::to_string(x_hat.cols()) + "]");
 }
