@@ -37,10 +37,8 @@ inline LayerData load_layer(const std::string& path, std::optional<sae::data::La
                                               std::to_string(where->position) + ")"
                                         : ""),
                           policy.validation_fraction, policy.seed);
-  for (index_t row : layer.data.validation_rows) {
-    layer.validation_samples.push_back(samples[static_cast<std::size_t>(row)]);
-    layer.validation_features.push_back(sae::analysis::cot_features(samples[static_cast<std::size_t>(row)]));
-  }
+  layer.validation_samples = sae::data::samples_of_rows(samples, layer.data.validation_rows);
+  for (const auto& sample : layer.validation_samples) layer.validation_features.push_back(sae::analysis::cot_features(sample));
   return layer;
 }
 
@@ -190,26 +188,8 @@ inline std::vector<sae::analysis::RankRange> rank_ranges_flag(const cxxopts::Par
   return out;
 }
 
-// A rank range's latents, each classified from its top samples, and the range's taxonomy row.
-struct RangeAnalysis {
-  std::vector<sae::analysis::LatentProfile> latents;
-  std::vector<sae::analysis::Specialization> classes;
-  sae::analysis::RangeTaxonomy taxonomy;
-};
-
-template <class Scalar>
-RangeAnalysis analyse_range(const sae::SparseCodes<Scalar>& codes, const std::vector<index_t>& ranking,
-                            sae::analysis::RankRange range, index_t top_samples, const LayerData& layer,
-                            const sae::analysis::SpecializationThresholds& thresholds) {
-  RangeAnalysis r;
-  r.latents = sae::analysis::profile_rank_range(codes, ranking, range, top_samples);
-  for (const auto& p : r.latents) r.classes.push_back(sae::analysis::classify_latent(p, layer.validation_features, thresholds));
-  r.taxonomy = sae::analysis::taxonomy(range, r.latents, r.classes);
-  return r;
-}
-
 // The specialized latents of a range with their top samples' CoT steps, as Markdown.
-inline std::string specialized_md(const RangeAnalysis& r, const LayerData& layer, std::size_t samples_shown) {
+inline std::string specialized_md(const sae::analysis::RangeAnalysis& r, const LayerData& layer, std::size_t samples_shown) {
   std::ostringstream md;
   for (std::size_t i = 0; i < r.latents.size(); ++i) {
     if (!r.classes[i].specialized()) continue;
@@ -224,7 +204,7 @@ inline std::string specialized_md(const RangeAnalysis& r, const LayerData& layer
   return s.empty() ? "- none\n" : s;
 }
 
-inline sae::io::Json range_json(const RangeAnalysis& r, const LayerData& layer) {
+inline sae::io::Json range_json(const sae::analysis::RangeAnalysis& r, const LayerData& layer) {
   sae::io::Json j = sae::io::Json::object();
   const auto& t = r.taxonomy;
   j["range"] = t.range.label();

@@ -22,7 +22,7 @@ struct LayerResult {
   const sae::examples::LayerData* layer = nullptr;
   sae::metrics::Evaluation val;
   std::vector<index_t> ranking;
-  std::vector<std::pair<an::RankRange, sae::examples::RangeAnalysis>> ranges;
+  std::vector<std::pair<an::RankRange, sae::analysis::RangeAnalysis>> ranges;
 };
 
 LayerResult analyse(const std::string& label, const sae::examples::LayerData& layer, const Model& model,
@@ -34,7 +34,7 @@ LayerResult analyse(const std::string& label, const sae::examples::LayerData& la
   r.val = sae::metrics::evaluate(model, layer.data.validation);
   r.ranking = an::rank_by_frequency(r.val.activation_frequency);
   for (const auto& range : ranges)
-    r.ranges.emplace_back(range, sae::examples::analyse_range(codes, r.ranking, range, top_samples, layer, thresholds));
+    r.ranges.emplace_back(range, sae::analysis::analyse_range(codes, r.ranking, range, top_samples, layer.validation_features, thresholds));
   return r;
 }
 
@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
     if (validation2.empty()) md << "| — | none found | | | | | | |\n";
 
     // Findings, checked here.
-    const auto rate = [](const sae::examples::RangeAnalysis& ra) { return ra.taxonomy.specialized_rate(); };
+    const auto rate = [](const sae::analysis::RangeAnalysis& ra) { return ra.taxonomy.specialized_rate(); };
     md << "\n## The report's findings on this data\n\n";
     if (late.ranges.size() >= 2) {
       const bool rarer = rate(late.ranges.front().second) < rate(late.ranges.back().second);

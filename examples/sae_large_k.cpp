@@ -16,14 +16,14 @@ namespace an = sae::analysis;
 struct ModelResult {
   index_t k = 0, d = 0;
   sae::metrics::Evaluation val;
-  sae::examples::RangeAnalysis range;
+  sae::analysis::RangeAnalysis range;
   std::vector<double> sorted_frequency;  // all latents, descending
 };
 
 std::string name_of(const ModelResult& r) { return "K=" + std::to_string(r.k) + ", d=" + std::to_string(r.d); }
 
 // Frequencies of the latents in the range that fire at all.
-std::vector<double> range_frequencies(const sae::examples::RangeAnalysis& r) {
+std::vector<double> range_frequencies(const sae::analysis::RangeAnalysis& r) {
   std::vector<double> f;
   for (const auto& p : r.latents)
     if (p.active_samples > 0) f.push_back(p.frequency);
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
             "[" + std::to_string(results.size() + 1) + "/" + std::to_string(count) + " " + name_of(r) + "]");
         r.val = sae::metrics::evaluate(model, layer.data.validation);
         const auto ranking = an::rank_by_frequency(r.val.activation_frequency);
-        r.range = sae::examples::analyse_range(model.encode(layer.data.validation), ranking, range, top_samples, layer,
+        r.range = sae::analysis::analyse_range(model.encode(layer.data.validation), ranking, range, top_samples, layer.validation_features,
                                                thresholds);
         for (index_t j : ranking) r.sorted_frequency.push_back(r.val.activation_frequency[static_cast<std::size_t>(j)]);
         results.push_back(std::move(r));

@@ -4,6 +4,7 @@
 #include <sae/analysis/interventions.hpp>
 #include <sae/analysis/specialization.hpp>
 #include <sae/core/rng.hpp>
+#include <sae/data/samples.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 
 using sae::index_t;
@@ -192,4 +193,44 @@ BOOST_FIXTURE_TEST_CASE(ablation_grades_follow_the_thresholds, Fixture) {
   const auto li = sae::analysis::ablation_impact(engine, {j}).front();
   BOOST_TEST(li.active_samples == active);
   BOOST_TEST(li.mean_abs_on_active == li.mean_abs * 25.0 / active, boost::test_tools::tolerance(1e-9));
+}
+
+BOOST_AUTO_TEST_CASE(a_range_analysed_whole_is_its_parts_composed) {
+  // Four latents, eight samples: latent 2 fires on the "+" samples only (operation-specialized),
+  // latent 0 on everything (general), latent 3 never (dead).
+  std::vector<sae::analysis::CotFeatures> features(8);
+  sae::SparseCodes<float> codes;
+  codes.rows = 8, codes.k = 2, codes.num_latents = 4;
+  for (index_t i = 0; i < 8; ++i) {
+    sae::data::Sample s;
+    s.cot_steps = sae::data::parse_cot_steps(i % 2 ? "<<3+4=7>>" : "<<6*2=12>>");
+    features[static_cast<std::size_t>(i)] = sae::analysis::cot_features(s);
+    codes.indices.push_back(0), codes.values.push_back(1.0f + static_cast<float>(i));
+    codes.indices.push_back(i % 2 ? 2 : 1), codes.values.push_back(i % 2 ? 2.0f : 0.5f);
+  }
+  const std::vector<index_t> ranking = {0, 1, 2, 3};
+  const auto r = sae::analysis::analyse_range(codes, ranking, {1, 4}, 3, features);
+  BOOST_REQUIRE_EQUAL(r.latents.size(), 4u);
+  BOOST_TEST(r.classes[2].specialized());
+  BOOST_TEST(!r.classes[0].specialized());
+  BOOST_TEST(r.taxonomy.dead == 1);
+  BOOST_TEST(r.taxonomy.latents == 3);
+  // The same as the pieces called one by one.
+  const auto profiles = sae::analysis::profile_rank_range(codes, ranking, {1, 4}, 3);
+  for (std::size_t i = 0; i < 4; ++i) {
+    BOOST_TEST(r.latents[i].latent == profiles[i].latent);
+    BOOST_TEST(r.classes[i].label() == sae::analysis::classify_latent(profiles[i], features).label());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(samples_pair_with_rows_by_index) {
+  std::vector<sae::data::Sample> samples(5);
+  for (std::size_t i = 0; i < samples.size(); ++i) samples[i].question = "q" + std::to_string(i);
+  const auto picked = sae::data::samples_of_rows(samples, {4, 0, 2});
+  BOOST_REQUIRE_EQUAL(picked.size(), 3u);
+  BOOST_TEST(picked[0].question == "q4");
+  BOOST_TEST(picked[1].question == "q0");
+  BOOST_TEST(picked[2].question == "q2");
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::data::samples_of_rows(samples, {5}); },
+                                                        {"row 5 has no sample", "there are 5"});
 }

@@ -144,4 +144,23 @@ inline RangeTaxonomy taxonomy(RankRange range, const std::vector<LatentProfile>&
   return t;
 }
 
+// A rank range analysed whole: its latents profiled (each with its `top_n` strongest samples),
+// each classified from those samples (`features[s]` describes validation sample s), and the
+// range's taxonomy row — reports 003 and 004.
+struct RangeAnalysis {
+  std::vector<LatentProfile> latents;
+  std::vector<Specialization> classes;
+  RangeTaxonomy taxonomy;
+};
+
+template <class Scalar>
+RangeAnalysis analyse_range(const SparseCodes<Scalar>& codes, const std::vector<index_t>& ranking, RankRange range,
+                            index_t top_n, const std::vector<CotFeatures>& features, const SpecializationThresholds& t = {}) {
+  RangeAnalysis r;
+  r.latents = profile_rank_range(codes, ranking, range, top_n);
+  for (const auto& p : r.latents) r.classes.push_back(classify_latent(p, features, t));
+  r.taxonomy = analysis::taxonomy(range, r.latents, r.classes);
+  return r;
+}
+
 }  // namespace sae::analysis

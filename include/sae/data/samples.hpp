@@ -49,4 +49,17 @@ inline void require_matching_rows(const std::vector<Sample>& samples, index_t ro
                                      " has " + std::to_string(rows) + " rows; they must describe the same problems");
 }
 
+// The samples behind the given rows (e.g. a split's validation rows), in that order: data rows and
+// samples are paired by row index, whatever the split.
+inline std::vector<Sample> samples_of_rows(const std::vector<Sample>& samples, const std::vector<index_t>& rows) {
+  std::vector<Sample> out;
+  out.reserve(rows.size());
+  for (index_t r : rows) {
+    sae::detail::require(r >= 0 && r < static_cast<index_t>(samples.size()), "samples_of_rows()",
+                         "row " + std::to_string(r) + " has no sample (there are " + std::to_string(samples.size()) + ")");
+    out.push_back(samples[static_cast<std::size_t>(r)]);
+  }
+  return out;
+}
+
 }  // namespace sae::data
