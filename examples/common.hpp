@@ -272,13 +272,18 @@ inline std::optional<sae::data::LayerPosition> slice_flags(const cxxopts::ParseR
                                   args.count("position") ? int_flag(args, "position", 0) : 0};
 }
 
+// The data file and its slice, for reports: "acts.npy (layer 4, position 3)".
+inline std::string data_source(const std::string& path, const std::optional<sae::data::LayerPosition>& where) {
+  return path + (where ? " (" + sae::data::describe(*where) + ")" : "");
+}
+
 inline LoadedData load_data_flag(const cxxopts::ParseResult& args) {
   const std::string path = args["data"].as<std::string>();
   const sae::io::NpyMmap view(path);
   const auto where = slice_flags(args, view);
   LoadedData d;
   d.all = sae::data::gather_activations<float>(view, where);
-  d.source = path + (where ? " (layer " + std::to_string(where->layer) + ", position " + std::to_string(where->position) + ")" : "");
+  d.source = data_source(path, where);
   d.fingerprint = io::data_fingerprint(view);
   if (where) {
     d.fingerprint["layer"] = where->layer;

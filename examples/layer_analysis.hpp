@@ -32,11 +32,7 @@ inline LayerData load_layer(const std::string& path, std::optional<sae::data::La
   const sae::Matrix<float> all = sae::data::gather_activations<float>(view, where);
   sae::data::require_matching_rows(samples, all.rows(), samples_path, path);
   LayerData layer;
-  layer.data = split_rows(all,
-                          path + (where ? " (layer " + std::to_string(where->layer) + ", position " +
-                                              std::to_string(where->position) + ")"
-                                        : ""),
-                          policy.validation_fraction, policy.seed);
+  layer.data = split_rows(all, data_source(path, where), policy.validation_fraction, policy.seed);
   layer.validation_samples = sae::data::samples_of_rows(samples, layer.data.validation_rows);
   for (const auto& sample : layer.validation_samples) layer.validation_features.push_back(sae::analysis::cot_features(sample));
   return layer;

@@ -97,8 +97,7 @@ int main(int argc, char** argv) {
     plan.force = args.count("force") > 0;
     plan.shared_pass = false;
     plan.slice_in_names = false;
-    const std::string source =
-        data_path + (slice ? " (layer " + std::to_string(slice->layer) + ", position " + std::to_string(slice->position) + ")" : "");
+    const std::string source = sae::examples::data_source(data_path, slice);
     const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, grid.train.seed});
     struct {
       std::string source, split;

@@ -17,8 +17,7 @@ using sae::SweepResult;
 using sae::index_t;
 
 std::string config_label(const SweepResult& r) {
-  return "layer " + std::to_string(r.slice->layer) + ", position " + std::to_string(r.slice->position) + ", K=" +
-         std::to_string(r.k) + ", d=" + std::to_string(r.latents);
+  return sae::data::describe(*r.slice) + ", K=" + std::to_string(r.k) + ", d=" + std::to_string(r.latents);
 }
 
 sae::io::Json describe_json(const sae::analysis::Summary& s) {
@@ -195,7 +194,7 @@ int main(int argc, char** argv) {
         const double pos_mean = mean_where(results, [p](const SweepResult& r) { return r.slice->position == p; }, ev_of);
         const double inter = cell - layer_mean - pos_mean + grand_ev;
         if (std::abs(inter) > std::abs(max_interaction))
-          max_interaction = inter, max_cell = "layer " + std::to_string(l) + ", position " + std::to_string(p);
+          max_interaction = inter, max_cell = sae::data::describe({l, p});
         md << ' ' << fmt("%.4f", cell) << " (" << fmt("%+.4f", inter) << ") |";
       }
       md << '\n';

@@ -22,6 +22,11 @@ struct LayerPosition {
   index_t position = 0;
 };
 
+// "layer 4, position 3", for messages and reports.
+inline std::string describe(const LayerPosition& w) {
+  return "layer " + std::to_string(w.layer) + ", position " + std::to_string(w.position);
+}
+
 namespace gather_detail {
 template <class Scalar>
 void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::NpyMmap& view) {
@@ -37,10 +42,8 @@ void require_finite_rows(const Matrix<Scalar>& m, const io::NpyMmap& view, std::
   for (index_t n = 0; n < m.rows(); ++n)
     for (index_t j = 0; j < m.cols(); ++j)
       if (!std::isfinite(m(n, j))) {
-        const std::string at = where ? "(sample " + std::to_string(n) + ", layer " + std::to_string(where->layer) +
-                                           ", position " + std::to_string(where->position) + ", dimension " +
-                                           std::to_string(j) + ")"
-                                     : "(sample " + std::to_string(n) + ", dimension " + std::to_string(j) + ")";
+        const std::string at = "(sample " + std::to_string(n) + ", " + (where ? describe(*where) + ", " : "") +
+                               "dimension " + std::to_string(j) + ")";
         throw io_error(view.path(), "non-finite value (" + std::to_string(static_cast<double>(m(n, j))) + ") at " + at +
                                         "; activations must be finite");
       }

@@ -255,10 +255,8 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, const SweepPl
             if (r.k == k && r.latents == d && (!plan.slice_in_names || !s || (r.slice && r.slice->layer == s->layer &&
                                                                                  r.slice->position == s->position)))
               return "";
-            return "it holds " +
-                   (r.slice ? "layer " + std::to_string(r.slice->layer) + ", position " + std::to_string(r.slice->position) + ", "
-                            : std::string()) +
-                   "K=" + std::to_string(r.k) + ", d=" + std::to_string(r.latents);
+            return "it holds " + (r.slice ? data::describe(*r.slice) + ", " : std::string()) + "K=" + std::to_string(r.k) +
+                   ", d=" + std::to_string(r.latents);
           };
           if (const auto j = io::reusable_result(run, file, fingerprint_of(s, k, d), mismatch))
             found[{si, k, d}] = sweep_result_from_json(*j, (run.out() / file).string());
