@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     doc["batch_size"] = batch;
     doc["lr"] = adam.lr;
     doc["metrics_on"] = "validation";
-    doc["fingerprint"] = by.begin()->second.fingerprint;
+    // The run's fingerprint (what every config shares), as sae-sweep's summary.json has it.
+    doc["fingerprint"] = sae::sweep_run_fingerprint(by.begin()->second.fingerprint.at("data"), plan, data.rows);
     std::ostringstream csv;
     csv << "k,latent_dim,explained_variance,explained_variance_reports,dead_fraction,alive_latents,"
            "mean_active_activation,max_activation,mse,l0,ev_per_active_latent,seconds,pareto_optimal\n";

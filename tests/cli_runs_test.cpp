@@ -215,6 +215,10 @@ BOOST_AUTO_TEST_CASE(a_rerun_with_any_changed_setting_refuses_or_retrains) {
   BOOST_TEST(now.at("configs/K2_d16.json") != good.at("configs/K2_d16.json"));
   BOOST_TEST(now.at("report.md").find("2 epochs") != std::string::npos);
   BOOST_TEST(sae::io::Json::parse(now.at("configs/K2_d16.json")).at("fingerprint").at("training").at("epochs").as_int() == 2);
+  // The summary carries the run's fingerprint: the shared settings, not one config's model.
+  const auto summary = sae::io::Json::parse(now.at("grid_metrics.json")).at("fingerprint");
+  BOOST_TEST(summary.at("training").at("epochs").as_int() == 2);
+  BOOST_TEST(!summary.find("model"));
 
   // A result whose contents are another config's is refused, naming it.
   std::ofstream(out / "configs" / "K2_d16.json") << now.at("configs/K4_d16.json");
