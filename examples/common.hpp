@@ -305,19 +305,13 @@ inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args)
   return f;
 }
 
-// A progress line: redrawn in place on a terminal; in a log (not a terminal) only final lines
-// are printed, so logs stay one line per finished unit.
-inline bool stdout_is_terminal() { return ::isatty(::fileno(stdout)) != 0; }
-
-inline void progress_line(const std::string& text, bool final) {
-  static const bool tty = stdout_is_terminal();
-  if (tty) {
-    std::printf("\r%-110s%s", text.c_str(), final ? "\n" : "");
-  } else if (final) {
-    std::printf("%s\n", text.c_str());
-  }
-  std::fflush(stdout);
+// Progress goes to stdout, redrawn in place on a terminal (sae::progress_line).
+inline SweepOutput progress_output() {
+  static const bool tty = ::isatty(::fileno(stdout)) != 0;
+  return {std::cout, tty};
 }
+
+inline void progress_line(const std::string& text, bool final) { sae::progress_line(progress_output(), text, final); }
 
 // Every K must fit every dictionary size of a grid.
 inline void check_k_within_latents(const std::vector<index_t>& ks, const std::vector<index_t>& latents) {

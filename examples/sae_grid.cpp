@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
               << sae::max_threads() << " threads\n";
 
     std::map<std::pair<long, long>, ConfigResult> by;
-    for (const auto& r : sae::run_sweep(view, plan, run, {std::cout, sae::examples::stdout_is_terminal()}))
+    for (const auto& r : sae::run_sweep(view, plan, run, sae::examples::progress_output()))
       by[{r.k, r.latents}] = r;
     sae::examples::test_fault_point("after-training");
 

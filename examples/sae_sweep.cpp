@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     plan.max_slices = max_slices;
     std::cout << "data: " << view.path() << " " << view.header().shape_string() << " '" << view.header().descr()
               << "', memory-mapped\n";
-    const auto results = sae::run_sweep(view, plan, run, {std::cout, sae::examples::stdout_is_terminal()});
+    const auto results = sae::run_sweep(view, plan, run, sae::examples::progress_output());
     const std::size_t expected = opt.layers.size() * opt.positions.size() * opt.ks.size() * opt.latents.size();
     std::cout << results.size() << " of " << expected << " SAEs finished\n";
     if (results.size() < expected) {

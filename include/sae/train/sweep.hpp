@@ -69,6 +69,17 @@ struct SweepOutput {
   bool redraw = false;
 };
 
+// One progress line to `out`: rewritten in place (padded to 110 columns) when redrawing, else
+// printed only when `final`, so logs keep one line per finished unit.
+inline void progress_line(SweepOutput out, const std::string& text, bool final) {
+  if (out.redraw) {
+    out.log << '\r' << text << std::string(text.size() < 110 ? 110 - text.size() : 0, ' ') << (final ? "\n" : "");
+  } else if (final) {
+    out.log << text << '\n';
+  }
+  out.log.flush();
+}
+
 // ---- names, JSON and fingerprints ----
 
 inline std::string sweep_result_name(const SweepPlan& plan, const Slice& slice, index_t k, index_t latents) {
@@ -183,18 +194,9 @@ class SweepProgress {
     else
       std::snprintf(buf, sizeof buf, " epoch %lld/%lld, %lld SAEs", static_cast<long long>(s.epoch),
                     static_cast<long long>(s.epochs), static_cast<long long>(models_));
-    line(label_ + buf + "  | ETA " + eta_text(elapsed / done_ * remaining_), s.epoch == s.epochs);
+    progress_line(out_, label_ + buf + "  | ETA " + eta_text(elapsed / done_ * remaining_), s.epoch == s.epochs);
     if (interrupt_) interrupt_();
     return false;
-  }
-
-  void line(const std::string& text, bool final) const {
-    if (out_.redraw) {
-      out_.log << '\r' << text << std::string(text.size() < 110 ? 110 - text.size() : 0, ' ') << (final ? "\n" : "");
-    } else if (final) {
-      out_.log << text << '\n';
-    }
-    out_.log.flush();
   }
 
  private:
@@ -328,7 +330,7 @@ inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, const SweepPl
                                     (s && plan.slice_in_names ? " " + slice_label(s) : "") + " K=" + std::to_string(k) +
                                     " d=" + std::to_string(d) + "]";
           if (found.count({si, k, d})) {
-            progress.line(label + " reused: " + (run.out() / file_of(s, k, d)).string() +
+            progress_line(out, label + " reused: " + (run.out() / file_of(s, k, d)).string() +
                               " has this run's fingerprint (--force retrains)",
                           true);
           } else if (train_now) {
