@@ -86,17 +86,6 @@ void check_parameter_shapes(const AutoencoderParameters<Scalar>& p, index_t d, i
           "b_dec has " + std::to_string(p.b_dec.size()) + " entries, expected " + std::to_string(decoder_bias ? d : 0));
 }
 
-// The named parameter slots, in slot order, each with the shape the config implies:
-// fn(name, Matrix& or Vector&, rows, cols) (cols = 1 for vectors). Checkpoints store one
-// <name>.npy per slot; an architecture with other parameters names its own slots.
-template <class Params, class Fn>
-void for_each_slot(Params& p, index_t d, index_t f, bool decoder_bias, Fn&& fn) {
-  fn("w_enc", p.w_enc, f, d);
-  fn("b_enc", p.b_enc, f, index_t{1});
-  fn("w_dec", p.w_dec, f, d);
-  if (decoder_bias) fn("b_dec", p.b_dec, d, index_t{1});
-}
-
 // Visits each parameter with its gradient in a fixed slot order (optimizers keep per-slot state).
 // A visitor taking a fourth RowHooks argument promises to apply them to each row right after
 // updating it: the decoder's unit norm, and `after_w_enc` (if set) on each finished block of
@@ -146,4 +135,21 @@ void decoder_bias_gradient(const Vector<Scalar>& upstream_row_sum, const SparseC
 }
 
 }  // namespace detail
+
+// The named parameter slots of a model whose parameters are AutoencoderParameters, in slot order,
+// each with the shape its Config implies: fn(name, Matrix& or Vector&, rows, cols) (cols = 1 for
+// vectors). Checkpoints store one <name>.npy per slot. Models inherit it (with `Config`); an
+// architecture with other parameters names its own slots.
+template <class ConfigType>
+struct AutoencoderSlots {
+  using Config = ConfigType;
+  template <class Params, class Fn>
+  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
+    fn("w_enc", p.w_enc, c.num_latents, c.input_dim);
+    fn("b_enc", p.b_enc, c.num_latents, index_t{1});
+    fn("w_dec", p.w_dec, c.num_latents, c.input_dim);
+    if (c.decoder_bias) fn("b_dec", p.b_dec, c.input_dim, index_t{1});
+  }
+};
+
 }  // namespace sae

@@ -80,7 +80,7 @@ struct MatryoshkaWorkspace {
 };
 
 template <class Scalar, class Backend = cpu>
-class MatryoshkaAutoencoder {
+class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "MatryoshkaAutoencoder<Scalar>: Scalar must be float or double");
   static_assert(std::is_same_v<Backend, cpu>, "MatryoshkaAutoencoder has CPU kernels only");
@@ -91,7 +91,6 @@ class MatryoshkaAutoencoder {
   using Parameters = AutoencoderParameters<Scalar>;
   using Gradients = AutoencoderGradients<Scalar>;
   using Workspace = MatryoshkaWorkspace<Scalar>;
-  using Config = MatryoshkaConfig;
 
   explicit MatryoshkaAutoencoder(const MatryoshkaConfig& config) : MatryoshkaAutoencoder(config, fresh_parameters(config)) {}
 
@@ -107,8 +106,8 @@ class MatryoshkaAutoencoder {
     }
   }
 
-  // For checkpoints (model/checkpoint.hpp): the architecture's name, its config as JSON, its named
-  // parameter slots, and the state beyond the parameters (the inference threshold).
+  // For checkpoints (model/checkpoint.hpp; the slots come from AutoencoderSlots): the
+  // architecture's name, its config as JSON, and the state beyond the parameters (the threshold).
   static constexpr const char* architecture = "matryoshka";
   static io::Json config_to_json(const Config& c) {
     io::Json j = io::Json::object();
@@ -139,10 +138,6 @@ class MatryoshkaAutoencoder {
     } catch (const std::exception& e) {
       throw io_error(source, e.what());
     }
-  }
-  template <class Params, class Fn>
-  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
-    detail::for_each_slot(p, c.input_dim, c.num_latents, c.decoder_bias, fn);
   }
   io::Json state_to_json() const {
     io::Json j = io::Json::object();

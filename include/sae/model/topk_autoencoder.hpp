@@ -88,6 +88,14 @@ inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& so
   }
 }
 
+// What checkpoints need of a TopK model, on every backend: the architecture's name, its config as
+// JSON and its named parameter slots.
+struct TopKCheckpointing : AutoencoderSlots<TopKConfig> {
+  static constexpr const char* architecture = "topk";
+  static io::Json config_to_json(const Config& c) { return to_json(c); }
+  static Config config_from_json(const io::Json& j, const std::string& source) { return topk_config_from_json(j, source); }
+};
+
 template <class Scalar>
 using TopKParameters = AutoencoderParameters<Scalar>;
 template <class Scalar>
@@ -104,7 +112,7 @@ struct TopKWorkspace {
 };
 
 template <class Scalar, class Backend = cpu>
-class TopKAutoencoder {
+class TopKAutoencoder : public TopKCheckpointing {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "TopKAutoencoder<Scalar>: Scalar must be float or double");
   static_assert(backend_available<Backend>::value,
@@ -117,17 +125,6 @@ class TopKAutoencoder {
   using Parameters = TopKParameters<Scalar>;
   using Gradients = TopKGradients<Scalar>;
   using Workspace = TopKWorkspace<Scalar>;
-  using Config = TopKConfig;
-
-  // For checkpoints (model/checkpoint.hpp): the architecture's name, its config as JSON, and its
-  // named parameter slots.
-  static constexpr const char* architecture = "topk";
-  static io::Json config_to_json(const Config& c) { return to_json(c); }
-  static Config config_from_json(const io::Json& j, const std::string& source) { return topk_config_from_json(j, source); }
-  template <class Params, class Fn>
-  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
-    detail::for_each_slot(p, c.input_dim, c.num_latents, c.decoder_bias, fn);
-  }
 
   // Fresh model, initialised as detail::init_parameters describes.
   explicit TopKAutoencoder(const TopKConfig& config)

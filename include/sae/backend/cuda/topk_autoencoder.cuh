@@ -40,7 +40,7 @@ constexpr int kLossBlocks = 256;  // fixed, so the loss is summed in the same or
 }  // namespace cuda_backend
 
 template <class Scalar>
-class TopKAutoencoder<Scalar, cuda> {
+class TopKAutoencoder<Scalar, cuda> : public TopKCheckpointing {
   static_assert(std::is_same_v<Scalar, float>, "the CUDA backend trains float models");
 
  public:
@@ -49,16 +49,6 @@ class TopKAutoencoder<Scalar, cuda> {
   using Parameters = AutoencoderParameters<float>;
   using Gradients = cuda_backend::Gradients;
   using Workspace = cuda_backend::Workspace;
-  using Config = TopKConfig;
-
-  // Checkpoints: the same architecture, config JSON and slots as the CPU model.
-  static constexpr const char* architecture = TopKAutoencoder<float, cpu>::architecture;
-  static io::Json config_to_json(const Config& c) { return to_json(c); }
-  static Config config_from_json(const io::Json& j, const std::string& source) { return topk_config_from_json(j, source); }
-  template <class Params, class Fn>
-  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
-    detail::for_each_slot(p, c.input_dim, c.num_latents, c.decoder_bias, fn);
-  }
 
   // config.encoder_precision picks the encoder GEMM's arithmetic: fp32, tf32 or bf16.
   explicit TopKAutoencoder(const TopKConfig& config)
