@@ -77,17 +77,13 @@ int main(int argc, char** argv) {
       }
       return v;
     };
-    struct {
-      std::vector<index_t> layers, positions, ks, latents;
-      sae::TrainConfig train;
-      sae::AdamConfig adam;
-    } opt{listed("layers", shape[1]), listed("positions", shape[2]), grid.ks, grid.latents, grid.train, grid.adam};
+    const auto layers = listed("layers", shape[1]), positions = listed("positions", shape[2]);
     // The report-002 sweep: every (layer, position), each slice's SAEs in one shared pass.
     sae::SweepPlan plan;
     plan.slices.clear();
-    for (index_t l : opt.layers)
-      for (index_t p : opt.positions) plan.slices.push_back(sae::data::LayerPosition{l, p});
-    plan.ks = opt.ks, plan.latents = opt.latents, plan.train = opt.train, plan.adam = opt.adam;
+    for (index_t l : layers)
+      for (index_t p : positions) plan.slices.push_back(sae::data::LayerPosition{l, p});
+    plan.ks = grid.ks, plan.latents = grid.latents, plan.train = grid.train, plan.adam = grid.adam;
     plan.validation_fraction = fraction;
     plan.force = args.count("force") > 0;
     plan.keep_weights = args.count("keep-weights") > 0;
@@ -95,7 +91,7 @@ int main(int argc, char** argv) {
     std::cout << "data: " << view.path() << " " << view.header().shape_string() << " '" << view.header().descr()
               << "', memory-mapped\n";
     const auto results = sae::run_sweep(view, plan, run, sae::examples::progress_output());
-    const std::size_t expected = opt.layers.size() * opt.positions.size() * opt.ks.size() * opt.latents.size();
+    const std::size_t expected = layers.size() * positions.size() * plan.ks.size() * plan.latents.size();
     std::cout << results.size() << " of " << expected << " SAEs finished\n";
     if (results.size() < expected) {
       run.commit({"configs", "weights"});
@@ -122,9 +118,9 @@ int main(int argc, char** argv) {
     doc["data"] = view.path();
     doc["shape"] = view.header().shape_string();
     doc["saes"] = static_cast<long>(results.size());
-    doc["epochs"] = opt.train.epochs;
-    doc["batch_size"] = opt.train.batch_size;
-    doc["lr"] = opt.adam.lr;
+    doc["epochs"] = plan.train.epochs;
+    doc["batch_size"] = plan.train.batch_size;
+    doc["lr"] = plan.adam.lr;
     doc["fingerprint"] = sae::sweep_run_fingerprint(results.front().fingerprint.at("data"), plan, shape[0]);
     doc["explained_variance"] = describe_json(ev_stats);
     doc["dead_fraction"] = describe_json(dead_stats);
@@ -133,9 +129,9 @@ int main(int argc, char** argv) {
 
     std::ostringstream md;
     md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.path() << " " << view.header().shape_string()
-       << "\n- **SAEs**: " << results.size() << " = " << opt.layers.size() << " layers x " << opt.positions.size()
-       << " positions x " << opt.ks.size() << " K x " << opt.latents.size() << " latent_dim\n- **Training**: Adam lr "
-       << opt.adam.lr << ", " << opt.train.epochs << " epochs, batch " << opt.train.batch_size
+       << "\n- **SAEs**: " << results.size() << " = " << layers.size() << " layers x " << positions.size()
+       << " positions x " << plan.ks.size() << " K x " << plan.latents.size() << " latent_dim\n- **Training**: Adam lr "
+       << plan.adam.lr << ", " << plan.train.epochs << " epochs, batch " << plan.train.batch_size
        << "; metrics on the validation rows\n\n## Overall\n\n| metric | mean | std | min | max |\n|---|---|---|---|---|\n"
        << "| explained variance | " << fmt("%.4f", ev_stats.mean) << " | " << fmt("%.4f", ev_stats.std) << " | "
        << fmt("%.4f", ev_stats.min) << " | " << fmt("%.4f", ev_stats.max) << " |\n| dead latents (%) | "
@@ -147,7 +143,7 @@ int main(int argc, char** argv) {
 
     md << "## Layer effects (mean over positions and configs)\n\n| layer | mean EV | mean dead % | best config (EV) |\n|---|---|---|---|\n";
     sae::io::Json layer_json = sae::io::Json::array();
-    for (index_t l : opt.layers) {
+    for (index_t l : layers) {
       const auto in_layer = [l](const SweepResult& r) { return r.slice->layer == l; };
       const double ev = mean_where(results, in_layer, ev_of), dead = mean_where(results, in_layer, dead_of);
       const SweepResult* best = nullptr;
@@ -165,7 +161,7 @@ int main(int argc, char** argv) {
     doc["layers"] = layer_json;
     md << "\n## Position effects (mean over layers and configs)\n\n| position | mean EV | mean dead % |\n|---|---|---|\n";
     sae::io::Json pos_json = sae::io::Json::array();
-    for (index_t p : opt.positions) {
+    for (index_t p : positions) {
       const auto at = [p](const SweepResult& r) { return r.slice->position == p; };
       const double ev = mean_where(results, at, ev_of), dead = mean_where(results, at, dead_of);
       md << "| " << p << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " |\n";
@@ -180,16 +176,16 @@ int main(int argc, char** argv) {
     // Interaction: what is left of a cell's mean EV after the layer and position main effects.
     md << "\n## Layer x position interaction\n\nMean EV per cell (over configs); in brackets the interaction "
           "term = cell − layer mean − position mean + grand mean.\n\n| layer \\ position |";
-    for (index_t p : opt.positions) md << ' ' << p << " |";
+    for (index_t p : positions) md << ' ' << p << " |";
     md << "\n|---|";
-    for (std::size_t i = 0; i < opt.positions.size(); ++i) md << "---|";
+    for (std::size_t i = 0; i < positions.size(); ++i) md << "---|";
     md << '\n';
     double max_interaction = 0;
     std::string max_cell;
-    for (index_t l : opt.layers) {
+    for (index_t l : layers) {
       md << "| " << l << " |";
       const double layer_mean = mean_where(results, [l](const SweepResult& r) { return r.slice->layer == l; }, ev_of);
-      for (index_t p : opt.positions) {
+      for (index_t p : positions) {
         const double cell = mean_where(results, [l, p](const SweepResult& r) { return r.slice->layer == l && r.slice->position == p; }, ev_of);
         const double pos_mean = mean_where(results, [p](const SweepResult& r) { return r.slice->position == p; }, ev_of);
         const double inter = cell - layer_mean - pos_mean + grand_ev;
@@ -206,15 +202,15 @@ int main(int argc, char** argv) {
     // ---- heatmaps per K ----
     sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
     std::vector<std::string> layer_labels, pos_labels;
-    for (index_t l : opt.layers) layer_labels.push_back(std::to_string(l));
-    for (index_t p : opt.positions) pos_labels.push_back(std::to_string(p));
+    for (index_t l : layers) layer_labels.push_back(std::to_string(l));
+    for (index_t p : positions) pos_labels.push_back(std::to_string(p));
     md << "## Layer x position heatmaps per K (mean over latent_dim)\n\n";
-    for (index_t k : opt.ks) {
+    for (index_t k : plan.ks) {
       std::vector<std::vector<double>> ev_grid, dead_grid;
-      for (index_t l : opt.layers) {
+      for (index_t l : layers) {
         ev_grid.emplace_back();
         dead_grid.emplace_back();
-        for (index_t p : opt.positions) {
+        for (index_t p : positions) {
           const auto cell = [l, p, k](const SweepResult& r) { return r.slice->layer == l && r.slice->position == p && r.k == k; };
           ev_grid.back().push_back(mean_where(results, cell, ev_of));
           dead_grid.back().push_back(100 * mean_where(results, cell, dead_of));

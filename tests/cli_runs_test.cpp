@@ -29,12 +29,6 @@ struct Exit {
   std::string out, err;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Starts `program args...` (through the cross-compiling emulator when there is one) with stdout
 // and stderr going to files beside `log`; `fault` sets SAE_TEST_FAIL_AT.
@@ -68,8 +62,8 @@ Exit finish(pid_t pid, const fs::path& log) {
   ::waitpid(pid, &status, 0);
   Exit e;
   e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  e.out = slurp(log.string() + ".out");
-  e.err = slurp(log.string() + ".err");
+  e.out = sae::test::read_file(log.string() + ".out");
+  e.err = sae::test::read_file(log.string() + ".err");
   return e;
 }
 
@@ -87,7 +81,7 @@ std::map<std::string, std::string> snapshot(const fs::path& out) {
       it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file() && rel != ".lock") files[rel] = slurp(it->path());
+    if (it->is_regular_file() && rel != ".lock") files[rel] = sae::test::read_file(it->path());
   }
   return files;
 }
@@ -293,7 +287,7 @@ BOOST_AUTO_TEST_CASE(a_second_run_into_a_busy_folder_stops_and_names_the_holder)
   const fs::path out = dir / "g";
   const pid_t first = start("sae-grid", grid_args(out, {"--epochs", "200", "--latents", "64"}), dir / "first");
   // Wait until the first run holds the folder (its lock file names it).
-  for (int i = 0; i < 2000 && slurp(out / ".lock").find("sae-grid") == std::string::npos; ++i)
+  for (int i = 0; i < 2000 && sae::test::read_file(out / ".lock").find("sae-grid") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const Exit second = run("sae-grid", grid_args(out, {"--epochs", "3"}), dir / "second");
   ::kill(first, SIGKILL);
@@ -345,9 +339,9 @@ BOOST_AUTO_TEST_CASE(every_program_runs_on_a_small_data_set_of_its_own) {
       args.insert(args.end(), {"--no-plots", "--out", out.string()});
       const Exit e = run(c.program, args, dir / "log");
       BOOST_TEST(e.code == 0, e.err);
-      BOOST_TEST(slurp(out / c.report).size() > 0u);
+      BOOST_TEST(sae::test::read_file(out / c.report).size() > 0u);
       if (c.program != "sae-grid")  // the feature reports say how rows were split
-        BOOST_TEST(slurp(out / "report.md").find("seeded random split, 20% held out") != std::string::npos);
+        BOOST_TEST(sae::test::read_file(out / "report.md").find("seeded random split, 20% held out") != std::string::npos);
     }
   }
   // Samples are paired with validation rows by row index: every "sample" listed is a held-out row

@@ -16,12 +16,6 @@ namespace fs = std::filesystem;
 using sae::io::RunDirectory;
 
 namespace {
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 void write(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary) << text;
@@ -45,8 +39,8 @@ BOOST_AUTO_TEST_CASE(commit_publishes_and_an_unfinished_run_publishes_nothing) {
     BOOST_TEST(!fs::exists(out / "report.md"));  // nothing visible before commit
     run.commit({"configs"});
   }
-  BOOST_TEST(slurp(out / "report.md") == "one");
-  BOOST_TEST(slurp(out / "configs/a.json") == "A1");
+  BOOST_TEST(sae::test::read_file(out / "report.md") == "one");
+  BOOST_TEST(sae::test::read_file(out / "configs/a.json") == "A1");
   BOOST_TEST(stagings(out).empty());
   write(out / "user_notes.txt", "mine");
   {  // fails: everything stays, its files wait in its staging folder
@@ -54,9 +48,9 @@ BOOST_AUTO_TEST_CASE(commit_publishes_and_an_unfinished_run_publishes_nothing) {
     run.set_quiet(true);
     write(run.stage("report.md"), "two");
   }
-  BOOST_TEST(slurp(out / "report.md") == "one");
+  BOOST_TEST(sae::test::read_file(out / "report.md") == "one");
   BOOST_REQUIRE_EQUAL(stagings(out).size(), 1u);
-  BOOST_TEST(slurp(stagings(out).front() / "report.md") == "two");
+  BOOST_TEST(sae::test::read_file(stagings(out).front() / "report.md") == "two");
   {  // succeeds without regenerating the figure: the stale figure goes, cached results and the
      // user's file stay, and the failed run's staging folder is cleaned
     RunDirectory run(out, "test");
@@ -64,11 +58,11 @@ BOOST_AUTO_TEST_CASE(commit_publishes_and_an_unfinished_run_publishes_nothing) {
     write(run.stage("configs/b.json"), "B");
     run.commit({"configs"});
   }
-  BOOST_TEST(slurp(out / "report.md") == "three");
+  BOOST_TEST(sae::test::read_file(out / "report.md") == "three");
   BOOST_TEST(!fs::exists(out / "figures/f.png"));
-  BOOST_TEST(slurp(out / "configs/a.json") == "A1");
-  BOOST_TEST(slurp(out / "configs/b.json") == "B");
-  BOOST_TEST(slurp(out / "user_notes.txt") == "mine");
+  BOOST_TEST(sae::test::read_file(out / "configs/a.json") == "A1");
+  BOOST_TEST(sae::test::read_file(out / "configs/b.json") == "B");
+  BOOST_TEST(sae::test::read_file(out / "user_notes.txt") == "mine");
   BOOST_TEST(stagings(out).empty());
 }
 
@@ -85,7 +79,7 @@ BOOST_AUTO_TEST_CASE(previous_copies_come_from_out_then_unfinished_runs) {
   BOOST_REQUIRE_EQUAL(found.size(), 1u);
   run.adopt(found.front(), "configs/x.json");
   run.commit({"configs"});
-  BOOST_TEST(slurp(out / "configs/x.json") == "from a killed run");
+  BOOST_TEST(sae::test::read_file(out / "configs/x.json") == "from a killed run");
 }
 
 BOOST_AUTO_TEST_CASE(a_commit_cut_short_is_completed_by_the_next_run) {
@@ -103,8 +97,8 @@ BOOST_AUTO_TEST_CASE(a_commit_cut_short_is_completed_by_the_next_run) {
   {
     RunDirectory run(out, "test");
     run.set_quiet(true);
-    BOOST_TEST(slurp(out / "data.csv") == "new data");
-    BOOST_TEST(slurp(out / "report.md") == "new report");
+    BOOST_TEST(sae::test::read_file(out / "data.csv") == "new data");
+    BOOST_TEST(sae::test::read_file(out / "report.md") == "new report");
     BOOST_TEST(!fs::exists(out / "old_figure.png"));
     BOOST_TEST(!fs::exists(staging));
   }

@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 
@@ -72,6 +74,14 @@ bool same(const A& a, const B& b) {
 }
 
 // A fresh directory under the system temp dir, removed when the object goes away.
+// A whole file's bytes ("" when it cannot be read).
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 struct ScratchDir {
   std::filesystem::path path;
   explicit ScratchDir(const std::string& tag) {
