@@ -62,8 +62,8 @@ Phases profile_steps(Model& model, const sae::Matrix<float>& x, long batch, int 
     t = Clock::now();
     sae::ops::decode_with_code_gradients(sae::cpu{}, ws.codes, w.w_dec, static_cast<const sae::Vector<float>*>(nullptr),
                                          xb, 2.0f / static_cast<float>(xb.size()), ws.x_hat, ws.g, ws.dcode);
-    sae::ops::sparse_weight_gradients(sae::cpu{}, ws.codes, [&ws](sae::index_t i, std::int32_t) { return ws.g.row(i); },
-                                      xb, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
+    sae::ops::sparse_weight_gradients(sae::cpu{}, ws.codes, ws.g, xb, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
+                                      grad.w_dec);
     p.sparse += since(t);
     t = Clock::now();
     adam.step(model, grad);

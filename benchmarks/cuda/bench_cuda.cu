@@ -85,10 +85,10 @@ int main(int argc, char** argv) {
   for (long f : {512, 1024, 2048})
     for (long k : {5, 10, 20, 100}) {
       Model model(sae::TopKConfig{2048, f, k});
-      auto trainer = sae::make_trainer<Model>(sae::TrainConfig{epochs, 256, 0, true}, sae::Adam<float>());
+      auto trainer = sae::make_trainer<Model>(sae::TrainConfig{epochs, 256, 0, true}, sae::Adam<float, sae::cuda>());
       const auto t = Clock::now();
       trainer.fit(model, x, nullptr);
-      model.context().synchronize();
+      sae::cuda_backend::context().synchronize();
       const double s = since(t);
       grid += s;
       std::printf("%5ld %5ld %9.3f %8.4f\n", k, f, s, sae::metrics::evaluate(model, x).explained_variance);

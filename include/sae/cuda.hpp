@@ -1,10 +1,16 @@
-// The CUDA backend: include this (instead of, or after, <sae/sae.hpp>) in a .cu file compiled by
-// nvcc and link sae::cuda (CUDA runtime + cuBLAS). Then TopKAutoencoder<float, sae::cuda> trains
-// with the same Trainer, Adam, callbacks, metrics and checkpoints as the CPU model.
+// The CUDA backend: include this (instead of <sae/sae.hpp>) in a .cu file compiled by nvcc and
+// link sae::cuda (CUDA runtime + cuBLAS). Then TopKAutoencoder<float, sae::cuda> — the same model
+// as the CPU one, its kernels the ops declared here — trains with the same Trainer, callbacks,
+// metrics and checkpoints, and Adam<float, sae::cuda>.
 #pragma once
 
 #ifndef __CUDACC__
 #error "<sae/cuda.hpp> must be compiled by nvcc (a .cu file); CPU code includes <sae/sae.hpp> only"
+#endif
+// The models call ops::name(Backend{}, ...) by qualified name, which sees the overloads declared
+// before the model's definition: the CUDA ops must come first.
+#ifdef SAE_MODELS_INCLUDED
+#error "include <sae/cuda.hpp> before <sae/sae.hpp> or any model header (it includes them after the CUDA ops)"
 #endif
 
 #include <sae/core/backend.hpp>
@@ -14,8 +20,11 @@ template <>
 struct backend_available<cuda> : std::true_type {};
 }  // namespace sae
 
+#include <sae/backend/cuda/adam.cuh>
 #include <sae/backend/cuda/device_matrix.cuh>
+#include <sae/backend/cuda/encoder.cuh>
 #include <sae/backend/cuda/error.cuh>
 #include <sae/backend/cuda/kernels.cuh>
-#include <sae/backend/cuda/topk_autoencoder.cuh>
+#include <sae/backend/cuda/sparse.cuh>
+#include <sae/backend/cuda/storage.cuh>
 #include <sae/sae.hpp>

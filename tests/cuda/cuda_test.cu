@@ -42,6 +42,22 @@ BOOST_AUTO_TEST_CASE(cuda_errors_name_the_call_and_place) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(unsupported_models_are_refused_before_touching_the_device) {
+  // The config is checked before any parameter is uploaded, so this runs without a GPU too.
+  const auto refusal = [](sae::TopKConfig c) {
+    try {
+      GpuModel model(c);
+      return std::string("accepted");
+    } catch (const sae::error& e) {
+      return std::string(e.what());
+    }
+  };
+  const std::string bias = refusal(sae::TopKConfig{16, 64, 4, sae::Selection::value, true, 1});
+  BOOST_TEST(bias.find("decoder bias is not implemented on the CUDA backend") != std::string::npos, bias);
+  const std::string large_k = refusal(sae::TopKConfig{16, 1024, 513, sae::Selection::value, false, 1});
+  BOOST_TEST(large_k.find("k must be <= 512 on the CUDA backend, got 513") != std::string::npos, large_k);
+}
+
 BOOST_AUTO_TEST_CASE(topk_indices_identical_to_cpu, *boost::unit_test::precondition(HasGpu())) {
   // Shapes from tiny to the largest supported (F = 65,536, K = 512); values quantised so ties occur.
   const std::vector<std::pair<index_t, index_t>> shapes{{64, 1}, {64, 64}, {1000, 32}, {4096, 100}, {65536, 512}};
@@ -99,9 +115,9 @@ BOOST_AUTO_TEST_CASE(loss_gradients_and_decode_match_cpu, *boost::unit_test::pre
   const double lc = cpu.loss_and_gradient(x, gc, wc).loss, lg = gpu.loss_and_gradient(x, gg, wg).loss;
   BOOST_TEST(lg == lc, boost::test_tools::tolerance(1e-4));
   sae::Matrix<float> dw;
-  gg.w_dec.download(dw, gpu.context());
+  gg.w_dec.download(dw, sae::cuda_backend::context());
   BOOST_TEST(max_abs_diff(dw, gc.w_dec.to_dense()) < 1e-5f);
-  gg.w_enc.download(dw, gpu.context());
+  gg.w_enc.download(dw, sae::cuda_backend::context());
   BOOST_TEST(max_abs_diff(dw, gc.w_enc.to_dense()) < 1e-5f);
   BOOST_TEST(max_abs_diff(gpu.forward(x), cpu.forward(x)) < 1e-4f);
   BOOST_TEST(max_abs_diff(gpu.decode(cpu.encode(x)), cpu.decode(cpu.encode(x))) < 1e-5f);
@@ -121,7 +137,7 @@ BOOST_AUTO_TEST_CASE(training_matches_cpu_within_tolerance, *boost::unit_test::p
   GpuModel gpu(c, cpu.parameters());
   const sae::TrainConfig tc{3, 128, 5, true};
   auto cpu_trainer = sae::make_trainer<CpuModel>(tc, sae::Adam<float>(sae::AdamConfig{1e-3}));
-  auto gpu_trainer = sae::make_trainer<GpuModel>(tc, sae::Adam<float>(sae::AdamConfig{1e-3}));
+  auto gpu_trainer = sae::make_trainer<GpuModel>(tc, sae::Adam<float, sae::cuda>(sae::AdamConfig{1e-3}));
   const auto hc = cpu_trainer.fit(cpu, data.x, nullptr);
   const auto hg = gpu_trainer.fit(gpu, data.x, nullptr);
   BOOST_TEST(hg.history.back().train_loss == hc.history.back().train_loss, boost::test_tools::tolerance(1e-2));

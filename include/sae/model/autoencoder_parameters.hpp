@@ -3,8 +3,12 @@
 // checks, renormalisation and the visit order optimizers rely on. TopK and Matryoshka differ only
 // in how latents are selected and how the loss is formed.
 #pragma once
+// Seen by <sae/cuda.hpp>: the CUDA ops must be declared before the models that call them.
+#define SAE_MODELS_INCLUDED
 
-#include <sae/backend/cpu/encoder_gemm.hpp>
+#include <sae/backend/cpu/rows.hpp>
+#include <sae/backend/cpu/storage.hpp>
+#include <sae/core/backend.hpp>
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/memory.hpp>
@@ -19,36 +23,31 @@
 #include <functional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace sae {
 
-template <class Scalar>
+// Backend: where the parameters live (storage<Backend, Scalar>); the default is host memory.
+template <class Scalar, class Backend = cpu>
 struct AutoencoderParameters {
-  Matrix<Scalar> w_enc;  // [F, D]
-  Vector<Scalar> b_enc;  // [F]
-  Matrix<Scalar> w_dec;  // [F, D], unit rows
-  Vector<Scalar> b_dec;  // [D], empty unless decoder_bias
+  using S = storage<Backend, Scalar>;
+  typename S::matrix w_enc;  // [F, D]
+  typename S::vector b_enc;  // [F]
+  typename S::matrix w_dec;  // [F, D], unit rows
+  typename S::vector b_dec;  // [D], empty unless decoder_bias
 };
 
-template <class Scalar>
+template <class Scalar, class Backend = cpu>
 struct AutoencoderGradients {
-  RowSparse<Scalar> w_enc;
-  Vector<Scalar> b_enc;
-  RowSparse<Scalar> w_dec;
-  Vector<Scalar> b_dec;
+  using S = storage<Backend, Scalar>;
+  typename S::row_gradient w_enc;
+  typename S::vector_gradient b_enc;
+  typename S::row_gradient w_dec;
+  typename S::vector_gradient b_dec;
 };
 
 namespace detail {
-
-// Scales each row to unit L2 norm (a zero row is left as is).
-template <class Scalar>
-void normalize_rows(Matrix<Scalar>& w) {
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-  for (index_t j = 0; j < w.rows(); ++j) normalize_row(w.row(j));
-}
 
 // Initialised like the reports' PyTorch layers: W_enc, b_enc ~ U(+-1/sqrt(D)); W_dec ~ U(+-1/sqrt(F))
 // then each row scaled to unit norm; b_dec = 0.
@@ -67,7 +66,7 @@ AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder
   for (index_t i = 0; i < f; ++i) p.b_enc[i] = static_cast<Scalar>(rng.uniform(-enc_bound, enc_bound));
   for (index_t i = 0; i < p.w_dec.size(); ++i) p.w_dec.data()[i] = static_cast<Scalar>(rng.uniform(-dec_bound, dec_bound));
   if (decoder_bias) p.b_dec.setZero(d);
-  normalize_rows(p.w_dec);
+  ops::normalize_rows(cpu{}, p.w_dec);
   return p;
 }
 
@@ -91,10 +90,11 @@ void check_parameter_shapes(const AutoencoderParameters<Scalar>& p, index_t d, i
 // updating it: the decoder's unit norm, and `after_w_enc` (if set) on each finished block of
 // encoder rows. Then this returns true and the model skips its own passes. A three-argument
 // visitor gets no hooks (false).
-template <class Scalar, class Fn>
-bool visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradients<Scalar>& g, bool decoder_bias, Fn&& fn,
-                      std::function<void(index_t, index_t)> after_w_enc = {}) {
-  if constexpr (std::is_invocable_v<Fn&, int, Matrix<Scalar>&, const RowSparse<Scalar>&, const RowHooks&>) {
+template <class Scalar, class Backend, class Fn>
+bool visit_parameters(AutoencoderParameters<Scalar, Backend>& p, const AutoencoderGradients<Scalar, Backend>& g,
+                      bool decoder_bias, Fn&& fn, std::function<void(index_t, index_t)> after_w_enc = {}) {
+  using S = storage<Backend, Scalar>;
+  if constexpr (std::is_invocable_v<Fn&, int, typename S::matrix&, const typename S::row_gradient&, const RowHooks&>) {
     fn(0, p.w_enc, g.w_enc, RowHooks{false, std::move(after_w_enc)});
     fn(1, p.b_enc, g.b_enc, RowHooks{});
     fn(2, p.w_dec, g.w_dec, RowHooks{true, {}});
@@ -111,30 +111,75 @@ bool visit_parameters(AutoencoderParameters<Scalar>& p, const AutoencoderGradien
 
 // The encoder's pre-activations pre = W_enc x_in + b_enc, where x_in is x itself, or x - b_dec
 // (written to `x_in`) when the decoder bias is on. Returns the x_in used, for the backward pass.
-template <class Backend, class Scalar>
-const Matrix<Scalar>& encoder_preactivations(Backend, const AutoencoderParameters<Scalar>& p, bool decoder_bias,
-                                             const Matrix<Scalar>& x, Matrix<Scalar>& x_in, Matrix<Scalar>& pre,
-                                             EncoderPrecision precision, ops::EncoderGemmScratch& scratch,
-                                             const ops::PackedEncoder* packed = nullptr) {
+template <class Scalar, class Backend>
+const typename storage<Backend, Scalar>::matrix& encoder_preactivations(
+    const AutoencoderParameters<Scalar, Backend>& p, bool decoder_bias, const typename storage<Backend, Scalar>::matrix& x,
+    typename storage<Backend, Scalar>::matrix& x_in, typename storage<Backend, Scalar>::matrix& pre,
+    EncoderPrecision precision, typename storage<Backend, Scalar>::encoder_scratch& scratch,
+    const typename storage<Backend, Scalar>::packed_encoder* packed = nullptr) {
   require(x.cols() == p.w_enc.cols(), "encode()",
           "input has " + std::to_string(x.cols()) + " columns, model expects input_dim=" + std::to_string(p.w_enc.cols()));
-  if (decoder_bias) x_in = x.rowwise() - p.b_dec.transpose();
-  const Matrix<Scalar>& in = decoder_bias ? x_in : x;
-  ops::encoder_preactivations(Backend{}, in, p.w_enc, p.b_enc, pre, precision, scratch, packed);
-  return in;
-}
-
-// dL/db_dec when the decoder bias is on: directly through x_hat (the row sum of the upstream
-// gradient) and through the encoder input x - b_dec (d pre_j / d b_dec = -w_enc[j]).
-template <class Scalar>
-void decoder_bias_gradient(const Vector<Scalar>& upstream_row_sum, const SparseCodes<Scalar>& codes,
-                           const std::vector<Scalar>& dcode, const Matrix<Scalar>& w_enc, Vector<Scalar>& out) {
-  out = upstream_row_sum;
-  for (std::size_t e = 0; e < dcode.size(); ++e)
-    if (dcode[e] != Scalar(0)) out.noalias() -= dcode[e] * w_enc.row(codes.indices[e]).transpose();
+  const typename storage<Backend, Scalar>::matrix* in = &x;
+  if constexpr (storage<Backend, Scalar>::decoder_bias)
+    if (decoder_bias) {
+      ops::subtract_row(Backend{}, x, p.b_dec, x_in);
+      in = &x_in;
+    }
+  ops::encoder_preactivations(Backend{}, *in, p.w_enc, p.b_enc, pre, precision, scratch, packed);
+  return *in;
 }
 
 }  // namespace detail
+
+// A model's parameters where its backend computes, with a host view for checkpoints and analyses:
+// on the CPU they are the host view; a device backend's are downloaded into a host copy when read
+// after the kernels changed them.
+template <class Scalar, class Backend>
+class ResidentParameters {
+  using S = storage<Backend, Scalar>;
+  struct None {};
+
+ public:
+  using Host = AutoencoderParameters<Scalar>;
+  using Stored = AutoencoderParameters<Scalar, Backend>;
+
+  explicit ResidentParameters(Host host) {
+    if constexpr (S::host_memory) {
+      stored_ = std::move(host);
+    } else {
+      ops::upload(Backend{}, host.w_enc, stored_.w_enc);
+      ops::upload(Backend{}, host.b_enc, stored_.b_enc);
+      ops::upload(Backend{}, host.w_dec, stored_.w_dec);
+      ops::upload(Backend{}, host.b_dec, stored_.b_dec);
+      host_ = std::move(host);
+    }
+  }
+
+  const Stored& stored() const { return stored_; }
+  // For the kernels to write; a device backend's host copy is out of date after.
+  Stored& stored_for_update() {
+    stale_ = true;
+    return stored_;
+  }
+  const Host& host() const {
+    if constexpr (S::host_memory) {
+      return stored_;
+    } else {
+      if (std::exchange(stale_, false)) {
+        ops::download(Backend{}, stored_.w_enc, host_.w_enc);
+        ops::download(Backend{}, stored_.b_enc, host_.b_enc);
+        ops::download(Backend{}, stored_.w_dec, host_.w_dec);
+        ops::download(Backend{}, stored_.b_dec, host_.b_dec);
+      }
+      return host_;
+    }
+  }
+
+ private:
+  Stored stored_;
+  mutable std::conditional_t<S::host_memory, None, Host> host_;
+  mutable bool stale_ = false;
+};
 
 // The named parameter slots of a model whose parameters are AutoencoderParameters, in slot order,
 // each with the shape its Config implies: fn(name, Matrix& or Vector&, rows, cols) (cols = 1 for

@@ -12,6 +12,7 @@
 
 #include <sae/backend/cpu/batch_topk.hpp>
 #include <sae/backend/cpu/encoder_gemm.hpp>
+#include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
@@ -245,7 +246,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
     ops::sparse_backward_per_latent(Backend{}, ws.codes, upstream, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
                          grad.b_enc, grad.w_dec);
     if (config_.decoder_bias)
-      detail::decoder_bias_gradient<Scalar>(ws.prefix.front().colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc,
+      ops::decoder_bias_gradient(Backend{}, ws.prefix.front(), ws.codes, ws.dcode, p_.w_enc,
                                             grad.b_dec);
     else
       grad.b_dec.resize(0);
@@ -254,7 +255,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
 
   // A no-op right after an optimizer step that already applied the unit-norm row constraint.
   void normalize_decoder() {
-    if (!std::exchange(decoder_normalized_, false)) detail::normalize_rows(p_.w_dec);
+    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(Backend{}, p_.w_dec);
   }
 
   template <class Fn>
@@ -275,7 +276,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   }
 
   const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
-    return detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre, EncoderPrecision::fp32,
+    return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre, EncoderPrecision::fp32,
                                           ws.gemm);
   }
 

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <sae/backend/cpu/encoder_gemm.hpp>
+#include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
+#include <sae/backend/cpu/storage.hpp>
 #include <sae/backend/cpu/topk.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
@@ -98,19 +100,23 @@ struct TopKCheckpointing : AutoencoderSlots<TopKConfig> {
 
 template <class Scalar>
 using TopKParameters = AutoencoderParameters<Scalar>;
-template <class Scalar>
-using TopKGradients = AutoencoderGradients<Scalar>;
+template <class Scalar, class Backend = cpu>
+using TopKGradients = AutoencoderGradients<Scalar, Backend>;
 
-// Buffers reused across steps so training allocates only on the first batch.
-template <class Scalar>
+// Buffers reused across steps so training allocates only on the first batch, kept where the
+// backend computes. `x` holds the batch on a device backend (the CPU reads the caller's).
+template <class Scalar, class Backend = cpu>
 struct TopKWorkspace {
-  Matrix<Scalar> x_in, pre, x_hat, g;
-  SparseCodes<Scalar> codes;
-  ops::LatentMajor groups;
-  std::vector<Scalar> dcode;
-  ops::EncoderGemmScratch gemm;
+  using S = storage<Backend, Scalar>;
+  typename S::matrix x, x_in, pre, x_hat, g;
+  typename S::codes codes;
+  typename S::latent_groups groups;
+  typename S::code_gradients dcode;
+  typename S::encoder_scratch gemm;
 };
 
+// One model for every backend: each kernel is ops::name(Backend{}, ...) (backend/<name>/), the
+// parameters live where the backend computes, and data comes and goes as host matrices.
 template <class Scalar, class Backend = cpu>
 class TopKAutoencoder : public TopKCheckpointing {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
@@ -118,13 +124,14 @@ class TopKAutoencoder : public TopKCheckpointing {
   static_assert(backend_available<Backend>::value,
                 "this backend's kernels are not compiled in: for sae::cuda, include <sae/cuda.hpp> in a .cu file "
                 "compiled by nvcc and link sae::cuda");
+  using S = storage<Backend, Scalar>;
 
  public:
   using scalar_type = Scalar;
   using backend_type = Backend;
-  using Parameters = TopKParameters<Scalar>;
-  using Gradients = TopKGradients<Scalar>;
-  using Workspace = TopKWorkspace<Scalar>;
+  using Parameters = TopKParameters<Scalar>;  // on the host
+  using Gradients = TopKGradients<Scalar, Backend>;
+  using Workspace = TopKWorkspace<Scalar, Backend>;
 
   // Fresh model, initialised as detail::init_parameters describes.
   explicit TopKAutoencoder(const TopKConfig& config)
@@ -132,16 +139,19 @@ class TopKAutoencoder : public TopKCheckpointing {
         p_(detail::init_parameters<Scalar>(config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed)) {}
 
   // A model from stored parameters (checkpoints); shapes are checked against the config.
-  TopKAutoencoder(const TopKConfig& config, Parameters params) : config_(validated(config)), p_(std::move(params)) {
-    detail::check_parameter_shapes(p_, config_.input_dim, config_.num_latents, config_.decoder_bias, "TopKAutoencoder");
-  }
+  TopKAutoencoder(const TopKConfig& config, Parameters params)
+      : config_(validated(config)), p_(checked(config_, std::move(params))) {}
 
   const TopKConfig& config() const { return config_; }
-  const Parameters& parameters() const { return p_; }
+  // The parameters on the host (a device backend downloads them when they changed).
+  const Parameters& parameters() const { return p_.host(); }
+  // For editing the weights in place; host backends only (a device model's are read-only on the
+  // host: edit a CPU model's, then construct the device model from them).
+  template <class B = Backend, std::enable_if_t<storage<B, Scalar>::host_memory, int> = 0>
   Parameters& parameters() {
     decoder_normalized_ = false;  // the caller may change the weights
     packed_.fresh = false;
-    return p_;
+    return p_.stored_for_update();
   }
   index_t input_dim() const { return config_.input_dim; }
   index_t num_latents() const { return config_.num_latents; }
@@ -150,87 +160,100 @@ class TopKAutoencoder : public TopKCheckpointing {
   // Sparse codes of each row of x ([N, D]).
   SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
     Workspace ws;
-    encode_into(x, ws);
-    return std::move(ws.codes);
+    encode_into(ops::stage(Backend{}, x, ws.x), ws);
+    return ops::to_host(Backend{}, std::move(ws.codes));
   }
 
   Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const {
     detail::require(codes.num_latents == config_.num_latents, "decode()",
                     "codes have " + std::to_string(codes.num_latents) + " latents, model has " +
                         std::to_string(config_.num_latents));
-    Matrix<Scalar> x_hat;
-    ops::sparse_decode(Backend{}, codes, p_.w_dec, config_.decoder_bias ? &p_.b_dec : nullptr, x_hat);
-    return x_hat;
+    Workspace ws;
+    ops::sparse_decode(Backend{}, ops::stage(Backend{}, codes, ws.codes), p_.stored().w_dec, decoder_bias(), ws.x_hat);
+    return ops::to_host(Backend{}, std::move(ws.x_hat));
   }
 
   // Reconstruction of x.
-  Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
+  Matrix<Scalar> forward(const Matrix<Scalar>& x) const {
+    Workspace ws;
+    encode_into(ops::stage(Backend{}, x, ws.x), ws);
+    ops::sparse_decode(Backend{}, ws.codes, p_.stored().w_dec, decoder_bias(), ws.x_hat);
+    return ops::to_host(Backend{}, std::move(ws.x_hat));
+  }
 
   // Forward and hand-written backward for one batch. The loss is the MSE (mean over all B x D
   // elements, as torch's F.mse_loss); fills `grad`; ws.x_hat holds the reconstruction.
-  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) const {
-    const Matrix<Scalar>& x_in = encode_into(x, ws);
-    const Vector<Scalar>* b_dec = config_.decoder_bias ? &p_.b_dec : nullptr;
-    const double n = static_cast<double>(x.rows()) * static_cast<double>(x.cols());
+  StepLoss loss_and_gradient(const Matrix<Scalar>& batch, Gradients& grad, Workspace& ws) const {
+    const auto& p = p_.stored();
+    const auto& x = ops::stage(Backend{}, batch, ws.x);
+    const auto& x_in = encode_into(x, ws);
+    const double n = static_cast<double>(batch.rows()) * static_cast<double>(batch.cols());
     // ws.g = dL/dx_hat = 2 (x_hat - x) / n
-    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, b_dec, x,
-                                                       static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
-    ops::sparse_weight_gradients(Backend{}, ws.codes, [&ws](index_t i, std::int32_t) { return ws.g.row(i); }, x_in,
-                                 ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
-    if (config_.decoder_bias)
-      detail::decoder_bias_gradient<Scalar>(ws.g.colwise().sum().transpose(), ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
-    else
-      grad.b_dec.resize(0);
+    const auto sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p.w_dec, decoder_bias(), x,
+                                                     static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
+    ops::sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
+    if constexpr (S::decoder_bias) {
+      if (config_.decoder_bias) ops::decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p.w_enc, grad.b_dec);
+      else grad.b_dec.resize(0);
+    }
     // Rounded through Scalar as before, so training statistics stay bitwise what they were.
-    const auto mse = static_cast<double>(static_cast<Scalar>(sse / n));
+    const auto mse = static_cast<double>(static_cast<Scalar>(ops::resolve(Backend{}, sse) / n));
     return {mse, mse};
   }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is).
   // A no-op right after an optimizer step that already applied the unit-norm row constraint.
   void normalize_decoder() {
-    if (!std::exchange(decoder_normalized_, false)) detail::normalize_rows(p_.w_dec);
+    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(Backend{}, p_.stored_for_update().w_dec);
   }
 
-  // Visits each parameter with its gradient: fn(slot, Matrix& or Vector& param, grad[, RowHooks]),
-  // where grad is a RowSparse or a dense Vector. Optimizers keep per-slot state. A visitor that
-  // applies RowHooks also renormalises the decoder and repacks W_enc for the next encoder GEMM.
+  // Visits each parameter with its gradient: fn(slot, param, grad[, RowHooks]) with the backend's
+  // storage types (on the CPU a Matrix& or Vector& with a RowSparse or dense Vector gradient).
+  // Optimizers keep per-slot state. A visitor that applies RowHooks also renormalises the decoder
+  // and, on the CPU, repacks W_enc for the next encoder GEMM.
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
+    auto& p = p_.stored_for_update();
     std::function<void(index_t, index_t)> repack;
-    if constexpr (ops::packs_encoder<Scalar> && std::is_same_v<Backend, cpu>) {
+    if constexpr (S::packs_encoder) {
       ops::shape_packed_encoder(packed_, config_.num_latents, config_.input_dim, config_.encoder_precision);
-      repack = [this](index_t begin, index_t end) { ops::pack_encoder_rows(p_.w_enc, begin, end, packed_); };
+      repack = [this, &p](index_t begin, index_t end) { ops::pack_encoder_rows(p.w_enc, begin, end, packed_); };
     }
-    const bool hooked = detail::visit_parameters(p_, g, config_.decoder_bias, fn, std::move(repack));
+    const bool hooked = detail::visit_parameters(p, g, config_.decoder_bias, fn, std::move(repack));
     decoder_normalized_ = hooked;
-    packed_.fresh = hooked && ops::packs_encoder<Scalar>;
+    if constexpr (S::packs_encoder) packed_.fresh = hooked;
   }
 
  private:
-  // Fills ws.pre and ws.codes; returns the encoder's input (x, or x - b_dec in ws.x_in).
-  const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
-    const Matrix<Scalar>& in = detail::encoder_preactivations(Backend{}, p_, config_.decoder_bias, x, ws.x_in, ws.pre,
-                                                              config_.encoder_precision, ws.gemm, &packed_);
+  // Fills ws.pre and ws.codes from x (in backend storage); returns the encoder's input (x, or
+  // x - b_dec in ws.x_in).
+  const typename S::matrix& encode_into(const typename S::matrix& x, Workspace& ws) const {
+    const auto& in = detail::encoder_preactivations<Scalar, Backend>(p_.stored(), config_.decoder_bias, x, ws.x_in, ws.pre,
+                                                                     config_.encoder_precision, ws.gemm, &packed_);
     ops::topk_rows(Backend{}, ws.pre, config_.k, config_.selection, ws.codes);
     return in;
   }
 
+  const typename S::vector* decoder_bias() const {
+    if constexpr (S::decoder_bias) return config_.decoder_bias ? &p_.stored().b_dec : nullptr;
+    else return nullptr;
+  }
+
   static const TopKConfig& validated(const TopKConfig& c) {
     c.validate("TopKAutoencoder");
-    detail::require(c.encoder_precision != EncoderPrecision::tf32, "TopKAutoencoder",
-                    "encoder_precision tf32 is a CUDA tensor-core mode; the CPU encoder computes fp32 or bf16");
-    detail::require(c.encoder_precision == EncoderPrecision::fp32 || std::is_same_v<Scalar, float>, "TopKAutoencoder",
-                    "encoder_precision bf16 needs Scalar = float");
-    detail::require(c.encoder_precision == EncoderPrecision::fp32 || bf16_encoder_available, "TopKAutoencoder",
-                    "encoder_precision bf16 needs a build with AVX512-BF16 (-march=native on a CPU that has it)");
+    ops::require_supported(Backend{}, Scalar{}, c.k, c.decoder_bias, c.encoder_precision, "TopKAutoencoder");
     return c;
   }
 
+  static Parameters checked(const TopKConfig& c, Parameters p) {
+    detail::check_parameter_shapes(p, c.input_dim, c.num_latents, c.decoder_bias, "TopKAutoencoder");
+    return p;
+  }
+
   TopKConfig config_;
-  Parameters p_;
-  bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
-  ops::PackedEncoder packed_;        // W_enc for the encoder GEMM, repacked by the optimizer's hooks
+  ResidentParameters<Scalar, Backend> p_;
+  bool decoder_normalized_ = false;   // the last optimizer step left w_dec's rows at unit norm
+  typename S::packed_encoder packed_;  // W_enc for the encoder GEMM, repacked by the optimizer's hooks
 };
 
 }  // namespace sae

@@ -78,10 +78,11 @@ void group_by_latent(const SparseCodes<Scalar>& codes, LatentMajor& out) {
 //   dw_enc[j]  = sum_i dcode[i,j] * x_in[i]
 //   db_enc[j]  = sum_i dcode[i,j]
 // where inactive slots (value 0) carry no gradient. Rows of dw_* are only the touched latents.
+namespace detail {
 template <class Scalar, class Upstream>
-void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
-                             LatentMajor& groups, const std::vector<Scalar>& dcode, RowSparse<Scalar>& dw_enc,
-                             Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+void weight_gradients(const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
+                      LatentMajor& groups, const std::vector<Scalar>& dcode, RowSparse<Scalar>& dw_enc,
+                      Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
   const index_t k = codes.k, d = x_in.cols();
   group_by_latent(codes, groups);
   const auto touched = static_cast<index_t>(groups.latents.size());
@@ -132,6 +133,16 @@ void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, Upstream&& u
     }
   }
 }
+}  // namespace detail
+
+// sparse_weight_gradients with one upstream gradient g = dL/dx_hat for every latent (TopK).
+template <class Scalar>
+void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& g, const Matrix<Scalar>& x_in,
+                             LatentMajor& groups, const std::vector<Scalar>& dcode, RowSparse<Scalar>& dw_enc,
+                             Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+  detail::weight_gradients(codes, [&g](index_t i, std::int32_t) { return g.row(i); }, x_in, groups, dcode, dw_enc, db_enc,
+                           dw_dec);
+}
 
 // The whole sparse backward pass for a per-latent upstream gradient u(i, j): the code gradients
 //   dcode[e] = u(i, j) . w_dec[j]   for each active slot e = (i, s) with latent j,
@@ -151,7 +162,7 @@ void sparse_backward_per_latent(cpu, const SparseCodes<Scalar>& codes, Upstream&
         const std::int32_t j = codes.row_indices(i)[s];
         dcode[static_cast<std::size_t>(i * k + s)] = upstream(i, j).dot(w_dec.row(j));
       }
-  sparse_weight_gradients(cpu{}, codes, upstream, x_in, groups, dcode, dw_enc, db_enc, dw_dec);
+  detail::weight_gradients(codes, upstream, x_in, groups, dcode, dw_enc, db_enc, dw_dec);
 }
 
 // TopK's forward decode and the first half of its backward pass, fused per row while that row's
@@ -201,6 +212,17 @@ double decode_with_code_gradients(cpu, const SparseCodes<Scalar>& codes, const M
   double sse = 0;
   for (const double r : row_sse) sse += r;
   return sse;
+}
+
+// dL/db_dec when the decoder bias is on, given the upstream gradient dL/dx_hat (the prefix-0 one
+// for Matryoshka): directly through x_hat (its row sum) and through the encoder input x - b_dec
+// (d pre_j / d b_dec = -w_enc[j]).
+template <class Scalar>
+void decoder_bias_gradient(cpu, const Matrix<Scalar>& upstream, const SparseCodes<Scalar>& codes,
+                           const std::vector<Scalar>& dcode, const Matrix<Scalar>& w_enc, Vector<Scalar>& out) {
+  out = upstream.colwise().sum().transpose();
+  for (std::size_t e = 0; e < dcode.size(); ++e)
+    if (dcode[e] != Scalar(0)) out.noalias() -= dcode[e] * w_enc.row(codes.indices[e]).transpose();
 }
 
 }  // namespace sae::ops

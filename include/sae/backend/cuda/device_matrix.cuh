@@ -1,9 +1,8 @@
-// Device memory and the per-model CUDA context. DeviceMatrix is move-only and row-major like the
+// Device memory and the CUDA context. DeviceMatrix is move-only and row-major like the
 // host Matrix; transfers are explicit (upload/download) and ordered on the context's stream.
 #pragma once
 
 #include <sae/backend/cuda/error.cuh>
-#include <sae/core/encoder_precision.hpp>
 #include <sae/core/types.hpp>
 
 #include <cublas_v2.h>
@@ -19,12 +18,10 @@ namespace sae::cuda_backend {
 // One stream and one cuBLAS handle bound to it.
 class Context {
  public:
-  // `mode`: how the encoder GEMM multiplies (core/encoder_precision.hpp).
-  explicit Context(EncoderPrecision mode = EncoderPrecision::fp32) : mode_(mode) {
+  Context() {
     SAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     SAE_CUDA_CHECK(cublasCreate(&handle_));
     SAE_CUDA_CHECK(cublasSetStream(handle_, stream_));
-    SAE_CUDA_CHECK(cublasSetMathMode(handle_, mode == EncoderPrecision::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -34,14 +31,19 @@ class Context {
   }
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t handle() const { return handle_; }
-  EncoderPrecision mode() const { return mode_; }
   void synchronize() const { SAE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
  private:
   cudaStream_t stream_{};
   cublasHandle_t handle_{};
-  EncoderPrecision mode_;
 };
+
+// The context every CUDA op runs on: one stream per process, so the kernels of every model are
+// ordered one after another (models are not for concurrent use from several host threads).
+inline const Context& context() {
+  static const Context ctx;
+  return ctx;
+}
 
 // Owning, move-only device array.
 template <class T>

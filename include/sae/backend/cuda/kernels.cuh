@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sae/backend/cuda/device_matrix.cuh>
+#include <sae/core/adam_step.hpp>
 
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
@@ -13,6 +14,8 @@
 #include <cub/device/device_scan.cuh>
 #include <cuda_bf16.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 namespace sae::cuda_backend::kernels {
@@ -20,6 +23,11 @@ namespace sae::cuda_backend::kernels {
 constexpr int kTopkThreads = 256;
 constexpr int kTopkMaxK = 512;  // 2 items per thread in the final block sort
 constexpr int kReduceThreads = 256;
+
+// Blocks for a grid-stride loop over n items.
+inline int grid_for(std::size_t n, int threads, int max_blocks = 4096) {
+  return static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>((n + threads - 1) / threads, max_blocks)));
+}
 
 // Order-preserving map of floats to unsigned ints: larger float, larger key.
 __device__ __forceinline__ unsigned sortable_key(float v) {
@@ -210,19 +218,16 @@ __global__ void weight_grad_kernel(const int* unique, const int* offsets, const 
   }
 }
 
-// PyTorch's Adam with the bias corrections folded into two scalars, as the CPU optimizer does.
-struct AdamScalars {
-  float b1, b2, eps, step_size, inv_sqrt_bc2;
-};
-
-__device__ __forceinline__ float adam_update(float& p, float& m, float& v, float g, const AdamScalars& a) {
-  m = a.b1 * m + (1.0f - a.b1) * g;
-  v = a.b2 * v + (1.0f - a.b2) * g * g;
+// PyTorch's Adam with the bias corrections folded into two scalars (core/adam_step.hpp), as the
+// CPU optimizer does.
+__device__ __forceinline__ float adam_update(float& p, float& m, float& v, float g, const AdamStep<float>& a) {
+  m = a.beta1 * m + (1.0f - a.beta1) * g;
+  v = a.beta2 * v + (1.0f - a.beta2) * g * g;
   p -= a.step_size * m / (sqrtf(v) * a.inv_sqrt_bc2 + a.eps);
   return p;
 }
 
-__global__ void adam_kernel(float* p, float* m, float* v, const float* g, size_t n, AdamScalars a) {
+__global__ void adam_kernel(float* p, float* m, float* v, const float* g, size_t n, AdamStep<float> a) {
   for (size_t e = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<size_t>(gridDim.x) * blockDim.x)
     adam_update(p[e], m[e], v[e], g[e], a);
@@ -231,7 +236,7 @@ __global__ void adam_kernel(float* p, float* m, float* v, const float* g, size_t
 // Scales each row to unit norm (a zero row is left as is); one block per row. With `adam`, the
 // row is first updated by Adam — one pass over the decoder instead of two.
 __global__ void __launch_bounds__(kReduceThreads) unit_rows_kernel(float* p, float* m, float* v, const float* g, int d,
-                                                                   bool adam, AdamScalars a) {
+                                                                   bool adam, AdamStep<float> a) {
   __shared__ float red[kReduceThreads];
   const size_t base = static_cast<size_t>(blockIdx.x) * d;
   float ss = 0.0f;
