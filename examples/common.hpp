@@ -5,6 +5,7 @@
 
 #include <cxxopts.hpp>
 
+#include <sae/data/activation_split.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/run_directory.hpp>
 #include <sae/train/sweep.hpp>
@@ -235,61 +236,16 @@ inline void add_data_options(cxxopts::Options& options, const std::string& defau
   // clang-format on
 }
 
-struct SplitData {
-  sae::Matrix<float> train, validation;
-  std::vector<index_t> validation_rows;  // row of the data file behind each validation row
-  std::string source;                    // file and slice, for reports
-  std::string split;                     // how rows were split, for reports
-  index_t rows = 0;
-};
-
-// Splits rows by the library's policy (sae::data::choose_split).
-inline SplitData split_rows(const sae::Matrix<float>& all, std::string source, std::optional<double> val_fraction,
-                            std::uint64_t seed) {
-  const auto split = sae::data::choose_split(all.rows(), sae::data::SplitPolicy{val_fraction, seed});
-  SplitData d;
-  d.source = std::move(source);
-  d.rows = all.rows();
-  d.split = split.description;
-  d.train = sae::data::take_rows(all, split.train);
-  d.validation = sae::data::take_rows(all, split.validation);
-  d.validation_rows = split.validation;
-  return d;
-}
-
-// Activations chosen by --data/--layer/--position, with what identifies them for fingerprints.
-struct LoadedData {
-  sae::Matrix<float> all;  // every row
-  std::string source;      // file and slice, for reports
-  io::Json fingerprint;    // content, shape and slice (not the path: a moved file still matches)
-};
-
-// The --layer/--position slice of a 4-D array (default (0, 0)); nothing for a 2-D array unless
-// one was given, which gather_activations then refuses.
-inline std::optional<sae::data::LayerPosition> slice_flags(const cxxopts::ParseResult& args, const io::NpyMmap& view) {
-  if (!args.count("layer") && !args.count("position") && view.rank() != 4) return std::nullopt;
+// --layer/--position when either is given (a 4-D array defaults to (0, 0) when neither is).
+inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopts::ParseResult& args) {
+  if (!args.count("layer") && !args.count("position")) return std::nullopt;
   return sae::data::LayerPosition{args.count("layer") ? int_flag(args, "layer", 0) : 0,
                                   args.count("position") ? int_flag(args, "position", 0) : 0};
 }
 
-// The data file and its slice, for reports: "acts.npy (layer 4, position 3)".
-inline std::string data_source(const std::string& path, const std::optional<sae::data::LayerPosition>& where) {
-  return path + (where ? " (" + sae::data::describe(*where) + ")" : "");
-}
-
-inline LoadedData load_data_flag(const cxxopts::ParseResult& args) {
-  const std::string path = args["data"].as<std::string>();
-  const sae::io::NpyMmap view(path);
-  const auto where = slice_flags(args, view);
-  LoadedData d;
-  d.all = sae::data::gather_activations<float>(view, where);
-  d.source = data_source(path, where);
-  d.fingerprint = io::data_fingerprint(view);
-  if (where) {
-    d.fingerprint["layer"] = where->layer;
-    d.fingerprint["position"] = where->position;
-  }
-  return d;
+// The activations --data/--layer/--position name.
+inline sae::data::ActivationFile load_data_flag(const cxxopts::ParseResult& args) {
+  return sae::data::load_activation_file(args["data"].as<std::string>(), layer_position_flags(args));
 }
 
 // "samples.jsonl beside the data" unless --samples says otherwise.

@@ -1,10 +1,10 @@
-// Pieces shared by the feature-analysis examples (reports 000, 003, 004): loading one layer's
-// activations with the samples behind its rows, training one TopK SAE with a progress line, and
-// profiling latents over rank ranges on the validation rows.
+// Pieces shared by the feature-analysis examples (reports 000, 003, 004): their flags, loading two
+// layers, training one TopK SAE with a progress line, and Markdown helpers.
 #pragma once
 
 #include "common.hpp"
 
+#include <sae/analysis/annotated_layer.hpp>
 #include <sae/analysis/cot_patterns.hpp>
 #include <sae/analysis/latent_profile.hpp>
 #include <sae/analysis/specialization.hpp>
@@ -13,37 +13,6 @@
 #include <sstream>
 
 namespace sae::examples {
-
-// One layer's data: the split rows and, for the validation rows, the samples and what their CoT
-// contains (validation row i is sample data.validation_rows[i] of samples.jsonl).
-struct LayerData {
-  SplitData data;
-  std::vector<sae::data::Sample> validation_samples;
-  std::vector<sae::analysis::CotFeatures> validation_features;
-};
-
-// Loads `path` (2-D, or 4-D at `where`) and its samples (one per row), split by `policy`; samples
-// are paired with validation rows by row index, so any split and any row count work.
-inline LayerData load_layer(const std::string& path, std::optional<sae::data::LayerPosition> where,
-                            const std::vector<sae::data::Sample>& samples, const std::string& samples_path,
-                            const sae::data::SplitPolicy& policy) {
-  const sae::io::NpyMmap view(path);
-  if (view.rank() == 4 && !where) where = sae::data::LayerPosition{0, 0};
-  const sae::Matrix<float> all = sae::data::gather_activations<float>(view, where);
-  sae::data::require_matching_rows(samples, all.rows(), samples_path, path);
-  LayerData layer;
-  layer.data = split_rows(all, data_source(path, where), policy.validation_fraction, policy.seed);
-  layer.validation_samples = sae::data::samples_of_rows(samples, layer.data.validation_rows);
-  for (const auto& sample : layer.validation_samples) layer.validation_features.push_back(sae::analysis::cot_features(sample));
-  return layer;
-}
-
-// --layer/--position when either is given (a 4-D array defaults to (0, 0) in load_layer).
-inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopts::ParseResult& args) {
-  if (!args.count("layer") && !args.count("position")) return std::nullopt;
-  return sae::data::LayerPosition{args.count("layer") ? int_flag(args, "layer", 0) : 0,
-                                  args.count("position") ? int_flag(args, "position", 0) : 0};
-}
 
 // The split the feature analyses use: --val-fraction if given, else the library's default, seeded
 // by --seed (both layers of a two-layer program get the same rows).
@@ -67,20 +36,13 @@ struct EpochProgress {
 };
 
 // Trains one TopK SAE with the reports' setup and the grid flags' epochs/batch/lr/seed.
-inline sae::TopKAutoencoder<float> train_topk(const SplitData& d, index_t k, index_t latents, const GridFlags& flags,
+inline sae::TopKAutoencoder<float> train_topk(const sae::data::ActivationSplit& d, index_t k, index_t latents, const GridFlags& flags,
                                               const std::string& label) {
   sae::TopKAutoencoder<float> model(
       sae::TopKConfig{d.train.cols(), latents, k, sae::Selection::value, false, flags.train.seed});
   auto trainer = sae::make_trainer<sae::TopKAutoencoder<float>>(flags.train, sae::Adam<float>(flags.adam));
   trainer.fit(model, d.train, &d.validation, EpochProgress<sae::TopKAutoencoder<float>>{label});
   return model;
-}
-
-// The CoT steps of a sample on one line: "48/2=24 | 48+24=72".
-inline std::string cot_line(const sae::data::Sample& s) {
-  std::string out;
-  for (const auto& step : s.cot_steps) out += (out.empty() ? "" : " | ") + step.text();
-  return out.empty() ? "(no annotated steps)" : out;
 }
 
 // A Markdown-safe cell: pipes escaped, newlines flattened.
@@ -100,19 +62,6 @@ inline std::string join(const std::vector<std::string>& v, const std::string& se
   return out;
 }
 
-inline sae::io::Json top_samples_json(const sae::analysis::LatentProfile& p, const LayerData& layer) {
-  sae::io::Json top = sae::io::Json::array();
-  for (const auto& t : p.top) {
-    sae::io::Json e = sae::io::Json::object();
-    e["validation_row"] = t.sample;
-    e["sample"] = layer.data.validation_rows[static_cast<std::size_t>(t.sample)];
-    e["activation"] = t.activation;
-    e["cot"] = cot_line(layer.validation_samples[static_cast<std::size_t>(t.sample)]);
-    top.push_back(e);
-  }
-  return top;
-}
-
 // Layer flags of the two-layer examples: the late layer is --data (at --layer/--position when
 // 4-D); the early one is --early-data, or --data at --early-layer.
 inline void add_early_layer_options(cxxopts::Options& options, const std::string& default_early) {
@@ -126,7 +75,7 @@ inline void add_early_layer_options(cxxopts::Options& options, const std::string
 
 struct TwoLayers {
   std::string samples_path;
-  LayerData late, early;
+  sae::analysis::AnnotatedLayer late, early;
 };
 
 inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
@@ -142,8 +91,8 @@ inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
     early_where = sae::data::LayerPosition{int_flag(args, "early-layer", 0), late_where ? late_where->position : 0};
   }
   const auto policy = split_policy_flags(args);
-  t.late = load_layer(data_path, late_where, samples, t.samples_path, policy);
-  t.early = load_layer(early_path, early_where, samples, t.samples_path, policy);
+  t.late = sae::analysis::load_annotated_layer(data_path, late_where, samples, t.samples_path, policy);
+  t.early = sae::analysis::load_annotated_layer(early_path, early_where, samples, t.samples_path, policy);
   return t;
 }
 
@@ -185,7 +134,7 @@ inline std::vector<sae::analysis::RankRange> rank_ranges_flag(const cxxopts::Par
 }
 
 // The specialized latents of a range with their top samples' CoT steps, as Markdown.
-inline std::string specialized_md(const sae::analysis::RangeAnalysis& r, const LayerData& layer, std::size_t samples_shown) {
+inline std::string specialized_md(const sae::analysis::RangeAnalysis& r, const sae::analysis::AnnotatedLayer& layer, std::size_t samples_shown) {
   std::ostringstream md;
   for (std::size_t i = 0; i < r.latents.size(); ++i) {
     if (!r.classes[i].specialized()) continue;
@@ -194,43 +143,10 @@ inline std::string specialized_md(const sae::analysis::RangeAnalysis& r, const L
        << fmt("%.2f%%", 100 * p.frequency) << " (" << p.active_samples << (p.active_samples == 1 ? " sample)\n" : " samples)\n");
     for (std::size_t t = 0; t < std::min(samples_shown, p.top.size()); ++t)
       md << "  - " << fmt("%.2f", p.top[t].activation) << ": `"
-         << cot_line(layer.validation_samples[static_cast<std::size_t>(p.top[t].sample)]) << "`\n";
+         << sae::analysis::cot_line(layer.validation_samples[static_cast<std::size_t>(p.top[t].sample)]) << "`\n";
   }
   const std::string s = md.str();
   return s.empty() ? "- none\n" : s;
-}
-
-inline sae::io::Json range_json(const sae::analysis::RangeAnalysis& r, const LayerData& layer) {
-  sae::io::Json j = sae::io::Json::object();
-  const auto& t = r.taxonomy;
-  j["range"] = t.range.label();
-  j["latents"] = t.latents;
-  j["dead"] = t.dead;
-  j["specialized"] = t.specialized;
-  j["general"] = t.general;
-  j["min_frequency"] = t.min_frequency;
-  j["max_frequency"] = t.max_frequency;
-  sae::io::Json list = sae::io::Json::array();
-  for (std::size_t i = 0; i < r.latents.size(); ++i) {
-    const auto& p = r.latents[i];
-    const auto& c = r.classes[i];
-    sae::io::Json e = sae::io::Json::object();
-    e["latent"] = p.latent;
-    e["rank"] = p.rank;
-    e["frequency"] = p.frequency;
-    e["active_samples"] = p.active_samples;
-    e["mean_activation"] = p.mean_activation;
-    e["class"] = sae::analysis::name(c.kind);
-    e["label"] = c.label();
-    e["operation_share"] = sae::io::Json::array();
-    for (double v : c.operation_share) e["operation_share"].push_back(v);
-    e["top_value"] = c.top_value;
-    e["top_value_share"] = c.top_value_share;
-    if (c.specialized()) e["top_samples"] = top_samples_json(p, layer);
-    list.push_back(e);
-  }
-  j["latent_classes"] = list;
-  return j;
 }
 
 }  // namespace sae::examples

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
     const std::string data_path = args["data"].as<std::string>();
     const sae::io::NpyMmap view(data_path);
-    const auto slice = sae::examples::slice_flags(args, view);
+    const auto slice = sae::data::slice_or_default(view, sae::examples::layer_position_flags(args));
     std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {
       const auto samples = sae::data::load_samples(samples_path);
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
     plan.force = args.count("force") > 0;
     plan.shared_pass = false;
     plan.slice_in_names = false;
-    const std::string source = sae::examples::data_source(data_path, slice);
+    const std::string source = sae::data::describe_source(data_path, slice);
     const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, grid.train.seed});
     struct {
       std::string source, split;

@@ -19,13 +19,13 @@ namespace an = sae::analysis;
 
 struct LayerResult {
   std::string label;
-  const sae::examples::LayerData* layer = nullptr;
+  const sae::analysis::AnnotatedLayer* layer = nullptr;
   sae::metrics::Evaluation val;
   std::vector<index_t> ranking;
   std::vector<std::pair<an::RankRange, sae::analysis::RangeAnalysis>> ranges;
 };
 
-LayerResult analyse(const std::string& label, const sae::examples::LayerData& layer, const Model& model,
+LayerResult analyse(const std::string& label, const sae::analysis::AnnotatedLayer& layer, const Model& model,
                     const sae::SparseCodes<float>& codes, const std::vector<an::RankRange>& ranges, index_t top_samples,
                     const an::SpecializationThresholds& thresholds) {
   LayerResult r;
@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
       l["data"] = lr->layer->data.source;
       l["validation"] = sae::metrics::to_json(lr->val);
       l["ranges"] = sae::io::Json::array();
-      for (const auto& [range, ra] : lr->ranges) l["ranges"].push_back(sae::examples::range_json(ra, *lr->layer));
+      for (const auto& [range, ra] : lr->ranges) l["ranges"].push_back(sae::analysis::to_json(ra, *lr->layer));
       j[lr->label] = l;
     }
     j["sanity_checks"] = sae::io::Json::object();

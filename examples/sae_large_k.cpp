@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
 
     const std::string data_path = args["data"].as<std::string>();
     const std::string samples_path = sae::examples::samples_path_for(args, data_path);
-    const auto layer = sae::examples::load_layer(data_path, sae::examples::layer_position_flags(args),
+    const auto layer = sae::analysis::load_annotated_layer(data_path, sae::examples::layer_position_flags(args),
                                                  sae::data::load_samples(samples_path), samples_path,
                                                  sae::examples::split_policy_flags(args));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
       sae::io::Json m = sae::metrics::to_json(r.val);
       m["k"] = r.k;
       m["latent_dim"] = r.d;
-      m["specialization"] = sae::examples::range_json(r.range, layer);
+      m["specialization"] = sae::analysis::to_json(r.range, layer);
       m["sorted_activation_frequency"] = sae::io::Json::array();
       for (double f : r.sorted_frequency) m["sorted_activation_frequency"].push_back(f);
       j["models"].push_back(m);

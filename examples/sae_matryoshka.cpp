@@ -5,7 +5,7 @@
 #include "layer_analysis.hpp"
 #include "plots.hpp"
 
-#include <sae/analysis/semantics.hpp>
+#include <sae/analysis/layer_semantics.hpp>
 
 #include <cmath>
 #include <fstream>
@@ -59,32 +59,7 @@ std::string base_rates(const std::vector<an::CotFeatures>& features) {
   return out + ", round numbers " + share([](const an::CotFeatures& f) { return f.round_number; });
 }
 
-struct LayerSemantics {
-  std::string label, source;
-  sae::metrics::Evaluation val;
-  std::vector<an::LatentProfile> top;  // the top-N latents by frequency
-  std::vector<an::LatentPatterns> top_patterns;
-  std::vector<std::pair<an::RankRange, std::vector<an::LatentProfile>>> ranges;
-  an::SemanticsSummary summary;
-};
-
-LayerSemantics analyse_layer(const std::string& label, const sae::examples::LayerData& layer, const TopK& model,
-                             index_t top_latents, const std::vector<an::RankRange>& ranges, index_t top_samples,
-                             an::PatternRule rule) {
-  LayerSemantics s;
-  s.label = label;
-  s.source = layer.data.source;
-  s.val = sae::metrics::evaluate(model, layer.data.validation);
-  const auto codes = model.encode(layer.data.validation);
-  const auto ranking = an::rank_by_frequency(s.val.activation_frequency);
-  s.top = an::profile_rank_range(codes, ranking, {1, top_latents}, top_samples);
-  for (const auto& p : s.top) s.top_patterns.push_back(an::detect_patterns(p, layer.validation_features, rule));
-  s.summary = an::summarize_semantics(s.top, s.top_patterns);
-  for (const auto& r : ranges) s.ranges.emplace_back(r, an::profile_rank_range(codes, ranking, r, top_samples));
-  return s;
-}
-
-std::string profile_table(const std::vector<an::LatentProfile>& latents, const sae::examples::LayerData& layer,
+std::string profile_table(const std::vector<an::LatentProfile>& latents, const sae::analysis::AnnotatedLayer& layer,
                           an::PatternRule rule) {
   std::ostringstream t;
   t << "| Rank | Latent | Activation freq | Mean magnitude | Detected patterns | Keywords (>= " << rule.min_samples
@@ -97,42 +72,6 @@ std::string profile_table(const std::vector<an::LatentProfile>& latents, const s
       << (pats.keywords.empty() ? "—" : sae::examples::join(pats.keywords, ", ")) << " |\n";
   }
   return t.str();
-}
-
-sae::io::Json layer_json(const LayerSemantics& s, const sae::examples::LayerData& layer, an::PatternRule rule) {
-  sae::io::Json j = sae::io::Json::object();
-  j["layer"] = s.label;
-  j["data"] = s.source;
-  j["validation"] = sae::metrics::to_json(s.val);
-  j["summary"] = sae::io::Json::object();
-  j["summary"]["latents"] = s.summary.latents;
-  j["summary"]["with_pattern"] = s.summary.with_pattern;
-  j["summary"]["mean_frequency"] = s.summary.mean_frequency;
-  j["summary"]["min_mean_activation"] = s.summary.min_mean_activation;
-  j["summary"]["max_mean_activation"] = s.summary.max_mean_activation;
-  const auto latents_json = [&](const std::vector<an::LatentProfile>& ps) {
-    sae::io::Json a = sae::io::Json::array();
-    for (const auto& p : ps) {
-      const auto pats = an::detect_patterns(p, layer.validation_features, rule);
-      sae::io::Json e = sae::io::Json::object();
-      e["rank"] = p.rank;
-      e["latent"] = p.latent;
-      e["frequency"] = p.frequency;
-      e["active_samples"] = p.active_samples;
-      e["mean_activation"] = p.mean_activation;
-      e["patterns"] = sae::io::Json::array();
-      for (const auto& x : pats.patterns) e["patterns"].push_back(x);
-      e["keywords"] = sae::io::Json::array();
-      for (const auto& x : pats.keywords) e["keywords"].push_back(x);
-      e["top_samples"] = sae::examples::top_samples_json(p, layer);
-      a.push_back(e);
-    }
-    return a;
-  };
-  j["top_latents"] = latents_json(s.top);
-  j["rank_ranges"] = sae::io::Json::object();
-  for (const auto& [range, ps] : s.ranges) j["rank_ranges"][range.label()] = latents_json(ps);
-  return j;
 }
 
 }  // namespace
@@ -234,8 +173,8 @@ int main(int argc, char** argv) {
     if (!semantics_late)
       semantics_late = sae::examples::train_topk(late.data, sem_k, sem_latents, flags, "[semantics, late layer]");
     const TopK early_model = sae::examples::train_topk(early.data, sem_k, sem_latents, flags, "[semantics, early layer]");
-    const auto early_sem = analyse_layer("early", early, early_model, top_latents, ranges, top_samples, rule);
-    const auto late_sem = analyse_layer("late", late, *semantics_late, top_latents, ranges, top_samples, rule);
+    const auto early_sem = an::layer_semantics("early", early, early_model, top_latents, ranges, top_samples, rule);
+    const auto late_sem = an::layer_semantics("late", late, *semantics_late, top_latents, ranges, top_samples, rule);
 
     // 3. Report.
     std::ostringstream md;
@@ -302,7 +241,7 @@ int main(int argc, char** argv) {
         md << "- latent " << p.latent << ":\n";
         for (std::size_t t = 0; t < std::min<std::size_t>(3, p.top.size()); ++t)
           md << "  - " << fmt("%.2f", p.top[t].activation) << ": `"
-             << sae::examples::cot_line(layer.validation_samples[static_cast<std::size_t>(p.top[t].sample)]) << "`\n";
+             << an::cot_line(layer.validation_samples[static_cast<std::size_t>(p.top[t].sample)]) << "`\n";
       }
       for (const auto& [range, ps] : s->ranges) md << "\nRanks " << range.label() << ":\n\n" << profile_table(ps, layer, rule);
       md << "\n";
@@ -336,8 +275,8 @@ int main(int argc, char** argv) {
     comparison["topk"] = sae::io::Json::array();
     for (const auto& r : topk) comparison["topk"].push_back(row_json(r));
     sae::io::Json semantics = sae::io::Json::object();
-    semantics["early"] = layer_json(early_sem, early, rule);
-    semantics["late"] = layer_json(late_sem, late, rule);
+    semantics["early"] = an::to_json(early_sem, early, rule);
+    semantics["late"] = an::to_json(late_sem, late, rule);
 
     sae::io::write_text_atomically(run.stage("comparison.json"), comparison.dump() + "\n");
     sae::io::write_text_atomically(run.stage("semantics.json"), semantics.dump() + "\n");

@@ -9,7 +9,7 @@
 namespace {
 
 struct TrainData {
-  sae::examples::SplitData split;
+  sae::data::ActivationSplit split;
   sae::io::Json fingerprint;
 };
 
@@ -44,7 +44,7 @@ TrainData load_data(const cxxopts::ParseResult& args, std::uint64_t seed) {
     fingerprint["planted_k"] = pc.k_true;
     fingerprint["planted_noise_std"] = pc.noise_std;
   }
-  TrainData d{sae::examples::split_rows(all, source, sae::examples::val_fraction_flag(args), seed), std::move(fingerprint)};
+  TrainData d{sae::data::split_activations(all, source, {sae::examples::val_fraction_flag(args), seed}), std::move(fingerprint)};
   d.fingerprint["split"] = d.split.split;
   return d;
 }

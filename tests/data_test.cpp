@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE data
 #include "test_helpers.hpp"
 
+#include <sae/data/activation_split.hpp>
 #include <sae/data/activations.hpp>
 #include <sae/data/batches.hpp>
 #include <sae/data/cot_steps.hpp>
@@ -57,6 +58,42 @@ BOOST_AUTO_TEST_CASE(two_d_arrays_and_bad_ranks) {
                                      {"empty"});
   require_throws_with<sae::io_error>([] { sae::data::load_activations<float>(sae::test::fixture("nan.npy")); },
                                      {"nan.npy", "non-finite"});
+}
+
+BOOST_AUTO_TEST_CASE(activation_files_default_the_slice_and_split_with_row_provenance) {
+  sae::test::ScratchDir dir("activation-file");
+  const index_t n = 40, layers = 2, positions = 3, d = 5;
+  std::vector<float> a(static_cast<std::size_t>(n * layers * positions * d));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 97) - 40.0f;
+  sae::io::save_npy(dir / "acts.npy", a.data(), {n, layers, positions, d}, {sae::io::DType::f4, false});
+  // A 4-D file given no slice reads (0, 0), and says so in its source and fingerprint.
+  const auto f = sae::data::load_activation_file((dir / "acts.npy").string());
+  BOOST_TEST(sae::test::same(f.all, sae::data::load_activations<float>(dir / "acts.npy", sae::data::LayerPosition{0, 0})));
+  BOOST_TEST(f.source == (dir / "acts.npy").string() + " (layer 0, position 0)");
+  BOOST_TEST(f.fingerprint.at("layer").as_int() == 0);
+  BOOST_TEST(f.fingerprint.at("position").as_int() == 0);
+  const auto g = sae::data::load_activation_file((dir / "acts.npy").string(), sae::data::LayerPosition{1, 2});
+  BOOST_TEST(g.source == (dir / "acts.npy").string() + " (layer 1, position 2)");
+  BOOST_TEST(g.fingerprint.at("content_hash").as_string() == f.fingerprint.at("content_hash").as_string());
+  BOOST_TEST(g.fingerprint.at("layer").as_int() == 1);
+  // Every validation row is the file row it names; train and validation partition the rows.
+  const auto split = sae::data::split_activations(g.all, g.source, sae::data::SplitPolicy{0.25, 3});
+  BOOST_TEST(split.rows == n);
+  BOOST_TEST(split.validation.rows() == 10);
+  BOOST_TEST(split.train.rows() == 30);
+  BOOST_TEST(split.source == g.source);
+  BOOST_TEST(split.split == sae::data::choose_split(n, sae::data::SplitPolicy{0.25, 3}).description);
+  for (std::size_t i = 0; i < split.validation_rows.size(); ++i)
+    BOOST_TEST(sae::test::same(split.validation.row(static_cast<index_t>(i)), g.all.row(split.validation_rows[i])));
+  const double total = g.all.sum(), parts = split.train.sum() + split.validation.sum();
+  BOOST_TEST(total == parts, boost::test_tools::tolerance(1e-9));
+  // A 2-D file has no slice unless one is given (and then it is refused).
+  const auto two_d = sae::data::load_activation_file(sae::test::fixture("f4_f_2d.npy").string());
+  BOOST_TEST(two_d.source == sae::test::fixture("f4_f_2d.npy").string());
+  BOOST_TEST(two_d.fingerprint.find("layer") == nullptr);
+  require_throws_with<sae::io_error>(
+      [] { sae::data::load_activation_file(sae::test::fixture("f4_f_2d.npy").string(), sae::data::LayerPosition{0, 0}); },
+      {"array is 2-D"});
 }
 
 BOOST_AUTO_TEST_CASE(splits) {

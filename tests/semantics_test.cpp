@@ -1,7 +1,13 @@
 #define BOOST_TEST_MODULE semantics
 #include "test_helpers.hpp"
 
+#include <sae/analysis/annotated_layer.hpp>
+#include <sae/analysis/layer_semantics.hpp>
 #include <sae/analysis/semantics.hpp>
+#include <sae/io/npy.hpp>
+#include <sae/model/topk_autoencoder.hpp>
+
+#include <fstream>
 #include <sae/core/rng.hpp>
 
 using sae::index_t;
@@ -147,4 +153,52 @@ BOOST_AUTO_TEST_CASE(patterns_need_min_samples_of_the_top_samples) {
   BOOST_TEST(s.mean_frequency == 0.75);
   BOOST_TEST(s.min_mean_activation == 0.5);
   BOOST_TEST(s.max_mean_activation == 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(annotated_layers_pair_each_validation_row_with_its_sample) {
+  sae::test::ScratchDir dir("annotated");
+  const index_t n = 24, d = 6;
+  const sae::Matrix<float> x = sae::test::random_matrix<float>(n, d, 5);
+  sae::io::save_npy(dir / "acts.npy", x.data(), {n, d}, {sae::io::DType::f4, false});
+  {
+    std::ofstream out(dir / "samples.jsonl");
+    for (index_t i = 0; i < n; ++i)  // sample i computes i+1 (even i) or i*2 (odd i)
+      out << "{\"question\": \"q" << i << "\", \"answer\": \"so <<" << i << (i % 2 ? "*2=" : "+1=") << (i % 2 ? 2 * i : i + 1)
+          << ">> #### 1\"}\n";
+  }
+  const auto samples = sae::data::load_samples((dir / "samples.jsonl").string());
+  const auto layer = sae::analysis::load_annotated_layer((dir / "acts.npy").string(), std::nullopt, samples,
+                                                         (dir / "samples.jsonl").string(), sae::data::SplitPolicy{0.25, 7});
+  BOOST_REQUIRE(layer.validation_samples.size() == 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    const index_t row = layer.data.validation_rows[i];
+    BOOST_TEST(layer.validation_samples[i].question == "q" + std::to_string(row));
+    BOOST_TEST(layer.validation_features[i].has(row % 2 ? sae::analysis::Operation::multiply : sae::analysis::Operation::add));
+    BOOST_TEST(sae::test::same(layer.data.validation.row(static_cast<index_t>(i)), x.row(row)));
+  }
+  // The semantics of a model on it: the library's metrics, the top latents by frequency, and JSON
+  // naming each top sample's file row and CoT.
+  sae::TopKAutoencoder<float> model(sae::TopKConfig{d, 8, 2, sae::Selection::value, false, 1});
+  const auto sem = sae::analysis::layer_semantics("late", layer, model, 3, {{4, 5}}, 2, sae::analysis::PatternRule{1});
+  const auto val = sae::metrics::evaluate(model, layer.data.validation);
+  BOOST_TEST(sem.val.explained_variance == val.explained_variance);
+  BOOST_REQUIRE(sem.top.size() == 3u);
+  for (std::size_t r = 1; r < sem.top.size(); ++r) BOOST_TEST(sem.top[r - 1].frequency >= sem.top[r].frequency);
+  BOOST_TEST(sem.ranges.size() == 1u);
+  const auto j = sae::analysis::to_json(sem, layer, sae::analysis::PatternRule{1});
+  const auto& first = j.at("top_latents").as_array().front();
+  for (const auto& t : first.at("top_samples").as_array()) {
+    const auto v = static_cast<std::size_t>(t.at("validation_row").as_int());
+    BOOST_TEST(t.at("sample").as_int() == layer.data.validation_rows[v]);
+    BOOST_TEST(t.at("cot").as_string() == sae::analysis::cot_line(layer.validation_samples[v]));
+  }
+  BOOST_TEST(j.at("rank_ranges").find("4-5") != nullptr);
+  // A samples file that does not match the rows is refused, naming both files.
+  std::vector<sae::data::Sample> fewer(samples.begin(), samples.end() - 1);
+  sae::test::require_throws_with<sae::error>(
+      [&] {
+        sae::analysis::load_annotated_layer((dir / "acts.npy").string(), std::nullopt, fewer, "samples.jsonl",
+                                            sae::data::SplitPolicy{0.25, 7});
+      },
+      {"samples.jsonl", "acts.npy"});
 }

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <sae/config.hpp>
+#include <sae/analysis/annotated_layer.hpp>
 #include <sae/analysis/cot_patterns.hpp>
 #include <sae/analysis/interventions.hpp>
 #include <sae/analysis/latent_profile.hpp>
+#include <sae/analysis/layer_semantics.hpp>
 #include <sae/analysis/pareto.hpp>
 #include <sae/analysis/semantics.hpp>
 #include <sae/analysis/specialization.hpp>
@@ -13,6 +15,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
+#include <sae/data/activation_split.hpp>
 #include <sae/data/activations.hpp>
 #include <sae/data/batches.hpp>
 #include <sae/data/cot_steps.hpp>

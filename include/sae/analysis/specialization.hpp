@@ -6,6 +6,8 @@
 // A sample counts toward every operation its CoT uses and every distinct operand value it contains.
 #pragma once
 
+#include <sae/analysis/annotated_layer.hpp>
+#include <sae/io/json.hpp>
 #include <sae/analysis/cot_patterns.hpp>
 #include <sae/analysis/latent_profile.hpp>
 
@@ -161,6 +163,41 @@ RangeAnalysis analyse_range(const SparseCodes<Scalar>& codes, const std::vector<
   for (const auto& p : r.latents) r.classes.push_back(classify_latent(p, features, t));
   r.taxonomy = analysis::taxonomy(range, r.latents, r.classes);
   return r;
+}
+
+// The range as JSON: its taxonomy row and each latent's class, with the top samples of the
+// specialized ones.
+inline io::Json to_json(const RangeAnalysis& r, const AnnotatedLayer& layer) {
+  io::Json j = io::Json::object();
+  const auto& t = r.taxonomy;
+  j["range"] = t.range.label();
+  j["latents"] = t.latents;
+  j["dead"] = t.dead;
+  j["specialized"] = t.specialized;
+  j["general"] = t.general;
+  j["min_frequency"] = t.min_frequency;
+  j["max_frequency"] = t.max_frequency;
+  io::Json list = io::Json::array();
+  for (std::size_t i = 0; i < r.latents.size(); ++i) {
+    const auto& p = r.latents[i];
+    const auto& c = r.classes[i];
+    io::Json e = io::Json::object();
+    e["latent"] = p.latent;
+    e["rank"] = p.rank;
+    e["frequency"] = p.frequency;
+    e["active_samples"] = p.active_samples;
+    e["mean_activation"] = p.mean_activation;
+    e["class"] = name(c.kind);
+    e["label"] = c.label();
+    e["operation_share"] = io::Json::array();
+    for (double v : c.operation_share) e["operation_share"].push_back(v);
+    e["top_value"] = c.top_value;
+    e["top_value_share"] = c.top_value_share;
+    if (c.specialized()) e["top_samples"] = top_samples_json(p, layer);
+    list.push_back(e);
+  }
+  j["latent_classes"] = list;
+  return j;
 }
 
 }  // namespace sae::analysis

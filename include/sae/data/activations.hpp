@@ -27,6 +27,17 @@ inline std::string describe(const LayerPosition& w) {
   return "layer " + std::to_string(w.layer) + ", position " + std::to_string(w.position);
 }
 
+// "acts.npy (layer 4, position 3)", or the path alone for a 2-D array: a data source in reports.
+inline std::string describe_source(const std::string& path, const std::optional<LayerPosition>& where) {
+  return path + (where ? " (" + describe(*where) + ")" : "");
+}
+
+// The slice to read: the one given, or (0, 0) for a 4-D array given none.
+inline std::optional<LayerPosition> slice_or_default(const io::NpyMmap& view, std::optional<LayerPosition> where) {
+  if (view.rank() == 4 && !where) where = LayerPosition{0, 0};
+  return where;
+}
+
 namespace gather_detail {
 template <class Scalar>
 void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::NpyMmap& view) {
