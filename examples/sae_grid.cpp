@@ -6,7 +6,7 @@
 #include "common.hpp"
 #include "plots.hpp"
 
-#include <sae/analysis/pareto.hpp>
+#include <sae/analysis/grid.hpp>
 #include <sae/data/samples.hpp>
 
 #include <algorithm>
@@ -48,13 +48,6 @@ std::string metric_table(const std::vector<long>& ks, const std::vector<long>& d
     t << '\n';
   }
   return t.str();
-}
-
-// Whether `v` rises (sign > 0) or falls (sign < 0) strictly along each row/column.
-bool monotone(const std::vector<double>& v, int sign) {
-  for (std::size_t i = 1; i < v.size(); ++i)
-    if ((v[i] - v[i - 1]) * sign <= 0) return false;
-  return true;
 }
 
 }  // namespace
@@ -122,19 +115,12 @@ int main(int argc, char** argv) {
       by[{r.k, r.latents}] = r;
     sae::examples::test_fault_point("after-training");
 
-    // ---- Pareto analysis ----
-    std::vector<std::pair<long, long>> order;
-    std::vector<std::vector<double>> points;
-    for (long k : ks)
-      for (long d : ds) {
-        order.push_back({k, d});
-        points.push_back({by.at({k, d}).val.explained_variance, static_cast<double>(k), static_cast<double>(d)});
-      }
-    const std::vector<sae::analysis::Objective> objectives = {{"EV", sae::analysis::Direction::maximize},
-                                                              {"K", sae::analysis::Direction::minimize},
-                                                              {"latent_dim", sae::analysis::Direction::minimize}};
-    const auto pareto = sae::analysis::pareto_front(points, objectives);
-    const auto label = [&](std::size_t i) { return "K=" + std::to_string(order[i].first) + ", d=" + std::to_string(order[i].second); };
+    const auto grid_analysis = sae::analysis::analyse_grid(ks, ds, [&](index_t k, index_t d) -> const sae::metrics::Evaluation& {
+      return by.at({k, d}).val;
+    });
+    const auto& order = grid_analysis.order;
+    const auto& pareto = grid_analysis.pareto;
+    const auto label = [&](std::size_t i) { return sae::analysis::grid_label(order[i].first, order[i].second); };
 
     // ---- JSON + CSV ----
     sae::io::Json doc = sae::io::Json::object();
@@ -184,16 +170,19 @@ int main(int argc, char** argv) {
       }
       return g;
     };
-    plot.heatmap("heatmap_explained_variance", "Explained variance (validation)", "K", k_labels, "latent_dim", d_labels,
-                 grid_of([](const ConfigResult& r) { return r.val.explained_variance; }), "%.3f");
-    plot.heatmap("heatmap_feature_death_rate", "Feature death rate (%)", "K", k_labels, "latent_dim", d_labels,
-                 grid_of([](const ConfigResult& r) { return 100 * r.val.dead_fraction; }), "%.1f");
-    plot.heatmap("heatmap_mean_activation", "Mean activation of active latents", "K", k_labels, "latent_dim", d_labels,
-                 grid_of([](const ConfigResult& r) { return r.val.mean_active_activation; }), "%.3g");
-    plot.heatmap("heatmap_max_activation", "Max activation", "K", k_labels, "latent_dim", d_labels,
-                 grid_of([](const ConfigResult& r) { return r.val.max_activation; }), "%.3g");
-    plot.heatmap("heatmap_mse", "Reconstruction MSE", "K", k_labels, "latent_dim", d_labels,
-                 grid_of([](const ConfigResult& r) { return r.val.mse; }), "%.3g");
+    const struct {
+      const char *name, *title, *format;
+      double (*value)(const ConfigResult&);
+    } heatmaps[] = {
+        {"heatmap_explained_variance", "Explained variance (validation)", "%.3f",
+         [](const ConfigResult& r) { return r.val.explained_variance; }},
+        {"heatmap_feature_death_rate", "Feature death rate (%)", "%.1f", [](const ConfigResult& r) { return 100 * r.val.dead_fraction; }},
+        {"heatmap_mean_activation", "Mean activation of active latents", "%.3g",
+         [](const ConfigResult& r) { return r.val.mean_active_activation; }},
+        {"heatmap_max_activation", "Max activation", "%.3g", [](const ConfigResult& r) { return r.val.max_activation; }},
+        {"heatmap_mse", "Reconstruction MSE", "%.3g", [](const ConfigResult& r) { return r.val.mse; }}};
+    for (const auto& h : heatmaps)
+      plot.heatmap(h.name, h.title, "K", k_labels, "latent_dim", d_labels, grid_of(h.value), h.format);
     std::vector<sae::examples::Plotter::Series> series;
     for (long d : ds) {
       sae::examples::Plotter::Series s{"latent_dim=" + std::to_string(d), {}, {}, {}};
@@ -243,8 +232,7 @@ int main(int argc, char** argv) {
        << metric_table(ks, ds, by, "EV/active",
                        [](const ConfigResult& r) { return fmt("%.3g%%", 100 * r.val.ev_per_active_latent); }, false)
        << "\n";
-    long on_front = std::count(pareto.on_front.begin(), pareto.on_front.end(), true);
-    md << "## Pareto analysis\n\nObjectives: maximise EV, minimise K, minimise latent_dim. " << on_front << " of "
+    md << "## Pareto analysis\n\nObjectives: maximise EV, minimise K, minimise latent_dim. " << grid_analysis.on_front << " of "
        << order.size() << " configurations are Pareto-optimal.\n\n| config | EV | Pareto-optimal | dominated by |\n|---|---|---|---|\n";
     for (std::size_t i = 0; i < order.size(); ++i) {
       std::string dom;
@@ -254,41 +242,23 @@ int main(int argc, char** argv) {
     }
     md << "\n![Pareto frontier](figures/pareto_frontier.png)\n\n";
 
-    // The report's qualitative findings, checked on this data.
-    bool ev_rises_with_k = true, dead_falls_with_k = true, dead_rises_with_d = true;
-    for (long d : ds) {
-      std::vector<double> ev, dead;
-      for (long k : ks) ev.push_back(by.at({k, d}).val.explained_variance), dead.push_back(by.at({k, d}).val.dead_fraction);
-      ev_rises_with_k &= monotone(ev, +1);
-      dead_falls_with_k &= monotone(dead, -1);
-    }
-    for (long k : ks) {
-      std::vector<double> dead;
-      for (long d : ds) dead.push_back(by.at({k, d}).val.dead_fraction);
-      dead_rises_with_d &= monotone(dead, +1);
-    }
-    // Spread of EV across K at fixed d vs across d at fixed K, averaged.
-    double spread_k = 0, spread_d = 0;
-    for (long d : ds) spread_k += by.at({ks.back(), d}).val.explained_variance - by.at({ks.front(), d}).val.explained_variance;
-    for (long k : ks) spread_d += by.at({k, ds.back()}).val.explained_variance - by.at({k, ds.front()}).val.explained_variance;
-    spread_k /= static_cast<double>(ds.size());
-    spread_d /= static_cast<double>(ks.size());
+    const auto& g = grid_analysis;
     const auto yn = [](bool b) { return b ? "**holds**" : "**does not hold**"; };
     md << "## The report's findings on this data\n\n"
-       << "- EV rises with K at every latent_dim: " << yn(ev_rises_with_k) << "\n"
-       << "- Feature death falls with K at every latent_dim: " << yn(dead_falls_with_k) << "\n"
-       << "- Feature death rises with latent_dim at every K: " << yn(dead_rises_with_d) << "\n"
+       << "- EV rises with K at every latent_dim: " << yn(g.ev_rises_with_k) << "\n"
+       << "- Feature death falls with K at every latent_dim: " << yn(g.dead_falls_with_k) << "\n"
+       << "- Feature death rises with latent_dim at every K: " << yn(g.dead_rises_with_d) << "\n"
        << "- latent_dim matters less than K: mean EV change from K=" << ks.front() << " to K=" << ks.back() << " is "
-       << fmt("%+.3f", spread_k) << ", from d=" << ds.front() << " to d=" << ds.back() << " is " << fmt("%+.3f", spread_d)
-       << " — " << yn(std::abs(spread_d) < std::abs(spread_k)) << "\n"
-       << "- All configurations Pareto-optimal: " << yn(on_front == static_cast<long>(order.size())) << "\n";
+       << fmt("%+.3f", g.ev_change_over_k) << ", from d=" << ds.front() << " to d=" << ds.back() << " is "
+       << fmt("%+.3f", g.ev_change_over_d) << " — " << yn(g.d_matters_less_than_k()) << "\n"
+       << "- All configurations Pareto-optimal: " << yn(g.on_front == static_cast<index_t>(order.size())) << "\n";
     sae::io::write_text_atomically(run.stage("report.md"), md.str());
     sae::examples::test_fault_point("before-commit");
     run.commit({"configs"});
 
     std::cout << "\n" << metric_table(ks, ds, by, "EV", [](const ConfigResult& r) { return fmt("%.3f", r.val.explained_variance); }, true)
               << "\n" << metric_table(ks, ds, by, "dead %", [](const ConfigResult& r) { return fmt("%.1f%%", 100 * r.val.dead_fraction); }, false)
-              << "\nPareto-optimal: " << on_front << " of " << order.size() << "\n"
+              << "\nPareto-optimal: " << grid_analysis.on_front << " of " << order.size() << "\n"
               << "wrote " << (out / "report.md").string() << ", grid_metrics.json, grid_metrics.csv, configs/, figures/"
               << (plot.available() ? "" : " (no PNGs: gnuplot unavailable or --no-plots)") << "\n";
     return 0;

@@ -1,10 +1,12 @@
 #define BOOST_TEST_MODULE analysis
 #include "test_helpers.hpp"
 
+#include <sae/analysis/grid.hpp>
 #include <sae/analysis/pareto.hpp>
 #include <sae/analysis/summary_stats.hpp>
 
 #include <cmath>
+#include <map>
 
 using sae::analysis::Direction;
 using sae::analysis::Objective;
@@ -53,4 +55,39 @@ BOOST_AUTO_TEST_CASE(describe_by_hand) {
   BOOST_TEST(s.std == std::sqrt(1.25));
   BOOST_TEST(sae::analysis::describe({5.0, 1.0, 9.0}).median == 5.0);
   BOOST_CHECK_THROW(sae::analysis::describe({}), sae::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(grid_findings_by_hand) {
+  // A 3 x 2 grid (K in {5, 10, 20}, d in {256, 512}) with EV and dead fractions set by hand.
+  std::map<std::pair<sae::index_t, sae::index_t>, sae::metrics::Evaluation> g;
+  const auto set = [&](sae::index_t k, sae::index_t d, double ev, double dead) {
+    g[{k, d}].explained_variance = ev;
+    g[{k, d}].dead_fraction = dead;
+  };
+  set(5, 256, 0.50, 0.40), set(10, 256, 0.60, 0.30), set(20, 256, 0.70, 0.20);
+  set(5, 512, 0.52, 0.50), set(10, 512, 0.63, 0.45), set(20, 512, 0.69, 0.35);
+  const auto eval = [&](sae::index_t k, sae::index_t d) -> const sae::metrics::Evaluation& { return g.at({k, d}); };
+  auto a = sae::analysis::analyse_grid({5, 10, 20}, {256, 512}, eval);
+  BOOST_TEST(a.order.size() == 6u);
+  BOOST_TEST((a.order[1] == std::pair<sae::index_t, sae::index_t>{5, 512}));
+  BOOST_TEST(a.ev_rises_with_k);
+  BOOST_TEST(a.dead_falls_with_k);
+  BOOST_TEST(a.dead_rises_with_d);
+  // Mean EV change over K: ((0.70 - 0.50) + (0.69 - 0.52)) / 2; over d: (0.02 + 0.03 - 0.01) / 3.
+  BOOST_TEST(a.ev_change_over_k == 0.185, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(a.ev_change_over_d == 0.04 / 3, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(a.d_matters_less_than_k());
+  // (20, 512) has lower EV than (20, 256) at a larger d: dominated by it, and only by it.
+  BOOST_TEST(a.on_front == 5);
+  BOOST_TEST(!a.pareto.on_front[5]);
+  BOOST_TEST(a.pareto.dominated_by[5] == std::vector<int>{4});
+  BOOST_TEST(sae::analysis::grid_label(20, 512) == "K=20, d=512");
+  // One violation anywhere turns a finding off.
+  set(10, 512, 0.63, 0.55);  // dead rises from K=5 to K=10 at d=512
+  a = sae::analysis::analyse_grid({5, 10, 20}, {256, 512}, eval);
+  BOOST_TEST(!a.dead_falls_with_k);
+  BOOST_TEST(a.dead_rises_with_d);
+  set(10, 512, 0.63, 0.30);  // now equal to (10, 256): not strictly rising with d
+  a = sae::analysis::analyse_grid({5, 10, 20}, {256, 512}, eval);
+  BOOST_TEST(!a.dead_rises_with_d);
 }

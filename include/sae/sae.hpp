@@ -4,6 +4,7 @@
 #include <sae/config.hpp>
 #include <sae/analysis/annotated_layer.hpp>
 #include <sae/analysis/cot_patterns.hpp>
+#include <sae/analysis/grid.hpp>
 #include <sae/analysis/interventions.hpp>
 #include <sae/analysis/latent_profile.hpp>
 #include <sae/analysis/layer_semantics.hpp>
