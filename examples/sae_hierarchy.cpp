@@ -17,43 +17,11 @@ using Model = sae::TopKAutoencoder<float>;
 namespace fs = std::filesystem;
 namespace an = sae::analysis;
 
-struct LayerResult {
-  std::string label;
-  const sae::analysis::AnnotatedLayer* layer = nullptr;
-  sae::metrics::Evaluation val;
-  std::vector<index_t> ranking;
-  std::vector<std::pair<an::RankRange, sae::analysis::RangeAnalysis>> ranges;
-};
-
-LayerResult analyse(const std::string& label, const sae::analysis::AnnotatedLayer& layer, const Model& model,
-                    const sae::SparseCodes<float>& codes, const std::vector<an::RankRange>& ranges, index_t top_samples,
-                    const an::SpecializationThresholds& thresholds) {
-  LayerResult r;
-  r.label = label;
-  r.layer = &layer;
-  r.val = sae::metrics::evaluate(model, layer.data.validation);
-  r.ranking = an::rank_by_frequency(r.val.activation_frequency);
-  for (const auto& range : ranges)
-    r.ranges.emplace_back(range, sae::analysis::analyse_range(codes, r.ranking, range, top_samples, layer.validation_features, thresholds));
-  return r;
-}
-
 // `scale`: the mean |reconstruction|, so impacts can be compared across models and data.
 std::string impact_row(const an::LatentImpact& li, const std::string& first_cells, double n, double scale) {
   return "| " + first_cells + " | " + fmt("%.2f%%", 100 * static_cast<double>(li.active_samples) / n) + " (" +
          std::to_string(li.active_samples) + ") | " + fmt("%.6f", li.mean_abs) + " | " + fmt("%.2f%%", 100 * li.mean_abs / scale) +
          " | " + fmt("%.4f", li.max_abs) + " | " + fmt("%.4f", li.mean_abs_on_active) + " | " + an::name(li.grade) + " |\n";
-}
-
-sae::io::Json impact_json(const an::LatentImpact& li) {
-  sae::io::Json j = sae::io::Json::object();
-  j["latent"] = li.latent;
-  j["active_samples"] = li.active_samples;
-  j["mean_impact"] = li.mean_abs;
-  j["max_impact"] = li.max_abs;
-  j["mean_impact_on_active"] = li.mean_abs_on_active;
-  j["grade"] = an::name(li.grade);
-  return j;
 }
 
 }  // namespace
@@ -103,43 +71,22 @@ int main(int argc, char** argv) {
     const Model late_model = sae::examples::train_topk(layers.late.data, k, d, flags, "[1/2 late layer]");
     const Model early_model = sae::examples::train_topk(layers.early.data, k, d, flags, "[2/2 early layer]");
     auto late_codes = late_model.encode(layers.late.data.validation);
-    const auto late = analyse("late", layers.late, late_model, late_codes, late_ranges, top_samples, thresholds);
-    const auto early = analyse("early", layers.early, early_model, early_model.encode(layers.early.data.validation),
-                               early_ranges, top_samples, thresholds);
+    const auto late = an::layer_specialization("late", layers.late, late_model, late_codes, late_ranges, top_samples, thresholds);
+    const auto early = an::layer_specialization("early", layers.early, early_model,
+                                                early_model.encode(layers.early.data.validation), early_ranges, top_samples,
+                                                thresholds);
 
     // Interventions on the late layer's validation codes.
     const an::InterventionEngine<Model> engine(late_model, std::move(late_codes));
     const double n = static_cast<double>(engine.codes().rows);
     std::vector<index_t> top_latents(late.ranking.begin(),
                                      late.ranking.begin() + std::min<std::ptrdiff_t>(top_ablate, late.ranking.size()));
-    struct Check {
-      std::string name;
-      bool ok;
-    };
-    std::vector<Check> checks;
-    checks.push_back({"ablating no latent leaves every reconstruction unchanged", engine.ablate({}).max_abs == 0});
-    checks.push_back({"amplifying the top latents by 1 leaves every reconstruction unchanged",
-                      engine.amplify(top_latents, 1.0).max_abs == 0});
-    {
-      const auto once = engine.swap(0, 1, top_latents);
-      const auto twice = engine.swap_in(once.codes, 0, 1, top_latents);
-      checks.push_back({"swapping the top latents of samples 0 and 1 twice restores the codes",
-                        (twice.codes.to_dense().array() == engine.codes().to_dense().array()).all() && twice.max_abs == 0});
-    }
-    const auto amplified = engine.amplify({top_latents.front()}, 2.0), ablated = engine.ablate({top_latents.front()});
-    checks.push_back({"amplifying the top latent by 2 moves each sample exactly as far as ablating it",
-                      std::abs(amplified.mean_abs - ablated.mean_abs) <= 1e-6 * std::max(1.0, ablated.mean_abs)});
+    const auto checks = an::sanity_checks(engine, top_latents);
 
     const auto validation1 = an::ablation_impact(engine, top_latents, grading);
     std::vector<index_t> specialized;
-    std::set<index_t> seen;
     std::vector<std::string> specialized_label;
-    for (const auto& [range, ra] : late.ranges)
-      for (std::size_t i = 0; i < ra.latents.size(); ++i)
-        if (ra.classes[i].specialized() && seen.insert(ra.latents[i].latent).second) {
-          specialized.push_back(ra.latents[i].latent);
-          specialized_label.push_back(ra.classes[i].label());
-        }
+    for (const auto& [latent, label] : late.specialized()) specialized.push_back(latent), specialized_label.push_back(label);
     const auto validation2 = an::ablation_impact(engine, specialized, grading);
     const double mean_abs_x = engine.reconstruction().cwiseAbs().template cast<double>().mean();
 
@@ -214,9 +161,7 @@ int main(int argc, char** argv) {
     std::vector<sae::examples::Plotter::Series> series;
     for (const auto* lr : {&late, &early}) {
       std::set<index_t> spec;
-      for (const auto& [range, ra] : lr->ranges)
-        for (std::size_t i = 0; i < ra.latents.size(); ++i)
-          if (ra.classes[i].specialized()) spec.insert(ra.latents[i].latent);
+      for (const auto& sl : lr->specialized()) spec.insert(sl.first);
       sae::examples::Plotter::Series s;
       s.label = lr->label + " layer";
       for (std::size_t r = 0; r < lr->ranking.size(); ++r) {
@@ -248,9 +193,9 @@ int main(int argc, char** argv) {
     j["sanity_checks"] = sae::io::Json::object();
     for (const auto& c : checks) j["sanity_checks"][c.name] = c.ok;
     j["validation_top"] = sae::io::Json::array();
-    for (const auto& li : validation1) j["validation_top"].push_back(impact_json(li));
+    for (const auto& li : validation1) j["validation_top"].push_back(an::to_json(li));
     j["validation_specialized"] = sae::io::Json::array();
-    for (const auto& li : validation2) j["validation_specialized"].push_back(impact_json(li));
+    for (const auto& li : validation2) j["validation_specialized"].push_back(an::to_json(li));
     sae::io::write_text_atomically(run.stage("hierarchy.json"), j.dump() + "\n");
     sae::io::write_text_atomically(run.stage("report.md"), md.str());
     sae::examples::test_fault_point("before-commit");

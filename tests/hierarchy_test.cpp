@@ -223,6 +223,45 @@ BOOST_AUTO_TEST_CASE(a_range_analysed_whole_is_its_parts_composed) {
   }
 }
 
+BOOST_FIXTURE_TEST_CASE(sanity_checks_pass_on_an_exact_engine_and_impacts_serialise, Fixture) {
+  const auto checks = sae::analysis::sanity_checks(engine, {0, 3, 5});
+  BOOST_REQUIRE_EQUAL(checks.size(), 4u);
+  for (const auto& c : checks) BOOST_TEST(c.ok, c.name);
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::analysis::sanity_checks(engine, {}); },
+                                                        {"sanity_checks()", "at least one latent"});
+  const auto li = sae::analysis::ablation_impact(engine, {3}).front();
+  const auto j = sae::analysis::to_json(li);
+  BOOST_TEST(j.at("latent").as_int() == 3);
+  BOOST_TEST(j.at("active_samples").as_int() == li.active_samples);
+  BOOST_TEST(j.at("mean_impact").as_number() == li.mean_abs);
+  BOOST_TEST(j.at("grade").as_string() == sae::analysis::name(li.grade));
+}
+
+BOOST_AUTO_TEST_CASE(specialized_latents_are_listed_once_across_ranges) {
+  // Latent 1 fires on the "*" samples only, latent 2 on the "+" ones: both operation-specialized.
+  // Two overlapping ranges hold both; each is listed once, in range order.
+  std::vector<sae::analysis::CotFeatures> features(8);
+  sae::SparseCodes<float> codes;
+  codes.rows = 8, codes.k = 2, codes.num_latents = 4;
+  for (index_t i = 0; i < 8; ++i) {
+    sae::data::Sample s;
+    s.cot_steps = sae::data::parse_cot_steps(i % 2 ? "<<3+4=7>>" : "<<6*2=12>>");
+    features[static_cast<std::size_t>(i)] = sae::analysis::cot_features(s);
+    codes.indices.push_back(0), codes.values.push_back(1.0f + static_cast<float>(i));
+    codes.indices.push_back(i % 2 ? 2 : 1), codes.values.push_back(i % 2 ? 2.0f : 0.5f);
+  }
+  const std::vector<index_t> ranking = {0, 1, 2, 3};
+  sae::analysis::LayerSpecialization layer;
+  for (auto range : {sae::analysis::RankRange{1, 3}, sae::analysis::RankRange{2, 4}})
+    layer.ranges.emplace_back(range, sae::analysis::analyse_range(codes, ranking, range, 3, features));
+  const auto spec = layer.specialized();
+  BOOST_REQUIRE_EQUAL(spec.size(), 2u);
+  BOOST_TEST(spec[0].first == 1);
+  BOOST_TEST(spec[1].first == 2);
+  BOOST_TEST(spec[1].second == layer.ranges.front().second.classes[2].label());
+  BOOST_TEST(spec[1].second.find("addition") != std::string::npos, spec[1].second);
+}
+
 BOOST_AUTO_TEST_CASE(samples_pair_with_rows_by_index) {
   std::vector<sae::data::Sample> samples(5);
   for (std::size_t i = 0; i < samples.size(); ++i) samples[i].question = "q" + std::to_string(i);

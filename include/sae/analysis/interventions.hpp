@@ -7,6 +7,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/core/sparse_codes.hpp>
+#include <sae/io/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -214,6 +215,43 @@ std::vector<LatentImpact> ablation_impact(const InterventionEngine<Model>& engin
     out.push_back(li);
   }
   return out;
+}
+
+inline io::Json to_json(const LatentImpact& li) {
+  io::Json j = io::Json::object();
+  j["latent"] = li.latent;
+  j["active_samples"] = li.active_samples;
+  j["mean_impact"] = li.mean_abs;
+  j["max_impact"] = li.max_abs;
+  j["mean_impact_on_active"] = li.mean_abs_on_active;
+  j["grade"] = name(li.grade);
+  return j;
+}
+
+struct SanityCheck {
+  std::string name;
+  bool ok = false;
+};
+
+// Report 004's checks that the engine is exact where it must be, on `latents` (the most frequent;
+// at least one) and the first two samples: ablating nothing and amplifying by 1 change nothing,
+// swapping twice restores the codes, and amplifying by 2 moves each sample as far as ablating.
+template <class Model>
+std::vector<SanityCheck> sanity_checks(const InterventionEngine<Model>& engine, const std::vector<index_t>& latents) {
+  sae::detail::require(!latents.empty() && engine.codes().rows >= 2, "sanity_checks()",
+                       "needs at least one latent and two samples");
+  std::vector<SanityCheck> checks;
+  checks.push_back({"ablating no latent leaves every reconstruction unchanged", engine.ablate({}).max_abs == 0});
+  checks.push_back({"amplifying the top latents by 1 leaves every reconstruction unchanged",
+                    engine.amplify(latents, 1.0).max_abs == 0});
+  const auto once = engine.swap(0, 1, latents);
+  const auto twice = engine.swap_in(once.codes, 0, 1, latents);
+  checks.push_back({"swapping the top latents of samples 0 and 1 twice restores the codes",
+                    (twice.codes.to_dense().array() == engine.codes().to_dense().array()).all() && twice.max_abs == 0});
+  const auto amplified = engine.amplify({latents.front()}, 2.0), ablated = engine.ablate({latents.front()});
+  checks.push_back({"amplifying the top latent by 2 moves each sample exactly as far as ablating it",
+                    std::abs(amplified.mean_abs - ablated.mean_abs) <= 1e-6 * std::max(1.0, ablated.mean_abs)});
+  return checks;
 }
 
 }  // namespace sae::analysis

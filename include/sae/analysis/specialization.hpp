@@ -8,6 +8,7 @@
 
 #include <sae/analysis/annotated_layer.hpp>
 #include <sae/io/json.hpp>
+#include <sae/metrics/evaluate.hpp>
 #include <sae/analysis/cot_patterns.hpp>
 #include <sae/analysis/latent_profile.hpp>
 
@@ -15,6 +16,7 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -198,6 +200,43 @@ inline io::Json to_json(const RangeAnalysis& r, const AnnotatedLayer& layer) {
   }
   j["latent_classes"] = list;
   return j;
+}
+
+// One layer's specialization over rank ranges (reports 003 and 004): the SAE's validation metrics,
+// its latents ranked by frequency, and each range analysed.
+struct LayerSpecialization {
+  std::string label;
+  const AnnotatedLayer* layer = nullptr;
+  metrics::Evaluation val;
+  std::vector<index_t> ranking;
+  std::vector<std::pair<RankRange, RangeAnalysis>> ranges;
+
+  // The specialized latents over all ranges, each once, in range order, with their class labels.
+  std::vector<std::pair<index_t, std::string>> specialized() const {
+    std::vector<std::pair<index_t, std::string>> out;
+    std::set<index_t> seen;
+    for (const auto& [range, ra] : ranges)
+      for (std::size_t i = 0; i < ra.latents.size(); ++i)
+        if (ra.classes[i].specialized() && seen.insert(ra.latents[i].latent).second)
+          out.emplace_back(ra.latents[i].latent, ra.classes[i].label());
+    return out;
+  }
+};
+
+// `codes`: the model's codes of the layer's validation rows.
+template <class Model>
+LayerSpecialization layer_specialization(const std::string& label, const AnnotatedLayer& layer, const Model& model,
+                                         const SparseCodes<typename Model::scalar_type>& codes,
+                                         const std::vector<RankRange>& ranges, index_t top_samples,
+                                         const SpecializationThresholds& thresholds) {
+  LayerSpecialization r;
+  r.label = label;
+  r.layer = &layer;
+  r.val = metrics::evaluate(model, layer.data.validation);
+  r.ranking = rank_by_frequency(r.val.activation_frequency);
+  for (const auto& range : ranges)
+    r.ranges.emplace_back(range, analyse_range(codes, r.ranking, range, top_samples, layer.validation_features, thresholds));
+  return r;
 }
 
 }  // namespace sae::analysis
