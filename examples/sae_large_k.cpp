@@ -4,6 +4,7 @@
 #include "layer_analysis.hpp"
 #include "plots.hpp"
 
+#include <sae/analysis/grid.hpp>
 #include <sae/analysis/summary_stats.hpp>
 
 namespace {
@@ -20,7 +21,7 @@ struct ModelResult {
   std::vector<double> sorted_frequency;  // all latents, descending
 };
 
-std::string name_of(const ModelResult& r) { return "K=" + std::to_string(r.k) + ", d=" + std::to_string(r.d); }
+std::string name_of(const ModelResult& r) { return an::grid_label(r.k, r.d); }
 
 // Frequencies of the latents in the range that fire at all.
 std::vector<double> range_frequencies(const sae::analysis::RangeAnalysis& r) {
