@@ -99,7 +99,7 @@ struct ScratchDir {
 
 // Runs f, requires it to throw E, and requires the message to contain every given fragment.
 template <class E, class F>
-void require_throws_with(F&& f, std::initializer_list<std::string> fragments) {
+void require_throws_with(F&& f, const std::vector<std::string>& fragments) {
   try {
     f();
   } catch (const E& e) {

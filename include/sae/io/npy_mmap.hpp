@@ -3,68 +3,21 @@
 #pragma once
 
 #include <sae/core/error.hpp>
-#include <sae/io/input_file.hpp>
+#include <sae/io/mapped_file.hpp>
 #include <sae/io/npy_format.hpp>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 namespace sae::io {
 
 class NpyMmap {
  public:
-  explicit NpyMmap(const std::filesystem::path& path) : path_(path.string()) {
-    require_readable_file(path_, ".npy file");
-    const int fd = ::open(path_.c_str(), O_RDONLY);
-    if (fd < 0) throw io_error(path_, std::string("cannot open: ") + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      throw io_error(path_, std::string("cannot stat: ") + std::strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-      ::close(fd);
-      throw io_error(path_, "is a directory, not a .npy file");
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ < detail::kPreludeSize + 2) {
-      ::close(fd);
-      throw io_error(path_, "truncated .npy file (shorter than its prelude)");
-    }
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);  // the mapping keeps the file alive
-    if (p == MAP_FAILED) throw io_error(path_, std::string("mmap failed: ") + std::strerror(errno));
-    base_ = static_cast<const unsigned char*>(p);
-    try {
-      parse();
-    } catch (...) {
-      unmap();
-      throw;
-    }
-  }
-  ~NpyMmap() { unmap(); }
-  NpyMmap(const NpyMmap&) = delete;
-  NpyMmap& operator=(const NpyMmap&) = delete;
-  NpyMmap(NpyMmap&& o) noexcept { *this = std::move(o); }
-  NpyMmap& operator=(NpyMmap&& o) noexcept {
-    if (this != &o) {
-      unmap();
-      path_ = std::move(o.path_);
-      header_ = std::move(o.header_);
-      base_ = std::exchange(o.base_, nullptr);
-      size_ = std::exchange(o.size_, 0);
-      strides_ = std::move(o.strides_);
-    }
-    return *this;
+  explicit NpyMmap(const std::filesystem::path& path)
+      : file_(path.string(), ".npy file", detail::kPreludeSize + 2), path_(path.string()) {
+    parse();
   }
 
   const NpyHeader& header() const { return header_; }
@@ -72,8 +25,8 @@ class NpyMmap {
   const std::string& path() const { return path_; }
   index_t rank() const { return static_cast<index_t>(header_.shape.size()); }
   // The whole file as mapped (header included), e.g. for a content hash.
-  const unsigned char* file_bytes() const { return base_; }
-  std::size_t file_size() const { return size_; }
+  const unsigned char* file_bytes() const { return file_.data(); }
+  std::size_t file_size() const { return file_.size(); }
   // Element strides (not bytes) of each axis, which encode C or Fortran order.
   const std::vector<index_t>& strides() const { return strides_; }
 
@@ -91,7 +44,7 @@ class NpyMmap {
     const index_t last = start + (count - 1) * stride;
     if (start < 0 || last >= header_.num_elements())
       throw invalid_argument("NpyMmap::read(): element range out of bounds for " + path_);
-    const unsigned char* data = base_ + header_.data_offset;
+    const unsigned char* data = file_.data() + header_.data_offset;
     const std::size_t item = header_.item_size();
     if (stride == 1) {
       convert_elements(data + static_cast<std::size_t>(start) * item, header_, static_cast<std::size_t>(count), dst);
@@ -103,16 +56,16 @@ class NpyMmap {
 
  private:
   void parse() {
-    const std::size_t len_size = npy_length_field_size(base_, path_);
-    if (size_ < detail::kPreludeSize + len_size) throw io_error(path_, "truncated .npy header length");
+    const std::size_t len_size = npy_length_field_size(file_.data(), path_);
+    if (file_.size() < detail::kPreludeSize + len_size) throw io_error(path_, "truncated .npy header length");
     std::size_t header_len = 0;
-    for (std::size_t i = 0; i < len_size; ++i) header_len |= std::size_t{base_[detail::kPreludeSize + i]} << (8 * i);
+    for (std::size_t i = 0; i < len_size; ++i) header_len |= std::size_t{file_.data()[detail::kPreludeSize + i]} << (8 * i);
     const std::size_t text_at = detail::kPreludeSize + len_size;
-    if (size_ < text_at + header_len)
+    if (file_.size() < text_at + header_len)
       throw io_error(path_, "truncated .npy header (expected " + std::to_string(header_len) + " bytes)");
-    header_ = parse_npy_header_text(std::string(reinterpret_cast<const char*>(base_ + text_at), header_len), path_);
+    header_ = parse_npy_header_text(std::string(reinterpret_cast<const char*>(file_.data() + text_at), header_len), path_);
     header_.data_offset = text_at + header_len;
-    check_data_size(header_, size_ - header_.data_offset, path_);
+    check_data_size(header_, file_.size() - header_.data_offset, path_);
     const std::size_t r = header_.shape.size();
     strides_.assign(r, 1);
     if (header_.fortran_order) {
@@ -121,15 +74,9 @@ class NpyMmap {
       for (std::size_t a = r; a-- > 1;) strides_[a - 1] = strides_[a] * header_.shape[a];
     }
   }
-  void unmap() {
-    if (base_) ::munmap(const_cast<unsigned char*>(base_), size_);
-    base_ = nullptr;
-  }
-
+  MappedFile file_;
   std::string path_;
   NpyHeader header_;
-  const unsigned char* base_ = nullptr;
-  std::size_t size_ = 0;
   std::vector<index_t> strides_;
 };
 

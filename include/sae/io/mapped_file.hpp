@@ -1,0 +1,75 @@
+// A read-only memory map of a whole file: the OS pages in only what is read. The array readers
+// (.npy, .safetensors) parse their headers from it and read tensors in place.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/io/input_file.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sae::io {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // `what` names the kind of file in errors ("a .npy file"); shorter than `min_size` bytes is an error.
+  MappedFile(const std::string& path, const std::string& what, std::size_t min_size) : path_(path) {
+    require_readable_file(path_, what);
+    const int fd = ::open(path_.c_str(), O_RDONLY);
+    if (fd < 0) throw io_error(path_, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      throw io_error(path_, std::string("cannot stat: ") + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      throw io_error(path_, "is a directory, not " + what);
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ < min_size) {
+      ::close(fd);
+      throw io_error(path_, "truncated " + what + " (" + std::to_string(size_) + " bytes, shorter than its header)");
+    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);  // the mapping keeps the file alive
+    if (p == MAP_FAILED) throw io_error(path_, std::string("mmap failed: ") + std::strerror(errno));
+    base_ = static_cast<const unsigned char*>(p);
+  }
+  ~MappedFile() { unmap(); }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+  MappedFile& operator=(MappedFile&& o) noexcept {
+    if (this != &o) {
+      unmap();
+      path_ = std::move(o.path_);
+      base_ = std::exchange(o.base_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+
+  const std::string& path() const { return path_; }
+  const unsigned char* data() const { return base_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  void unmap() {
+    if (base_) ::munmap(const_cast<unsigned char*>(base_), size_);
+    base_ = nullptr;
+  }
+  std::string path_;
+  const unsigned char* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace sae::io
