@@ -27,10 +27,12 @@
 #include <sae/io/jsonl.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/io/npy_mmap.hpp>
+#include <sae/io/safetensors.hpp>
 #include <sae/metrics/evaluate.hpp>
 #include <sae/metrics/reconstruction.hpp>
 #include <sae/metrics/sparsity.hpp>
 #include <sae/model/checkpoint.hpp>
+#include <sae/model/interop.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/optim/adam.hpp>

@@ -51,4 +51,35 @@ inline void write_text_atomically(const std::filesystem::path& path, const std::
   write_atomically(path, [&](std::ostream& out) { out << text; });
 }
 
+// Calls `fill(folder)` on a fresh folder beside `dir`, then moves it into place: a previous `dir`
+// is moved aside first and removed after, so an interrupted write never damages it.
+inline void write_directory_atomically(const std::filesystem::path& dir,
+                                       const std::function<void(const std::filesystem::path&)>& fill) {
+  namespace fs = std::filesystem;
+  const std::string pid = std::to_string(static_cast<long>(::getpid()));
+  const fs::path partial = dir.string() + ".partial." + pid;
+  std::error_code ec;
+  fs::remove_all(partial, ec);
+  fs::create_directories(partial, ec);
+  if (ec) throw io_error(partial.string(), "cannot create directory: " + ec.message());
+  try {
+    fill(partial);
+  } catch (...) {
+    fs::remove_all(partial, ec);
+    throw;
+  }
+  const fs::path old = dir.string() + ".old." + pid;
+  const bool had_previous = fs::exists(dir);
+  if (had_previous) {
+    fs::rename(dir, old, ec);
+    if (ec) throw io_error(dir.string(), "cannot move the previous contents aside: " + ec.message());
+  }
+  fs::rename(partial, dir, ec);
+  if (ec) {
+    if (had_previous) fs::rename(old, dir);
+    throw io_error(dir.string(), "cannot move the new contents into place: " + ec.message());
+  }
+  if (had_previous) fs::remove_all(old, ec);
+}
+
 }  // namespace sae::io

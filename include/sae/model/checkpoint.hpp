@@ -10,6 +10,7 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/io/atomic_file.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
@@ -18,7 +19,6 @@
 #include <filesystem>
 #include <string>
 #include <type_traits>
-#include <unistd.h>
 
 namespace sae {
 
@@ -30,41 +30,41 @@ template <class, class = void>
 struct has_state : std::false_type {};
 template <class M>
 struct has_state<M, std::void_t<decltype(std::declval<const M&>().state_to_json())>> : std::true_type {};
+
+// The architecture a checkpoint's config.json names ("topk" for the v1 format); an error if it is
+// not one of ours.
+inline std::string architecture_of(const io::Json& meta, const std::string& source) {
+  const io::Json* format = meta.is_object() ? meta.find("format") : nullptr;
+  const bool v1 = format && format->is_string() && format->as_string() == kTopKCheckpointFormatV1;
+  if (!format || !format->is_string() || (format->as_string() != kCheckpointFormat && !v1))
+    throw io_error(source, std::string("not an sae checkpoint (expected \"format\": \"") + kCheckpointFormat + "\")");
+  const io::Json* arch = v1 ? nullptr : meta.find("architecture");
+  return v1 ? "topk" : arch && arch->is_string() ? arch->as_string() : "";
+}
 }  // namespace checkpoint_detail
+
+// The architecture of the checkpoint in `dir` ("topk", "matryoshka"), to choose the Model to load.
+inline std::string checkpoint_architecture(const std::filesystem::path& dir) {
+  const std::string source = (dir / "config.json").string();
+  return checkpoint_detail::architecture_of(io::read_json_file(source), source);
+}
 
 template <class Model>
 void save_checkpoint(const std::filesystem::path& dir, const Model& model) {
-  namespace fs = std::filesystem;
   using Scalar = typename Model::scalar_type;
-  const fs::path partial = dir.string() + ".partial." + std::to_string(static_cast<long>(::getpid()));
-  std::error_code ec;
-  fs::remove_all(partial, ec);
-  fs::create_directories(partial, ec);
-  if (ec) throw io_error(partial.string(), "cannot create checkpoint directory: " + ec.message());
   const auto& p = model.parameters();  // a host copy for device models
-  Model::for_each_slot(p, model.config(), [&](const char* name, const auto& param, index_t, index_t) {
-    io::save_npy(partial / (std::string(name) + ".npy"), param);
+  io::write_directory_atomically(dir, [&](const std::filesystem::path& partial) {
+    Model::for_each_slot(p, model.config(), [&](const char* name, const auto& param, index_t, index_t) {
+      io::save_npy(partial / (std::string(name) + ".npy"), param);
+    });
+    io::Json meta = io::Json::object();
+    meta["format"] = kCheckpointFormat;
+    meta["architecture"] = Model::architecture;
+    meta["scalar"] = std::is_same_v<Scalar, float> ? "float32" : "float64";
+    meta["config"] = Model::config_to_json(model.config());
+    if constexpr (checkpoint_detail::has_state<Model>::value) meta["state"] = model.state_to_json();
+    io::write_text_atomically(partial / "config.json", meta.dump() + "\n");
   });
-  io::Json meta = io::Json::object();
-  meta["format"] = kCheckpointFormat;
-  meta["architecture"] = Model::architecture;
-  meta["scalar"] = std::is_same_v<Scalar, float> ? "float32" : "float64";
-  meta["config"] = Model::config_to_json(model.config());
-  if constexpr (checkpoint_detail::has_state<Model>::value) meta["state"] = model.state_to_json();
-  io::write_text_atomically(partial / "config.json", meta.dump() + "\n");
-
-  const fs::path old = dir.string() + ".old." + std::to_string(static_cast<long>(::getpid()));
-  const bool had_previous = fs::exists(dir);
-  if (had_previous) {
-    fs::rename(dir, old, ec);
-    if (ec) throw io_error(dir.string(), "cannot move the previous checkpoint aside: " + ec.message());
-  }
-  fs::rename(partial, dir, ec);
-  if (ec) {
-    if (had_previous) fs::rename(old, dir);
-    throw io_error(dir.string(), "cannot move the new checkpoint into place: " + ec.message());
-  }
-  if (had_previous) fs::remove_all(old, ec);
 }
 
 // Loads a checkpoint written by save_checkpoint as a Model (any stored float width converts to
@@ -72,15 +72,9 @@ void save_checkpoint(const std::filesystem::path& dir, const Model& model) {
 template <class Model>
 Model load_model(const std::filesystem::path& dir) {
   using Scalar = typename Model::scalar_type;
-  const std::filesystem::path config_path = dir / "config.json";
-  const std::string source = config_path.string();
+  const std::string source = (dir / "config.json").string();
   const io::Json meta = io::read_json_file(source);
-  const io::Json* format = meta.is_object() ? meta.find("format") : nullptr;
-  const bool v1 = format && format->is_string() && format->as_string() == kTopKCheckpointFormatV1;
-  if (!format || !format->is_string() || (format->as_string() != kCheckpointFormat && !v1))
-    throw io_error(source, std::string("not an sae checkpoint (expected \"format\": \"") + kCheckpointFormat + "\")");
-  const io::Json* arch = v1 ? nullptr : meta.find("architecture");
-  const std::string architecture = v1 ? "topk" : arch && arch->is_string() ? arch->as_string() : "";
+  const std::string architecture = checkpoint_detail::architecture_of(meta, source);
   if (architecture != Model::architecture)
     throw io_error(source, "holds a '" + architecture + "' SAE, not '" + Model::architecture + "'");
   const io::Json* config_json = meta.find("config");

@@ -1,0 +1,260 @@
+// SAEs in the folders the Python tools read and write, so a model trained here loads in SAELens
+// (and through it SAEBench and feature dashboards) or sparsify, and theirs load here.
+//
+// SAELens v6: cfg.json + sae_weights.safetensors with W_enc [d_in, d_sae], b_enc [d_sae],
+//   W_dec [d_sae, d_in], b_dec [d_in] (nothing else: SAELens loads strictly), and optionally
+//   sparsity.safetensors (`sparsity`: log10 of each latent's activation frequency + 1e-10, as
+//   SAELens's trainer writes it). A TopK model is architecture "topk" (top-k of the
+//   pre-activations, then ReLU: our value selection); a Matryoshka model is saved as SAELens saves
+//   its BatchTopK family for inference, a "jumprelu" folder whose per-latent `threshold` is our
+//   scalar inference threshold (relu(pre) * (pre > threshold) fires exactly the latents our
+//   threshold selection keeps).
+// sparsify: cfg.json (d_in, num_latents, k, activation "topk", ...) + sae.safetensors with
+//   encoder.weight [F, d], encoder.bias [F], W_dec [F, d], b_dec [d]. sparsify always encodes
+//   x - b_dec, as our decoder-bias model does.
+// Our models without a decoder bias export a zero b_dec (encoding is then identical). Imports map
+// back onto TopKAutoencoder: a nonzero b_dec becomes the decoder bias; SAELens's
+// apply_b_dec_to_input = false with a nonzero b_dec is folded into b_enc (b_enc + W_enc b_dec), so
+// the encoder computes the same pre-activations.
+#pragma once
+
+#include <sae/core/error.hpp>
+#include <sae/io/atomic_file.hpp>
+#include <sae/io/json.hpp>
+#include <sae/io/safetensors.hpp>
+#include <sae/model/matryoshka_autoencoder.hpp>
+#include <sae/model/topk_autoencoder.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sae {
+
+enum class ExternalFormat { saelens, sparsify };
+
+inline const char* name(ExternalFormat f) { return f == ExternalFormat::saelens ? "saelens" : "sparsify"; }
+
+inline ExternalFormat parse_external_format(const std::string& text) {
+  if (text == "saelens") return ExternalFormat::saelens;
+  if (text == "sparsify") return ExternalFormat::sparsify;
+  throw invalid_argument("unknown SAE format '" + text + "': expected 'saelens' or 'sparsify'");
+}
+
+// The format of a folder by the weights file it holds; an error naming the folder otherwise.
+inline ExternalFormat detect_external_format(const std::filesystem::path& dir) {
+  if (std::filesystem::exists(dir / "sae_weights.safetensors")) return ExternalFormat::saelens;
+  if (std::filesystem::exists(dir / "sae.safetensors")) return ExternalFormat::sparsify;
+  throw io_error(dir.string(), "neither a SAELens folder (sae_weights.safetensors) nor a sparsify folder (sae.safetensors)");
+}
+
+struct ExportOptions {
+  io::FloatDType dtype = io::FloatDType::f32;
+  const std::vector<double>* activation_frequency = nullptr;  // SAELens: also write sparsity.safetensors
+  std::string hook_name;                                      // SAELens metadata, when known
+};
+
+namespace interop_detail {
+inline const char* torch_dtype(io::FloatDType t) {
+  switch (t) {
+    case io::FloatDType::f16: return "float16";
+    case io::FloatDType::bf16: return "bfloat16";
+    case io::FloatDType::f32: return "float32";
+  }
+  return "float32";
+}
+
+// The tensors every format stores, from our host parameters (b_dec zero without a decoder bias).
+template <class Scalar>
+Vector<Scalar> decoder_bias_or_zero(const AutoencoderParameters<Scalar>& p, index_t d) {
+  return p.b_dec.size() ? p.b_dec : Vector<Scalar>::Zero(d);
+}
+
+template <class Scalar>
+void write_saelens(const std::filesystem::path& dir, const AutoencoderParameters<Scalar>& p, io::Json cfg,
+                   const std::vector<io::TensorToWrite>& extra, const ExportOptions& opt) {
+  const index_t f = p.w_enc.rows(), d = p.w_enc.cols();
+  cfg["d_in"] = d;
+  cfg["d_sae"] = f;
+  cfg["dtype"] = torch_dtype(opt.dtype);
+  cfg["device"] = "cpu";
+  cfg["normalize_activations"] = "none";
+  cfg["reshape_activations"] = "none";
+  io::Json meta = io::Json::object();
+  meta["sae_lens_version"] = "6.0.0";  // the format version these folders follow
+  meta["sae_lens_training_version"] = "6.0.0";
+  meta["trained_with"] = std::string("sae ") + SAE_VERSION_STRING + " (C++)";
+  if (!opt.hook_name.empty()) meta["hook_name"] = opt.hook_name;
+  cfg["metadata"] = meta;
+  std::vector<io::TensorToWrite> tensors{io::tensor_to_write("W_dec", p.w_dec, opt.dtype),
+                                         io::tensor_to_write("W_enc", p.w_enc.transpose(), opt.dtype),
+                                         io::tensor_to_write("b_dec", decoder_bias_or_zero(p, d), opt.dtype, true),
+                                         io::tensor_to_write("b_enc", p.b_enc, opt.dtype, true)};
+  tensors.insert(tensors.end(), extra.begin(), extra.end());
+  io::write_directory_atomically(dir, [&](const std::filesystem::path& out) {
+    io::save_safetensors(out / "sae_weights.safetensors", tensors, {{"format", "pt"}});
+    if (opt.activation_frequency) {
+      sae::detail::require(static_cast<index_t>(opt.activation_frequency->size()) == f, "export_saelens()",
+                           "activation_frequency has " + std::to_string(opt.activation_frequency->size()) +
+                               " entries for " + std::to_string(f) + " latents");
+      Vector<double> sparsity(f);
+      for (index_t j = 0; j < f; ++j) sparsity[j] = std::log10((*opt.activation_frequency)[static_cast<std::size_t>(j)] + 1e-10);
+      io::save_safetensors(out / "sparsity.safetensors", {io::tensor_to_write("sparsity", sparsity, io::FloatDType::f32, true)},
+                           {{"format", "pt"}});
+    }
+    io::write_text_atomically(out / "cfg.json", cfg.dump() + "\n");
+  });
+}
+
+inline const io::Json& required(const io::Json& cfg, const std::string& key, const std::string& source) {
+  const io::Json* v = cfg.is_object() ? cfg.find(key) : nullptr;
+  if (!v) throw io_error(source, "missing \"" + key + "\"");
+  return *v;
+}
+
+inline index_t positive_int(const io::Json& cfg, const std::string& key, const std::string& source) {
+  const io::Json& v = required(cfg, key, source);
+  if (!v.is_number() || v.as_number() < 1 || v.as_number() != std::floor(v.as_number()))
+    throw io_error(source, "\"" + key + "\" must be a positive integer");
+  return static_cast<index_t>(v.as_number());
+}
+
+// A TopK model from external tensors: a nonzero b_dec becomes the decoder bias; with
+// `bias_on_input` false it is also folded into b_enc.
+template <class Scalar>
+TopKAutoencoder<Scalar> topk_from(index_t d, index_t f, index_t k, Matrix<Scalar> w_enc, Vector<Scalar> b_enc,
+                                  Matrix<Scalar> w_dec, Vector<Scalar> b_dec, bool bias_on_input, const std::string& source) {
+  if (k > f) throw io_error(source, "k = " + std::to_string(k) + " exceeds the " + std::to_string(f) + " latents");
+  TopKConfig c{d, f, k, Selection::value, !b_dec.isZero(0), 0};
+  AutoencoderParameters<Scalar> p;
+  if (c.decoder_bias && !bias_on_input) b_enc += w_enc * b_dec;  // W_enc (x - b_dec) + b_enc' = W_enc x + b_enc
+  p.w_enc = std::move(w_enc);
+  p.b_enc = std::move(b_enc);
+  p.w_dec = std::move(w_dec);
+  if (c.decoder_bias) p.b_dec = std::move(b_dec);
+  return TopKAutoencoder<Scalar>(c, std::move(p));
+}
+}  // namespace interop_detail
+
+// A TopK model as a SAELens "topk" folder. Magnitude selection has no SAELens counterpart.
+template <class Scalar>
+void export_saelens(const std::filesystem::path& dir, const TopKAutoencoder<Scalar>& model, const ExportOptions& opt = {}) {
+  detail::require(model.config().selection == Selection::value, "export_saelens()",
+                  "magnitude selection (top-k by |pre-activation|) has no SAELens architecture; only value selection exports");
+  io::Json cfg = io::Json::object();
+  cfg["apply_b_dec_to_input"] = model.config().decoder_bias;
+  cfg["k"] = model.k();
+  cfg["rescale_acts_by_decoder_norm"] = false;
+  cfg["architecture"] = "topk";
+  interop_detail::write_saelens(dir, model.parameters(), cfg, {}, opt);
+}
+
+// A Matryoshka model as SAELens saves BatchTopK-family SAEs for inference: a "jumprelu" folder.
+template <class Scalar>
+void export_saelens(const std::filesystem::path& dir, const MatryoshkaAutoencoder<Scalar>& model, const ExportOptions& opt = {}) {
+  io::Json cfg = io::Json::object();
+  cfg["apply_b_dec_to_input"] = model.config().decoder_bias;
+  cfg["architecture"] = "jumprelu";
+  const Vector<Scalar> threshold = Vector<Scalar>::Constant(model.num_latents(), std::max(model.threshold(), Scalar(0)));
+  interop_detail::write_saelens(dir, model.parameters(), cfg, {io::tensor_to_write("threshold", threshold, opt.dtype, true)},
+                                opt);
+}
+
+// A TopK model as a sparsify folder (one dtype for every tensor, as sparsify loads them).
+template <class Scalar>
+void export_sparsify(const std::filesystem::path& dir, const TopKAutoencoder<Scalar>& model, const ExportOptions& opt = {}) {
+  detail::require(model.config().selection == Selection::value, "export_sparsify()",
+                  "magnitude selection (top-k by |pre-activation|) has no sparsify counterpart; only value selection exports");
+  const auto& p = model.parameters();
+  const index_t f = model.num_latents(), d = model.input_dim();
+  io::Json cfg = io::Json::object();
+  cfg["activation"] = "topk";
+  cfg["expansion_factor"] = f % d == 0 ? f / d : 0;
+  cfg["normalize_decoder"] = true;
+  cfg["num_latents"] = f;
+  cfg["k"] = model.k();
+  cfg["multi_topk"] = false;
+  cfg["skip_connection"] = false;
+  cfg["transcode"] = false;
+  cfg["d_in"] = d;
+  io::write_directory_atomically(dir, [&](const std::filesystem::path& out) {
+    io::save_safetensors(out / "sae.safetensors",
+                         {io::tensor_to_write("encoder.weight", p.w_enc, opt.dtype),
+                          io::tensor_to_write("encoder.bias", p.b_enc, opt.dtype, true),
+                          io::tensor_to_write("W_dec", p.w_dec, opt.dtype),
+                          io::tensor_to_write("b_dec", interop_detail::decoder_bias_or_zero(p, d), opt.dtype, true)},
+                         {{"format", "pt"}});
+    io::write_text_atomically(out / "cfg.json", cfg.dump() + "\n");
+  });
+}
+
+template <class Scalar>
+void export_model(ExternalFormat format, const std::filesystem::path& dir, const TopKAutoencoder<Scalar>& model,
+                  const ExportOptions& opt = {}) {
+  if (format == ExternalFormat::saelens) export_saelens(dir, model, opt);
+  else export_sparsify(dir, model, opt);
+}
+
+// A SAELens "topk" folder as a TopK model (other architectures are refused by name).
+template <class Scalar = float>
+TopKAutoencoder<Scalar> import_saelens(const std::filesystem::path& dir) {
+  namespace id = interop_detail;
+  const std::string source = (dir / "cfg.json").string();
+  const io::Json cfg = io::read_json_file(source);
+  const io::Json& arch = id::required(cfg, "architecture", source);
+  if (!arch.is_string() || arch.as_string() != "topk")
+    throw io_error(source, "architecture '" + (arch.is_string() ? arch.as_string() : std::string("?")) +
+                               "' cannot be loaded here; SAELens 'topk' folders can");
+  const index_t d = id::positive_int(cfg, "d_in", source), f = id::positive_int(cfg, "d_sae", source);
+  const index_t k = id::positive_int(cfg, "k", source);
+  if (const io::Json* n = cfg.find("normalize_activations"); n && !(n->is_string() && n->as_string() == "none"))
+    throw io_error(source, "normalize_activations must be \"none\" (activation normalisation is not implemented here)");
+  if (const io::Json* r = cfg.find("rescale_acts_by_decoder_norm"); r && r->is_bool() && r->as_bool())
+    throw io_error(source, "rescale_acts_by_decoder_norm = true is not implemented here");
+  if (const io::Json* r = cfg.find("reshape_activations"); r && !(r->is_string() && r->as_string() == "none"))
+    throw io_error(source, "reshape_activations must be \"none\"");
+  const io::Json* on_input = cfg.find("apply_b_dec_to_input");
+  const bool bias_on_input = on_input && on_input->is_bool() ? on_input->as_bool() : true;
+  const io::SafetensorsFile w(dir / "sae_weights.safetensors");
+  Matrix<Scalar> w_enc = w.matrix<Scalar>("W_enc", d, f).transpose();  // read in this order, so errors are too
+  Vector<Scalar> b_enc = w.vector<Scalar>("b_enc", f);
+  Matrix<Scalar> w_dec = w.matrix<Scalar>("W_dec", f, d);
+  return id::topk_from<Scalar>(d, f, k, std::move(w_enc), std::move(b_enc), std::move(w_dec), w.vector<Scalar>("b_dec", d),
+                               bias_on_input, source);
+}
+
+// A sparsify folder (activation "topk", no skip connection, not a transcoder) as a TopK model.
+template <class Scalar = float>
+TopKAutoencoder<Scalar> import_sparsify(const std::filesystem::path& dir) {
+  namespace id = interop_detail;
+  const std::string source = (dir / "cfg.json").string();
+  const io::Json cfg = io::read_json_file(source);
+  const io::Json* act = cfg.is_object() ? cfg.find("activation") : nullptr;
+  if (act && !(act->is_string() && act->as_string() == "topk"))
+    throw io_error(source, "activation '" + (act->is_string() ? act->as_string() : std::string("?")) +
+                               "' cannot be loaded here; only \"topk\" can");
+  for (const char* flag : {"skip_connection", "transcode"})
+    if (const io::Json* v = cfg.find(flag); v && v->is_bool() && v->as_bool())
+      throw io_error(source, std::string(flag) + " = true is not implemented here");
+  const index_t d = id::positive_int(cfg, "d_in", source), k = id::positive_int(cfg, "k", source);
+  const io::SafetensorsFile w(dir / "sae.safetensors");
+  const auto& enc = w.tensor("encoder.weight");
+  if (enc.shape.size() != 2) throw io_error(w.path(), "encoder.weight must be 2-D");
+  const index_t f = enc.shape[0];
+  if (const io::Json* n = cfg.find("num_latents"); n && n->is_number() && n->as_number() > 0 && n->as_number() != f)
+    throw io_error(source, "num_latents " + n->dump(-1) + " does not match encoder.weight's " + std::to_string(f) + " rows");
+  Matrix<Scalar> w_enc = w.matrix<Scalar>("encoder.weight", f, d);
+  Vector<Scalar> b_enc = w.vector<Scalar>("encoder.bias", f);
+  Matrix<Scalar> w_dec = w.matrix<Scalar>("W_dec", f, d);
+  return id::topk_from<Scalar>(d, f, k, std::move(w_enc), std::move(b_enc), std::move(w_dec), w.vector<Scalar>("b_dec", d),
+                               true, source);
+}
+
+// Either format, detected from the folder's files.
+template <class Scalar = float>
+TopKAutoencoder<Scalar> import_model(const std::filesystem::path& dir) {
+  return detect_external_format(dir) == ExternalFormat::saelens ? import_saelens<Scalar>(dir) : import_sparsify<Scalar>(dir);
+}
+
+}  // namespace sae

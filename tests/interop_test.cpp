@@ -1,0 +1,147 @@
+// SAELens and sparsify folders: the ones the real libraries saved (tools/interop_check.py
+// fixtures) load here and encode as the libraries did; ours round-trip; what cannot be expressed is
+// refused by name.
+#define BOOST_TEST_MODULE interop
+#include "test_helpers.hpp"
+
+#include <sae/io/npy.hpp>
+#include <sae/io/safetensors.hpp>
+#include <sae/model/interop.hpp>
+
+using sae::index_t;
+using sae::test::require_throws_with;
+
+namespace {
+std::filesystem::path fixture(const std::string& name) { return sae::test::fixture("interop/" + name); }
+
+// Our codes of the fixture inputs against the library's (value-descending, as ours are).
+void expect_library_codes(const sae::TopKAutoencoder<float>& model, const std::string& name) {
+  const auto x = sae::io::load_npy_matrix<float>(fixture("inputs.npy"));
+  const auto expected = sae::io::read_json_file(fixture("expected.json").string()).at(name);
+  const auto codes = model.encode(x);
+  const auto x_hat = model.forward(x);
+  for (index_t i = 0; i < x.rows(); ++i) {
+    const auto& idx = expected.at("indices").as_array()[static_cast<std::size_t>(i)].as_array();
+    const auto& val = expected.at("values").as_array()[static_cast<std::size_t>(i)].as_array();
+    const auto& rec = expected.at("reconstruction").as_array()[static_cast<std::size_t>(i)].as_array();
+    for (index_t s = 0; s < codes.k; ++s) {
+      BOOST_TEST(codes.row_indices(i)[s] == idx[static_cast<std::size_t>(s)].as_int());
+      BOOST_TEST(codes.row_values(i)[s] == val[static_cast<std::size_t>(s)].as_number(), boost::test_tools::tolerance(1e-5));
+    }
+    for (index_t c = 0; c < x.cols(); ++c)
+      BOOST_TEST(x_hat(i, c) == rec[static_cast<std::size_t>(c)].as_number(), boost::test_tools::tolerance(1e-4));
+  }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(folders_the_libraries_saved_encode_as_the_libraries_did) {
+  for (const char* name : {"saelens_topk_bias_on_input", "saelens_topk_bias_off_input", "sparsify_topk"}) {
+    BOOST_TEST_CONTEXT(name) {
+      const auto model = sae::import_model<float>(fixture(name));
+      BOOST_TEST(model.config().decoder_bias);  // every fixture has a nonzero b_dec
+      BOOST_TEST(model.k() == 3);
+      expect_library_codes(model, name);
+    }
+  }
+  BOOST_TEST((sae::detect_external_format(fixture("sparsify_topk")) == sae::ExternalFormat::sparsify));
+  require_throws_with<sae::io_error>([] { sae::detect_external_format(fixture(".")); }, {"neither a SAELens folder"});
+}
+
+BOOST_AUTO_TEST_CASE(our_models_round_trip_through_both_formats) {
+  sae::test::ScratchDir dir("interop");
+  const auto x = sae::test::random_matrix<float>(9, 6, 4);
+  for (bool bias : {false, true}) {
+    sae::TopKAutoencoder<float> model(sae::TopKConfig{6, 20, 4, sae::Selection::value, bias, 5});
+    if (bias) model.parameters().b_dec = sae::test::random_matrix<float>(6, 1, 6).col(0) * 0.3f;
+    for (auto format : {sae::ExternalFormat::saelens, sae::ExternalFormat::sparsify}) {
+      BOOST_TEST_CONTEXT(sae::name(format) << " bias=" << bias) {
+        const auto out = dir / (std::string(sae::name(format)) + (bias ? "_bias" : ""));
+        sae::export_model(format, out, model);
+        const auto back = sae::import_model<float>(out);
+        BOOST_TEST(back.config().decoder_bias == bias);  // a zero b_dec is no decoder bias
+        BOOST_TEST(sae::test::same(back.parameters().w_enc, model.parameters().w_enc));
+        BOOST_TEST(sae::test::same(back.parameters().w_dec, model.parameters().w_dec));
+        BOOST_TEST(sae::test::same(back.encode(x).to_dense(), model.encode(x).to_dense()));
+        BOOST_TEST(sae::test::same(back.forward(x), model.forward(x)));
+      }
+    }
+  }
+  // The SAELens layout: W_enc transposed, a zero b_dec without the bias, the frequencies as log10.
+  sae::TopKAutoencoder<float> model(sae::TopKConfig{6, 20, 4});
+  std::vector<double> freq(20, 0.25);
+  freq[3] = 0;
+  sae::ExportOptions opt;
+  opt.activation_frequency = &freq;
+  opt.hook_name = "blocks.4.hook_resid_post";
+  sae::export_saelens(dir / "layout", model, opt);
+  const sae::io::SafetensorsFile w(dir / "layout" / "sae_weights.safetensors");
+  BOOST_TEST(sae::test::same(w.matrix<float>("W_enc", 6, 20), model.parameters().w_enc.transpose()));
+  BOOST_TEST(w.vector<float>("b_dec", 6).isZero(0));
+  BOOST_TEST(w.tensors().size() == 4u);  // SAELens loads strictly: nothing else
+  const sae::io::SafetensorsFile s(dir / "layout" / "sparsity.safetensors");
+  BOOST_TEST(s.vector<double>("sparsity", 20)[0] == std::log10(0.25 + 1e-10), boost::test_tools::tolerance(1e-6));
+  BOOST_TEST(s.vector<double>("sparsity", 20)[3] == -10.0, boost::test_tools::tolerance(1e-6));
+  const auto cfg = sae::io::read_json_file((dir / "layout" / "cfg.json").string());
+  BOOST_TEST(cfg.at("architecture").as_string() == "topk");
+  BOOST_TEST(cfg.at("d_sae").as_int() == 20);
+  BOOST_TEST(cfg.at("metadata").at("hook_name").as_string() == "blocks.4.hook_resid_post");
+  // bf16 export: weights rounded once, the config says so.
+  opt = {};
+  opt.dtype = sae::io::FloatDType::bf16;
+  sae::export_saelens(dir / "bf16", model, opt);
+  BOOST_TEST(sae::io::read_json_file((dir / "bf16" / "cfg.json").string()).at("dtype").as_string() == "bfloat16");
+  const auto bf = sae::import_saelens<float>(dir / "bf16");
+  BOOST_TEST((bf.parameters().w_dec - model.parameters().w_dec).cwiseAbs().maxCoeff() <= 4e-3f);
+}
+
+BOOST_AUTO_TEST_CASE(matryoshka_exports_as_a_jumprelu_folder) {
+  sae::test::ScratchDir dir("interop-mat");
+  sae::MatryoshkaConfig c;
+  c.input_dim = 6, c.num_latents = 16, c.k = 3, c.seed = 2;
+  sae::MatryoshkaAutoencoder<float> model(c);
+  model.set_threshold(0.125f);
+  sae::export_saelens(dir / "mat", model);
+  const auto cfg = sae::io::read_json_file((dir / "mat" / "cfg.json").string());
+  BOOST_TEST(cfg.at("architecture").as_string() == "jumprelu");
+  const sae::io::SafetensorsFile w(dir / "mat" / "sae_weights.safetensors");
+  BOOST_TEST((w.vector<float>("threshold", 16).array() == 0.125f).all());
+  // JumpReLU's rule, relu(pre) * (pre > threshold), fires exactly the latents our encode keeps.
+  const auto x = sae::test::random_matrix<float>(7, 6, 3);
+  const sae::Matrix<float> pre =
+      (x * w.matrix<float>("W_enc", 6, 16)).rowwise() + w.vector<float>("b_enc", 16).transpose();
+  const sae::Matrix<float> jump = (pre.array() > 0.125f).select(pre, 0.0f);
+  const sae::Matrix<float> ours = model.encode(x).to_dense();
+  BOOST_TEST(((jump.array() > 0) == (ours.array() > 0)).all());  // the same latents fire
+  BOOST_TEST((jump - ours).cwiseAbs().maxCoeff() <= 1e-5f);     // GEMM order aside, the same values
+  BOOST_TEST((ours.array() > 0).count() > 0);
+  // Importing it is refused by name: no JumpReLU model here yet.
+  require_throws_with<sae::io_error>([&] { sae::import_saelens<float>(dir / "mat"); },
+                                     {"cfg.json", "architecture 'jumprelu' cannot be loaded here"});
+}
+
+BOOST_AUTO_TEST_CASE(what_cannot_be_expressed_is_refused_by_name) {
+  sae::test::ScratchDir dir("interop-refuse");
+  sae::TopKAutoencoder<float> magnitude(sae::TopKConfig{6, 12, 3, sae::Selection::magnitude});
+  require_throws_with<sae::invalid_argument>([&] { sae::export_saelens(dir / "m", magnitude); }, {"magnitude selection"});
+  require_throws_with<sae::invalid_argument>([&] { sae::export_sparsify(dir / "m", magnitude); }, {"magnitude selection"});
+  BOOST_TEST(!std::filesystem::exists(dir / "m"));
+  // A SAELens folder with activation normalisation, and a sparsify one with a skip connection.
+  sae::TopKAutoencoder<float> model(sae::TopKConfig{6, 12, 3});
+  sae::export_saelens(dir / "norm", model);
+  auto cfg = sae::io::read_json_file((dir / "norm" / "cfg.json").string());
+  cfg["normalize_activations"] = "expected_average_only_in";
+  sae::io::write_text_atomically(dir / "norm" / "cfg.json", cfg.dump());
+  require_throws_with<sae::io_error>([&] { sae::import_model<float>(dir / "norm"); }, {"normalize_activations must be \"none\""});
+  sae::export_sparsify(dir / "skip", model);
+  cfg = sae::io::read_json_file((dir / "skip" / "cfg.json").string());
+  cfg["skip_connection"] = true;
+  sae::io::write_text_atomically(dir / "skip" / "cfg.json", cfg.dump());
+  require_throws_with<sae::io_error>([&] { sae::import_model<float>(dir / "skip"); }, {"skip_connection = true"});
+  // Tensors whose shapes disagree with the config name the tensor.
+  sae::export_saelens(dir / "shape", model);
+  cfg = sae::io::read_json_file((dir / "shape" / "cfg.json").string());
+  cfg["d_sae"] = 13;
+  sae::io::write_text_atomically(dir / "shape" / "cfg.json", cfg.dump());
+  require_throws_with<sae::io_error>([&] { sae::import_model<float>(dir / "shape"); },
+                                     {"sae_weights.safetensors", "'W_enc' has shape [6, 12], expected [6, 13]"});
+}
