@@ -2,6 +2,8 @@
 // empty, the default), print its metrics, and write metrics.json, history.csv and a checkpoint.
 #include "common.hpp"
 
+#include <sae/model/interop.hpp>
+
 #include <cstdio>
 #include <optional>
 #include <sstream>
@@ -71,6 +73,8 @@ int main(int argc, char** argv) {
       ("validate-every", "score the validation set every N epochs (0 = only after training)", cxxopts::value<long>()->default_value("1"))
       ("checkpoint-every", "also checkpoint every N epochs during training (0 = only after training)", cxxopts::value<long>()->default_value("0"))
       ("out", "output directory", cxxopts::value<std::string>()->default_value("runs/sae-train"))
+      ("export", "also write the SAE as <out>/saelens/ and/or <out>/sparsify/ (comma-separated formats)",
+       cxxopts::value<std::vector<std::string>>())
       ("planted-samples", "planted data: samples", cxxopts::value<long>()->default_value("7473"))
       ("planted-dim", "planted data: input dimension", cxxopts::value<long>()->default_value("256"))
       ("planted-features", "planted data: true features", cxxopts::value<long>()->default_value("512"))
@@ -101,6 +105,17 @@ int main(int argc, char** argv) {
     const long latents = int_flag(args, "latents", 1), k = int_flag(args, "topk", 1);
     sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
                                                 "), got " + std::to_string(k));
+
+    std::vector<sae::ExternalFormat> exports;
+    if (args.count("export"))
+      for (const auto& f : args["export"].as<std::vector<std::string>>()) {
+        try {
+          exports.push_back(sae::parse_external_format(f));
+        } catch (const sae::invalid_argument& e) {
+          throw sae::invalid_argument(std::string("--export: ") + e.what());
+        }
+        sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
+      }
 
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-train");
     const auto loaded = load_data(args, seed);
@@ -179,6 +194,13 @@ int main(int argc, char** argv) {
     sae::io::save_npy(run.stage("activation_frequency.npy"),
                       Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
                                                         static_cast<long>(val.activation_frequency.size())));
+    std::string exported;
+    for (auto format : exports) {
+      sae::ExportOptions opt;
+      opt.activation_frequency = &val.activation_frequency;  // SAELens's sparsity.safetensors
+      sae::export_model(format, run.stage(sae::name(format)), model, opt);
+      exported += std::string(", ") + sae::name(format) + "/";
+    }
 
     std::printf("\nvalidation metrics (%lld samples)\n", static_cast<long long>(data.validation.rows()));
     std::printf("  explained variance        %.4f   (reports' formula: %.4f)\n", val.explained_variance,
@@ -195,7 +217,8 @@ int main(int argc, char** argv) {
     std::printf("  training time             %.1f s\n", summary.seconds);
     sae::examples::test_fault_point("before-commit");
     run.commit();
-    std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/\n";
+    std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/"
+              << exported << "\n";
     return 0;
   });
 }

@@ -149,6 +149,12 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-hierarchy", {"--early-ranges", "20-900"}, {"--early-ranges", "20-900", "outside"}},
       {"sae-hierarchy", {"--high", "inf"}, {"--high", "'inf'"}},
       {"sae-hierarchy", {"--medium", "0.5", "--high", "0.1"}, {"--medium", "--high"}},
+      {"sae-train", {"--export", "onnx", "--out", out}, {"--export", "unknown SAE format 'onnx'", "'saelens' or 'sparsify'"}},
+      {"sae-train", {"--export", "saelens", "--selection", "magnitude", "--out", out}, {"--export", "magnitude selection"}},
+      {"sae-convert", {"--to", out}, {"--from is required"}},
+      {"sae-convert", {"--from", (dir / "a_directory").string(), "--to", out}, {"a_directory", "neither a SAELens folder"}},
+      {"sae-convert", {"--from", (dir / "missing").string(), "--to", out}, {"missing", "no such folder"}},
+      {"sae-convert", {"--from", (dir / "a_directory").string(), "--dtype", "f8", "--to", out}, {"--dtype", "'f8'"}},
   };
   for (const auto& c : cases) {
     std::string line = c.program;
@@ -159,6 +165,40 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       BOOST_TEST(e.err.find(c.program + ": ") == 0u, "stderr: " << e.err);
       BOOST_TEST(std::count(e.err.begin(), e.err.end(), '\n') <= 2);  // the error, perhaps a note
       for (const auto& s : c.says) BOOST_TEST(e.err.find(s) != std::string::npos, "'" << s << "' missing from: " << e.err);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(exports_and_conversions_encode_as_the_trained_model) {
+  // sae-train --export writes both formats beside the checkpoint; sae-convert reads each back and
+  // encodes rows as the checkpoint's own model does.
+  sae::test::ScratchDir dir("cli-export");
+  const fs::path out = dir / "run";
+  const Exit trained = run("sae-train", {"--data", kData, "-k", "4", "--latents", "32", "--epochs", "2", "--quiet",
+                                         "--export", "saelens,sparsify", "--out", out.string()},
+                           dir / "train");
+  BOOST_REQUIRE_MESSAGE(trained.code == 0, trained.err);
+  BOOST_TEST(trained.out.find("checkpoint/, saelens/, sparsify/") != std::string::npos, trained.out);
+  const auto model = sae::load_checkpoint<float>(out / "checkpoint");
+  const sae::Matrix<float> rows = sae::data::load_activations<float>(kData).topRows(40);
+  sae::io::save_npy(dir / "rows.npy", rows);
+  const auto expected = model.encode(rows);
+  for (const char* from : {"checkpoint", "saelens", "sparsify"}) {
+    BOOST_TEST_CONTEXT(from) {
+      const fs::path ckpt = dir / (std::string("ckpt_from_") + from);
+      const Exit e = run("sae-convert", {"--from", (out / from).string(), "--to", ckpt.string(), "--format", "checkpoint",
+                                         "--encode", (dir / "rows.npy").string(), "--codes", (dir / from).string()},
+                         dir / "convert");
+      BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+      const auto indices = sae::io::load_npy_matrix<double>(dir / from / "indices.npy");
+      const auto values = sae::io::load_npy_matrix<float>(dir / from / "values.npy");
+      BOOST_REQUIRE(indices.rows() == 40 && indices.cols() == 4);
+      for (index_t i = 0; i < 40; ++i)
+        for (index_t s = 0; s < 4; ++s) {
+          BOOST_TEST(indices(i, s) == expected.row_indices(i)[s]);
+          BOOST_TEST(values(i, s) == expected.row_values(i)[s]);
+        }
+      BOOST_TEST(sae::test::same(sae::load_checkpoint<float>(ckpt).parameters().w_dec, model.parameters().w_dec));
     }
   }
 }

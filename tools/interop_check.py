@@ -2,7 +2,7 @@
 
 In a venv with the libraries:  python3 -m venv v && v/bin/pip install sae-lens eai-sparsify
   v/bin/python tools/interop_check.py check [--bin build/examples] [--data examples/data/activations_layer4_pos3.npy]
-      trains a small SAE here (sae-train), exports it to both formats (sae-convert), loads each with the
+      trains a small SAE here (sae-train --export saelens,sparsify), loads each export with the
       library's own loader and encodes 100 validation rows: top-k indices must be identical and values
       within 1e-5 relative of ours; then saves an SAE with each library, converts it to our checkpoint
       and checks the same parity the other way. Prints one line per direction; exits 1 on a mismatch.
@@ -87,13 +87,12 @@ def check(args):
     np.save(rows_path, rows)
     k, latents = 20, 512
     run([os.path.join(args.bin, "sae-train"), "--data", args.data, "-k", str(k), "--latents", str(latents),
-         "--epochs", "3", "--out", os.path.join(tmp, "run"), "--quiet"])
+         "--epochs", "3", "--out", os.path.join(tmp, "run"), "--export", "saelens,sparsify", "--quiet"])
     ckpt = os.path.join(tmp, "run", "checkpoint")
     ours_idx, ours_val = ours_encode(args.bin, ckpt, rows_path, os.path.join(tmp, "ours"))
     ok = True
     for fmt in ("saelens", "sparsify"):
-        folder = os.path.join(tmp, fmt)
-        run([os.path.join(args.bin, "sae-convert"), "--from", ckpt, "--to", folder, "--format", fmt])
+        folder = os.path.join(tmp, "run", fmt)  # written by sae-train --export
         theirs = saelens_encode(folder, rows) if fmt == "saelens" else sparsify_encode(folder, rows, k)
         ok &= compare(f"ours -> {fmt}", ours_idx, ours_val, theirs, k)
 

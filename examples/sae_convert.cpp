@@ -1,0 +1,111 @@
+// sae-convert: an SAE between our checkpoint format and the SAELens and sparsify folders, and its
+// codes of a .npy of rows (to compare encoders across tools).
+#include "common.hpp"
+
+#include <sae/model/interop.hpp>
+
+#include <filesystem>
+#include <variant>
+
+namespace {
+
+namespace fs = std::filesystem;
+using TopK = sae::TopKAutoencoder<float>;
+using Matryoshka = sae::MatryoshkaAutoencoder<float>;
+using Model = std::variant<TopK, Matryoshka>;
+
+// Our checkpoint (config.json), or a SAELens / sparsify folder.
+Model load_any(const fs::path& dir, std::string& kind) {
+  if (fs::exists(dir / "config.json")) {
+    const std::string arch = sae::checkpoint_architecture(dir);
+    kind = "checkpoint (" + arch + ")";
+    if (arch == "matryoshka") return sae::load_model<Matryoshka>(dir);
+    return sae::load_checkpoint<float>(dir);
+  }
+  if (!fs::is_directory(dir)) throw sae::io_error(dir.string(), "no such folder");
+  const auto format = sae::detect_external_format(dir);
+  kind = std::string(sae::name(format)) + " folder";
+  return sae::import_model<float>(dir);
+}
+
+sae::io::FloatDType dtype_flag(const std::string& text) {
+  if (text == "f32") return sae::io::FloatDType::f32;
+  if (text == "f16") return sae::io::FloatDType::f16;
+  if (text == "bf16") return sae::io::FloatDType::bf16;
+  throw sae::invalid_argument("--dtype: expected 'f32', 'f16' or 'bf16', got '" + text + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return sae::examples::run_main("sae-convert", [&] {
+    cxxopts::Options options("sae-convert", "Convert an SAE between our checkpoints and SAELens / sparsify folders.");
+    // clang-format off
+    options.add_options()
+      ("from", "our checkpoint folder, or a SAELens or sparsify folder (detected)", cxxopts::value<std::string>())
+      ("to", "folder to write (replaced atomically)", cxxopts::value<std::string>())
+      ("format", "what to write: 'checkpoint', 'saelens' or 'sparsify' (default: checkpoint from a foreign folder, "
+                 "else saelens)", cxxopts::value<std::string>())
+      ("dtype", "tensor dtype of a SAELens / sparsify export: f32, f16 or bf16", cxxopts::value<std::string>()->default_value("f32"))
+      ("encode", "also encode the rows of this .npy ([N, D])", cxxopts::value<std::string>())
+      ("codes", "folder for the codes of --encode: indices.npy (float64) and values.npy, [N, k] each",
+       cxxopts::value<std::string>());
+    // clang-format on
+    const auto parsed = sae::examples::parse_args(options, argc, argv);
+    if (!parsed) return 0;
+    const auto& args = *parsed;
+    sae::examples::check_flag(args.count("from") > 0, "--from is required");
+    sae::examples::check_flag(args.count("to") || args.count("encode"), "nothing to do: give --to, --encode, or both");
+    sae::examples::check_flag(args.count("encode") == args.count("codes"), "--encode and --codes go together");
+    const auto dtype = dtype_flag(args["dtype"].as<std::string>());
+    std::string kind;
+    const fs::path from = args["from"].as<std::string>();
+    const Model model = load_any(from, kind);
+    const bool ours = kind.rfind("checkpoint", 0) == 0;
+    const auto& config_of = [&](const auto& m) { return std::make_pair(m.input_dim(), m.num_latents()); };
+    const auto [d, f] = std::visit(config_of, model);
+    std::cout << "read " << from.string() << ": " << kind << ", d_in " << d << ", " << f << " latents\n";
+
+    if (args.count("to")) {
+      const std::string format = args.count("format") ? args["format"].as<std::string>() : ours ? "saelens" : "checkpoint";
+      const fs::path to = args["to"].as<std::string>();
+      sae::ExportOptions opt;
+      opt.dtype = dtype;
+      std::visit(
+          [&](const auto& m) {
+            using M = std::decay_t<decltype(m)>;
+            if (format == "checkpoint") {
+              sae::save_checkpoint(to, m);
+            } else if (format == "saelens") {
+              sae::export_saelens(to, m, opt);
+            } else if (format == "sparsify") {
+              if constexpr (std::is_same_v<M, TopK>) sae::export_sparsify(to, m, opt);
+              else throw sae::invalid_argument("--format sparsify: sparsify has no Matryoshka/threshold SAE; use saelens");
+            } else {
+              throw sae::invalid_argument("--format: expected 'checkpoint', 'saelens' or 'sparsify', got '" + format + "'");
+            }
+          },
+          model);
+      std::cout << "wrote " << to.string() << " (" << format << ")\n";
+    }
+    if (args.count("encode")) {
+      const auto x = sae::data::load_activations<float>(args["encode"].as<std::string>());
+      sae::examples::check_flag(x.cols() == d, "--encode: rows have " + std::to_string(x.cols()) + " columns, the SAE takes " +
+                                                   std::to_string(d));
+      const auto codes = std::visit([&](const auto& m) { return m.encode(x); }, model);
+      const fs::path out = args["codes"].as<std::string>();
+      fs::create_directories(out);
+      sae::Matrix<double> indices(codes.rows, codes.k);
+      sae::Matrix<float> values(codes.rows, codes.k);
+      for (sae::index_t i = 0; i < codes.rows; ++i)
+        for (sae::index_t s = 0; s < codes.k; ++s) {
+          indices(i, s) = codes.row_indices(i)[s];
+          values(i, s) = codes.row_values(i)[s];
+        }
+      sae::io::save_npy(out / "indices.npy", indices);
+      sae::io::save_npy(out / "values.npy", values);
+      std::cout << "encoded " << codes.rows << " rows into " << out.string() << " (indices.npy, values.npy)\n";
+    }
+    return 0;
+  });
+}
