@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
 
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
     const std::string data_path = args["data"].as<std::string>();
-    const sae::io::NpyMmap view(data_path);
+    const sae::io::ArrayFile view(data_path);
     const auto slice = sae::data::slice_or_default(view, sae::examples::layer_position_flags(args));
     std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {

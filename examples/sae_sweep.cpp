@@ -63,11 +63,11 @@ int main(int argc, char** argv) {
     const auto fraction = sae::examples::val_fraction_flag(args);
     const int max_slices = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-sweep");
-    const sae::io::NpyMmap view(args["data"].as<std::string>());
+    const sae::io::ArrayFile view(args["data"].as<std::string>());
     const auto& shape = view.shape();
     if (shape.size() != 4)
       throw sae::io_error(view.path(), "the sweep needs a 4-D [N, layers, positions, D] array but shape is " +
-                                           view.header().shape_string());
+                                           view.shape_string());
     const auto listed = [&](const char* flag, index_t count) {
       std::vector<index_t> v;
       if (args.count(flag)) {
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     plan.force = args.count("force") > 0;
     plan.keep_weights = args.count("keep-weights") > 0;
     plan.max_slices = max_slices;
-    std::cout << "data: " << view.path() << " " << view.header().shape_string() << " '" << view.header().descr()
+    std::cout << "data: " << view.path() << " " << view.shape_string() << " '" << view.dtype()
               << "', memory-mapped\n";
     const auto results = sae::run_sweep(view, plan, run, sae::examples::progress_output());
     const std::size_t expected = layers.size() * positions.size() * plan.ks.size() * plan.latents.size();
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     sae::io::Json doc = sae::io::Json::object();
     doc["report"] = "002 multi-layer sweep";
     doc["data"] = view.path();
-    doc["shape"] = view.header().shape_string();
+    doc["shape"] = view.shape_string();
     doc["saes"] = static_cast<long>(results.size());
     doc["epochs"] = plan.train.epochs;
     doc["batch_size"] = plan.train.batch_size;
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
     doc["best_by_lowest_death"] = sae::to_json(least_dead);
 
     std::ostringstream md;
-    md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.path() << " " << view.header().shape_string()
+    md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.path() << " " << view.shape_string()
        << "\n- **SAEs**: " << results.size() << " = " << layers.size() << " layers x " << positions.size()
        << " positions x " << plan.ks.size() << " K x " << plan.latents.size() << " latent_dim\n- **Training**: Adam lr "
        << plan.adam.lr << ", " << plan.train.epochs << " epochs, batch " << plan.train.batch_size

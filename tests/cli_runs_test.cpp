@@ -203,6 +203,29 @@ BOOST_AUTO_TEST_CASE(exports_and_conversions_encode_as_the_trained_model) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(programs_read_activations_from_safetensors) {
+  sae::test::ScratchDir dir("cli-safetensors");
+  const sae::Matrix<float> x = sae::test::random_matrix<float>(300, 8, 11);
+  sae::io::save_safetensors(dir / "acts.safetensors", {sae::io::tensor_to_write("resid", x, sae::io::FloatDType::bf16),
+                                                       sae::io::tensor_to_write("other", x.topRows(3), sae::io::FloatDType::f32)});
+  const std::string spec = (dir / "acts.safetensors").string() + ":resid";
+  const Exit train = run("sae-train", {"--data", spec, "-k", "2", "--latents", "16", "--epochs", "1", "--quiet", "--out",
+                                       (dir / "train").string()},
+                         dir / "train");
+  BOOST_TEST(train.code == 0, train.err);
+  BOOST_TEST(train.out.find("data: " + spec) != std::string::npos, train.out);
+  const Exit grid = run("sae-grid", {"--data", spec, "--ks", "2", "--latents", "16", "--epochs", "1", "--no-plots", "--out",
+                                     (dir / "grid").string()},
+                        dir / "grid");
+  BOOST_TEST(grid.code == 0, grid.err);
+  const auto metrics = sae::io::read_json_file((dir / "grid" / "grid_metrics.json").string());
+  BOOST_TEST(metrics.at("fingerprint").at("data").at("tensor").as_string() == "resid");
+  const Exit unnamed = run("sae-train", {"--data", (dir / "acts.safetensors").string(), "--out", (dir / "u").string()},
+                           dir / "unnamed");
+  BOOST_TEST(unnamed.code == 1);
+  BOOST_TEST(unnamed.err.find("holds 2 tensors (resid, other); name one as") != std::string::npos, unnamed.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_rerun_with_any_changed_setting_refuses_or_retrains) {
   sae::test::ScratchDir dir("cli-rerun");
   const fs::path out = dir / "grid";

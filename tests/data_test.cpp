@@ -96,6 +96,36 @@ BOOST_AUTO_TEST_CASE(activation_files_default_the_slice_and_split_with_row_prove
       {"array is 2-D"});
 }
 
+BOOST_AUTO_TEST_CASE(activations_from_safetensors_as_from_npy) {
+  // Tensors the reference safetensors package wrote; value(i) = 0.25 i - 3 at flat index i.
+  const auto st = [](const std::string& name) { return sae::test::fixture("safetensors/" + name).string(); };
+  const auto ramp = [](index_t i) { return 0.25 * static_cast<double>(i) - 3; };
+  // A 4-D [6, 2, 3, 4] tensor: (layer 1, position 2) of row n starts at ((n * 2 + 1) * 3 + 2) * 4.
+  const auto f = sae::data::load_activation_file(st("acts_4d.safetensors"), sae::data::LayerPosition{1, 2});
+  BOOST_REQUIRE(f.all.rows() == 6 && f.all.cols() == 4);
+  for (index_t n = 0; n < 6; ++n)
+    for (index_t j = 0; j < 4; ++j) BOOST_TEST(f.all(n, j) == ramp(((n * 2 + 1) * 3 + 2) * 4 + j));
+  BOOST_TEST(f.source == st("acts_4d.safetensors") + " (layer 1, position 2)");
+  BOOST_TEST(f.fingerprint.at("tensor").as_string() == "acts");
+  BOOST_TEST(f.fingerprint.at("dtype").as_string() == "F32");
+  // Named explicitly, F16, 2-D.
+  const auto h = sae::data::load_activations<float>(st("acts_2d_f16.safetensors") + ":acts");
+  for (index_t i = 0; i < h.size(); ++i) BOOST_TEST(h.data()[i] == ramp(i));
+  const auto m = sae::data::load_activations<double>(st("mixed.safetensors") + ":h");
+  BOOST_TEST((m.rows() == 2 && m.cols() == 3));
+  // A file of several tensors needs a name; a missing or non-float tensor is refused by name.
+  require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(st("mixed.safetensors")); },
+                                     {"mixed.safetensors", "holds 3 tensors", "steps, d, h", ":NAME"});
+  require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(st("f32.safetensors") + ":acts"); },
+                                     {"f32.safetensors", "no tensor 'acts'", "b, w"});
+  require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(st("mixed.safetensors") + ":d"); },
+                                     {"expected a 2-D [N, D] or 4-D"});
+  require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(st("empty_tensor.safetensors")); },
+                                     {"empty_tensor.safetensors", "empty"});
+  require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(st("overlap.safetensors")); },
+                                     {"overlap.safetensors", "overlaps"});
+}
+
 BOOST_AUTO_TEST_CASE(splits) {
   const auto s = sae::data::head_split(7473);
   BOOST_TEST(s.train.size() == 5978u);

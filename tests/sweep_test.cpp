@@ -33,7 +33,7 @@ sae::SweepPlan options() {
 }
 
 // One run of the sweep into `out`, committed when it finishes (as sae-sweep does).
-std::vector<SweepResult> sweep(const sae::io::NpyMmap& view, const sae::SweepPlan& o, const std::filesystem::path& out,
+std::vector<SweepResult> sweep(const sae::io::ArrayFile& view, const sae::SweepPlan& o, const std::filesystem::path& out,
                                std::function<void()> interrupt = {}) {
   sae::io::RunDirectory run(out, "sweep_test");
   run.set_quiet(true);
@@ -72,7 +72,7 @@ void require_same_results(const std::vector<SweepResult>& a, const std::vector<S
 BOOST_AUTO_TEST_CASE(resumed_sweep_equals_uninterrupted_sweep) {
   sae::test::ScratchDir dir("sweep");
   const auto path = write_array(dir);
-  const sae::io::NpyMmap view(path);
+  const sae::io::ArrayFile view(path);
   const auto full = sweep(view, options(), dir / "a");
   BOOST_TEST(full.size() == 16u);  // 2 layers x 2 positions x 2 K x 2 d
 
@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(resumed_sweep_equals_uninterrupted_sweep) {
 BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
   sae::test::ScratchDir dir("sweep-fp");
   const auto path = write_array(dir);
-  const sae::io::NpyMmap view(path);
+  const sae::io::ArrayFile view(path);
   sweep(view, options(), dir / "out");
   // Every setting that decides a result: a rerun with any one changed refuses, naming it.
   struct Change {
@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
   auto raw = sae::io::load_npy<float>(path);
   raw.data[0] += 1.0f;
   sae::io::save_npy(path, raw.data.data(), raw.shape);
-  const sae::io::NpyMmap changed(path);
+  const sae::io::ArrayFile changed(path);
   sae::test::require_throws_with<sae::io_error>([&] { sweep(changed, options(), dir / "out"); },
                                                 {"other settings", "data.content_hash"});
 }
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
 BOOST_AUTO_TEST_CASE(sweep_rejects_bad_input) {
   sae::test::ScratchDir dir("sweep-bad");
   const auto path = write_array(dir);
-  const sae::io::NpyMmap view(path);
+  const sae::io::ArrayFile view(path);
   auto o = options();
   o.slices.push_back(sae::data::LayerPosition{2, 0});
   sae::test::require_throws_with<sae::io_error>([&] { sweep(view, o, dir / "out"); }, {"acts.npy", "layer 2 out of range [0, 2)"});
@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(one_after_another_equals_the_shared_pass) {
   // the same results, and the grid's names leave the slice out.
   sae::test::ScratchDir dir("sweep-seq");
   const auto path = write_array(dir);
-  const sae::io::NpyMmap view(path);
+  const sae::io::ArrayFile view(path);
   auto seq = options();
   seq.shared_pass = false;
   require_same_results(sweep(view, options(), dir / "shared"), sweep(view, seq, dir / "seq"));

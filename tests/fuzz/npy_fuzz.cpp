@@ -5,7 +5,7 @@
 
 #include <sae/data/activations.hpp>
 #include <sae/io/npy.hpp>
-#include <sae/io/npy_mmap.hpp>
+#include <sae/io/array_file.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto path = sae_fuzz::scratch("input.npy");
@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const sae::error&) {
   }
   try {
-    const sae::io::NpyMmap view(path);
+    const sae::io::ArrayFile view(path);
     if (view.rank() == 4) sae::data::gather_activations<float>(view, sae::data::LayerPosition{0, 0});
     else sae::data::gather_activations<double>(view);
   } catch (const sae::error&) {

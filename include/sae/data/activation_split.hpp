@@ -8,7 +8,7 @@
 #include <sae/data/split.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/json.hpp>
-#include <sae/io/npy_mmap.hpp>
+#include <sae/io/array_file.hpp>
 
 #include <optional>
 #include <string>
@@ -24,7 +24,7 @@ struct ActivationFile {
 };
 
 inline ActivationFile load_activation_file(const std::string& path, std::optional<LayerPosition> where = std::nullopt) {
-  const io::NpyMmap view(path);
+  const io::ArrayFile view(path);
   where = slice_or_default(view, where);
   ActivationFile f;
   f.all = gather_activations<float>(view, where);

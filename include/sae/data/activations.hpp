@@ -7,8 +7,9 @@
 #include <sae/core/memory.hpp>
 #include <sae/core/types.hpp>
 #include <sae/io/npy_format.hpp>
-#include <sae/io/npy_mmap.hpp>
+#include <sae/io/array_file.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <optional>
@@ -33,14 +34,14 @@ inline std::string describe_source(const std::string& path, const std::optional<
 }
 
 // The slice to read: the one given, or (0, 0) for a 4-D array given none.
-inline std::optional<LayerPosition> slice_or_default(const io::NpyMmap& view, std::optional<LayerPosition> where) {
+inline std::optional<LayerPosition> slice_or_default(const io::ArrayFile& view, std::optional<LayerPosition> where) {
   if (view.rank() == 4 && !where) where = LayerPosition{0, 0};
   return where;
 }
 
 namespace gather_detail {
 template <class Scalar>
-void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::NpyMmap& view) {
+void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::ArrayFile& view) {
   require_memory(static_cast<double>(rows) * static_cast<double>(cols) * sizeof(Scalar),
                  view.path() + ": loading " + std::to_string(rows) + " x " + std::to_string(cols) + " activations");
   out.resize(rows, cols);
@@ -49,7 +50,7 @@ void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::NpyMmap&
 // A non-finite value is located in the user's coordinates: (sample, dimension) of a 2-D array,
 // (sample, layer, position, dimension) of a 4-D one.
 template <class Scalar>
-void require_finite_rows(const Matrix<Scalar>& m, const io::NpyMmap& view, std::optional<LayerPosition> where) {
+void require_finite_rows(const Matrix<Scalar>& m, const io::ArrayFile& view, std::optional<LayerPosition> where) {
   for (index_t n = 0; n < m.rows(); ++n)
     for (index_t j = 0; j < m.cols(); ++j)
       if (!std::isfinite(m(n, j))) {
@@ -63,18 +64,21 @@ void require_finite_rows(const Matrix<Scalar>& m, const io::NpyMmap& view, std::
 
 // Gathers rows [N, D] from an open view. `where` is required for 4-D arrays.
 template <class Scalar>
-Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPosition> where = std::nullopt) {
+Matrix<Scalar> gather_activations(const io::ArrayFile& view, std::optional<LayerPosition> where = std::nullopt) {
   const auto& shape = view.shape();
   const std::string& path = view.path();
+  // Before any row is read: a zero extent anywhere means nothing to train on.
+  if ((shape.size() == 2 || shape.size() == 4) && std::find(shape.begin(), shape.end(), index_t{0}) != shape.end())
+    throw io_error(path, "the activation array is empty " + view.shape_string());
   Matrix<Scalar> out;
   if (shape.size() == 2) {
-    if (where) throw io_error(path, "a (layer, position) was given but the array is 2-D " + view.header().shape_string());
+    if (where) throw io_error(path, "a (layer, position) was given but the array is 2-D " + view.shape_string());
     gather_detail::reserve(out, shape[0], shape[1], view);
     for (index_t n = 0; n < shape[0]; ++n)
       view.read(view.offset({n, 0}), view.strides()[1], shape[1], out.row(n).data());
   } else if (shape.size() == 4) {
     if (!where)
-      throw io_error(path, "the array is 4-D " + view.header().shape_string() +
+      throw io_error(path, "the array is 4-D " + view.shape_string() +
                                " [N, layers, positions, D]; choose a layer and a position");
     if (where->layer < 0 || where->layer >= shape[1])
       throw io_error(path, "layer " + std::to_string(where->layer) + " out of range [0, " + std::to_string(shape[1]) + ")");
@@ -86,16 +90,15 @@ Matrix<Scalar> gather_activations(const io::NpyMmap& view, std::optional<LayerPo
       view.read(view.offset({n, where->layer, where->position, 0}), view.strides()[3], shape[3], out.row(n).data());
   } else {
     throw io_error(path, "expected a 2-D [N, D] or 4-D [N, layers, positions, D] array but shape is " +
-                             view.header().shape_string());
+                             view.shape_string());
   }
-  if (out.rows() == 0 || out.cols() == 0) throw io_error(path, "the activation array is empty " + view.header().shape_string());
   gather_detail::require_finite_rows(out, view, where);
   return out;
 }
 
 template <class Scalar>
 Matrix<Scalar> load_activations(const std::filesystem::path& path, std::optional<LayerPosition> where = std::nullopt) {
-  return gather_activations<Scalar>(io::NpyMmap(path), where);
+  return gather_activations<Scalar>(io::ArrayFile(path), where);
 }
 
 }  // namespace sae::data

@@ -9,7 +9,7 @@
 #include <sae/config.hpp>
 #include <sae/core/error.hpp>
 #include <sae/io/json.hpp>
-#include <sae/io/npy_mmap.hpp>
+#include <sae/io/array_file.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -86,13 +86,15 @@ inline std::string content_hash(const unsigned char* bytes, std::size_t size) {
   return "sampled-" + detail::hex64(h.digest());
 }
 
-// The data part of a fingerprint: dtype, shape, byte size and content hash of an array file.
-inline Json data_fingerprint(const NpyMmap& view) {
+// The data part of a fingerprint: dtype, shape, byte size and content hash of an array file (and
+// the tensor, for a .safetensors file).
+inline Json data_fingerprint(const ArrayFile& view) {
   Json j = Json::object();
-  j["dtype"] = view.header().descr();
-  j["shape"] = view.header().shape_string();
+  j["dtype"] = view.dtype();
+  j["shape"] = view.shape_string();
   j["bytes"] = static_cast<unsigned long long>(view.file_size());
   j["content_hash"] = content_hash(view.file_bytes(), view.file_size());
+  if (!view.tensor_name().empty()) j["tensor"] = view.tensor_name();  // one of a .safetensors file's
   return j;
 }
 

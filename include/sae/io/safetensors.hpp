@@ -18,6 +18,7 @@
 #include <sae/io/mapped_file.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -71,8 +72,9 @@ inline std::string shape_text(const std::vector<index_t>& shape) {
 
 // A JSON number that must be a non-negative integer; `what` names it in the error.
 inline std::size_t whole_number(const Json& v, const std::string& path, const std::string& what) {
-  if (!v.is_number() || v.as_number() < 0 || v.as_number() != static_cast<double>(static_cast<std::uint64_t>(v.as_number())) ||
-      v.as_number() > 9007199254740992.0)
+  // Range first: converting a double beyond 2^64 to an integer is undefined.
+  if (!v.is_number() || !(v.as_number() >= 0 && v.as_number() <= 9007199254740992.0) ||
+      v.as_number() != std::floor(v.as_number()))
     throw io_error(path, what + " must be a non-negative integer");
   return static_cast<std::size_t>(v.as_number());
 }
@@ -98,30 +100,40 @@ class SafetensorsFile {
     throw io_error(path(), "no tensor '" + name + "' (the file has: " + (have.empty() ? "none" : have) + ")");
   }
 
+  // `count` elements of tensor `t` from element `start`, `stride` elements apart, converted to T
+  // (F16, BF16, F32 or F64 tensors; other dtypes are refused naming the tensor).
+  template <class T>
+  void read(const TensorInfo& t, index_t start, index_t stride, index_t count, T* dst) const {
+    if (count <= 0) return;
+    if (start < 0 || start + (count - 1) * stride >= t.num_elements())
+      throw invalid_argument("SafetensorsFile::read(): element range out of bounds for " + path() + ":" + t.name);
+    const std::size_t item = safetensors_detail::item_size(t.dtype);
+    const unsigned char* p = data_ + t.begin + static_cast<std::size_t>(start) * item;
+    const std::size_t step = static_cast<std::size_t>(stride) * item;
+    if (t.dtype == "F32") {
+      for (index_t i = 0; i < count; ++i, p += step) dst[i] = static_cast<T>(load<float>(p));
+    } else if (t.dtype == "F64") {
+      for (index_t i = 0; i < count; ++i, p += step) dst[i] = static_cast<T>(load<double>(p));
+    } else if (t.dtype == "F16") {
+      for (index_t i = 0; i < count; ++i, p += step) dst[i] = static_cast<T>(half_to_float(load<std::uint16_t>(p)));
+    } else if (t.dtype == "BF16") {
+      for (index_t i = 0; i < count; ++i, p += step) dst[i] = static_cast<T>(bf16_to_float(load<std::uint16_t>(p)));
+    } else {
+      throw io_error(path(), "tensor '" + t.name + "' has dtype " + t.dtype + "; only F16, BF16, F32 and F64 are read");
+    }
+  }
+
   // A float tensor's elements, converted to Scalar, row-major.
   template <class Scalar>
   std::vector<Scalar> values(const TensorInfo& t) const {
     std::vector<Scalar> out(static_cast<std::size_t>(t.num_elements()));
-    const unsigned char* p = data_ + t.begin;
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      if (t.dtype == "F32") {
-        float v;
-        std::memcpy(&v, p + 4 * i, 4);
-        out[i] = static_cast<Scalar>(v);
-      } else if (t.dtype == "F64") {
-        double v;
-        std::memcpy(&v, p + 8 * i, 8);
-        out[i] = static_cast<Scalar>(v);
-      } else if (t.dtype == "F16" || t.dtype == "BF16") {
-        std::uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = static_cast<Scalar>(t.dtype == "F16" ? half_to_float(h) : bf16_to_float(h));
-      } else {
-        throw io_error(path(), "tensor '" + t.name + "' has dtype " + t.dtype + "; only F16, BF16, F32 and F64 are read");
-      }
-    }
+    read(t, 0, 1, t.num_elements(), out.data());
     return out;
   }
+
+  // The whole file as mapped, e.g. for a content hash.
+  const unsigned char* file_bytes() const { return file_.data(); }
+  std::size_t file_size() const { return file_.size(); }
 
   // A tensor of exactly `rows` x `cols` elements (2-D [rows, cols], or 1-D when cols == 1) as a matrix.
   template <class Scalar>
@@ -144,6 +156,13 @@ class SafetensorsFile {
   }
 
  private:
+  template <class V>
+  static V load(const unsigned char* p) {  // little-endian, as the format stores
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+
   void parse() {
     namespace sd = safetensors_detail;
     const unsigned char* base = file_.data();

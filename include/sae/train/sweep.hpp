@@ -16,7 +16,7 @@
 #include <sae/data/split.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/json.hpp>
-#include <sae/io/npy_mmap.hpp>
+#include <sae/io/array_file.hpp>
 #include <sae/io/result_cache.hpp>
 #include <sae/io/run_directory.hpp>
 #include <sae/metrics/evaluate.hpp>
@@ -214,7 +214,7 @@ class SweepProgress {
 // Runs (or resumes) `plan` on `view` into `run` and returns every result of the plan found or
 // trained, in plan order (slice, then latent_dim, then K). The caller commits `run`. `interrupt`
 // (tests) is called after each epoch and may throw to simulate a kill.
-inline std::vector<SweepResult> run_sweep(const io::NpyMmap& view, const SweepPlan& plan, io::RunDirectory& run,
+inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const SweepPlan& plan, io::RunDirectory& run,
                                           SweepOutput out, std::function<void()> interrupt = {}) {
   using Model = TopKAutoencoder<float>;
   const auto& shape = view.shape();

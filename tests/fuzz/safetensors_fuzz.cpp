@@ -1,0 +1,32 @@
+// libFuzzer target: the .safetensors reader (header, tensor table, element reads) and the
+// activation gather through it, on arbitrary bytes. They must accept a valid file or throw
+// sae::error; never crash, read out of bounds, overflow, or allocate what the file cannot back.
+#include "fuzz_common.hpp"
+
+#include <sae/data/activations.hpp>
+#include <sae/io/array_file.hpp>
+#include <sae/io/safetensors.hpp>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const auto path = sae_fuzz::scratch("input.safetensors");
+  sae_fuzz::write_file(path, reinterpret_cast<const char*>(data), size);
+  try {
+    const sae::io::SafetensorsFile f(path);
+    for (const auto& t : f.tensors()) {
+      if (static_cast<std::size_t>(t.num_elements()) > (std::size_t{1} << 20)) continue;  // backed by the file: small
+      try {
+        const auto v = f.values<float>(t);
+        if (v.size() != static_cast<std::size_t>(t.num_elements())) __builtin_trap();
+      } catch (const sae::error&) {
+      }
+    }
+  } catch (const sae::error&) {
+  }
+  try {
+    const sae::io::ArrayFile view(path);
+    if (view.rank() == 4) sae::data::gather_activations<float>(view, sae::data::LayerPosition{0, 0});
+    else sae::data::gather_activations<double>(view);
+  } catch (const sae::error&) {
+  }
+  return 0;
+}
