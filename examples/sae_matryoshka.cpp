@@ -279,6 +279,7 @@ int main(int argc, char** argv) {
     semantics["late"] = an::to_json(late_sem, late, rule);
 
     sae::io::write_text_atomically(run.stage("comparison.json"), comparison.dump() + "\n");
+    sae::save_checkpoint(run.stage("checkpoint"), mat);  // the Matryoshka SAE (sae-convert exports it)
     sae::io::write_text_atomically(run.stage("semantics.json"), semantics.dump() + "\n");
     sae::io::write_text_atomically(run.stage("report.md"), md.str());
     sae::examples::test_fault_point("before-commit");
@@ -288,7 +289,7 @@ int main(int argc, char** argv) {
               << "death-rate match: " << dead_match.name << "; active-latent match: " << active_match.name
               << "; best: " << best.name << "\nclear patterns: early " << early_sem.summary.with_pattern << "/"
               << early_sem.summary.latents << ", late " << late_sem.summary.with_pattern << "/" << late_sem.summary.latents
-              << "\nwrote " << (out / "report.md").string() << ", comparison.json, semantics.json, figures/ev_by_size"
+              << "\nwrote " << (out / "report.md").string() << ", comparison.json, semantics.json, checkpoint/, figures/ev_by_size"
               << (plot.available() ? ".png" : ".gp (no PNG: gnuplot unavailable or --no-plots)") << "\n";
     return 0;
   });

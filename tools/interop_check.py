@@ -3,7 +3,8 @@
 In a venv with the libraries:  python3 -m venv v && v/bin/pip install sae-lens eai-sparsify
   v/bin/python tools/interop_check.py check [--bin build/examples] [--data examples/data/activations_layer4_pos3.npy]
       trains a small SAE here (sae-train --export saelens,sparsify), loads each export with the
-      library's own loader and encodes 100 validation rows: top-k indices must be identical and values
+      library's own loader (and a Matryoshka SAE from sae-matryoshka as SAELens's JumpReLU) and encodes 100
+      validation rows: the active latents must be identical and values
       within 1e-5 relative of ours; then saves an SAE with each library, converts it to our checkpoint
       and checks the same parity the other way. Prints one line per direction; exits 1 on a mismatch.
   v/bin/python tools/interop_check.py fixtures tests/data/interop
@@ -95,6 +96,16 @@ def check(args):
         folder = os.path.join(tmp, "run", fmt)  # written by sae-train --export
         theirs = saelens_encode(folder, rows) if fmt == "saelens" else sparsify_encode(folder, rows, k)
         ok &= compare(f"ours -> {fmt}", ours_idx, ours_val, theirs, k)
+
+    # A Matryoshka SAE (sae-matryoshka's checkpoint) as the jumprelu folder SAELens loads.
+    mat_run = os.path.join(tmp, "matryoshka")
+    run([os.path.join(args.bin, "sae-matryoshka"), "--data", args.data, "--ks", "5", "--latents", "64", "--epochs", "2",
+         "--mat-latents", str(latents), "--mat-k", str(k), "--sem-k", "5", "--sem-latents", "64", "--top-latents", "5",
+         "--no-plots", "--out", mat_run])
+    mat_folder = os.path.join(tmp, "matryoshka_saelens")
+    run([os.path.join(args.bin, "sae-convert"), "--from", os.path.join(mat_run, "checkpoint"), "--to", mat_folder])
+    mi, mv = ours_encode(args.bin, os.path.join(mat_run, "checkpoint"), rows_path, os.path.join(tmp, "mat_codes"))
+    ok &= compare("ours (Matryoshka) -> saelens jumprelu", mi, mv, saelens_encode(mat_folder, rows), k)
 
     # The other way: SAEs saved by each library, with a nonzero decoder bias.
     from sae_lens import TopKSAEConfig
