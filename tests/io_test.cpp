@@ -85,6 +85,10 @@ BOOST_AUTO_TEST_CASE(malformed_files_name_file_and_problem) {
         require_throws_with<sae::io_error>([&] { sae::io::NpyMmap view(fixture(name)); }, {name});
     }
   }
+  // Found by the fuzzer: a zero extent let the others grow until the strides overflowed.
+  require_throws_with<sae::io_error>(
+      [] { sae::io::NpyMmap view(std::string(SAE_TEST_DATA_DIR) + "/../fuzz/corpus/npy/zero_extent_overflow.npy"); },
+      {"zero_extent_overflow.npy", "shape is too large"});
   // Found by the fuzzer: a v3 header whose 4-byte length field claims ~1.7 GB of a 128-byte file
   // is refused before anything that size is allocated (by both readers).
   sae::test::ScratchDir dir("io-fuzz");

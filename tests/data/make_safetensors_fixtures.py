@@ -69,6 +69,8 @@ write_raw("shape_mismatch.safetensors", changed(b={"dtype": "F32", "shape": [3],
 write_raw("unknown_dtype.safetensors", changed(b={"dtype": "F12", "shape": [2], "data_offsets": [16, 24]}))
 write_raw("negative_shape.safetensors", changed(b={"dtype": "F32", "shape": [-2], "data_offsets": [16, 24]}))
 write_raw("huge_offset.safetensors", changed(b={"dtype": "F32", "shape": [2], "data_offsets": [16, 7.7e38]}))
+write_raw("zero_extent_overflow.safetensors",
+          changed(b={"dtype": "F32", "shape": [0, 10**12, 10**15], "data_offsets": [16, 16]}), data=ramp((2, 2), np.float32).tobytes())
 write_raw("extra_field.safetensors", changed(b={"dtype": "F32", "shape": [2], "data_offsets": [16, 24], "x": 1}))
 write_raw("metadata_not_string.safetensors", changed(__metadata__={"epochs": 25}))
 write_raw("trailing_bytes.safetensors", good, data=ramp((2, 2), np.float32).tobytes() + bytes(12))

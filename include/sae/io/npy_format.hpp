@@ -137,9 +137,12 @@ class HeaderParser {
       if (peek() == ',') ++pos_;
     }
     ++pos_;
+    // The product of the nonzero extents bounds every stride and byte offset, also when another
+    // extent is 0 (found by fuzzing: shape (0, 10^12, 10^15) overflowed the strides).
     index_t total = 1;
     for (index_t d : shape) {
-      if (d != 0 && total > std::numeric_limits<index_t>::max() / 8 / d) fail("shape is too large");
+      if (d == 0) continue;
+      if (total > std::numeric_limits<index_t>::max() / 8 / d) fail("shape is too large");
       total *= d;
     }
     return shape;

@@ -207,10 +207,11 @@ class SafetensorsFile {
       const std::size_t item = sd::item_size(t.dtype);
       if (item == 0) throw io_error(path(), where + " has unknown dtype '" + t.dtype + "'");
       if (!shape || !shape->is_array()) throw io_error(path(), where + " needs a shape array");
-      std::size_t elements = 1;
+      std::size_t elements = 1, extent = 1;  // extent: the nonzero extents' product, which bounds every stride
       for (const auto& s : shape->as_array()) {
         const std::size_t d = sd::whole_number(s, path(), where + " shape entry");
-        if (d != 0 && elements > (std::size_t{1} << 62) / d) throw io_error(path(), where + " shape is too large");
+        if (d != 0 && extent > (std::size_t{1} << 60) / d) throw io_error(path(), where + " shape is too large");
+        extent *= d != 0 ? d : 1;
         elements *= d;
         t.shape.push_back(static_cast<index_t>(d));
       }
