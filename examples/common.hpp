@@ -278,6 +278,28 @@ inline void check_k_within_latents(const std::vector<index_t>& ks, const std::ve
                                        " with latent_dim=" + std::to_string(d));
 }
 
+// Options against dead latents (model/auxk.hpp; all off by default, the reports' model).
+inline void add_dead_latent_options(cxxopts::Options& options, const std::string& group) {
+  // clang-format off
+  options.add_options(group)
+    ("tied-init", "initialise the encoder to the decoder's transpose")
+    ("aux-k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)", cxxopts::value<long>()->default_value("0"))
+    ("aux-alpha", "AuxK: weight of the auxiliary loss", cxxopts::value<double>()->default_value("0.03125"))
+    ("dead-window", "AuxK: training samples without firing before a latent counts as dead (0 = one epoch)",
+     cxxopts::value<long>()->default_value("0"));
+  // clang-format on
+}
+
+// Reads add_dead_latent_options into a config's option fields; `train_rows` sets the default window.
+inline void read_dead_latent_flags(const cxxopts::ParseResult& args, index_t train_rows, TopKConfig& c) {
+  c.tied_init = args.count("tied-init") > 0;
+  c.aux_k = int_flag(args, "aux-k", 0);
+  c.aux_alpha = number_flag(args, "aux-alpha", 0, 1e6, true);
+  c.dead_window = int_flag(args, "dead-window", 0);
+  if (c.dead_window == 0) c.dead_window = train_rows;
+  if (c.aux_k == 0) c.aux_alpha = TopKConfig{}.aux_alpha, c.dead_window = 0;  // off: the reports' config exactly
+}
+
 // The flags of a K x latent_dim grid trained with the reports' setup (sae-grid, sae-sweep).
 // The defaults are the report-001 grid unless given. `resumable`: results are cached per config
 // (and --force retrains them).
@@ -293,6 +315,7 @@ inline void add_grid_options(cxxopts::Options& options, const std::string& ks = 
     ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
     ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
     ("no-plots", "write figure data and scripts but do not run gnuplot");
+  add_dead_latent_options(options, "grid");
   if (resumable) options.add_options("grid")("force", "retrain configs whose results already exist");
   // clang-format on
 }
@@ -308,6 +331,13 @@ struct GridFlags {
   std::vector<index_t> ks, latents;  // sorted, without repeats
   TrainConfig train;
   AdamConfig adam;
+  const cxxopts::ParseResult* args = nullptr;  // for the options that need the data (dead_latent_options)
+  // The dead-latent options for `train_rows` training rows.
+  TopKConfig model_options(index_t train_rows) const {
+    TopKConfig c;
+    read_dead_latent_flags(*args, train_rows, c);
+    return c;
+  }
 };
 
 // Reads and checks the add_grid_options flags; also applies --threads.
@@ -320,6 +350,10 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
   g.train = TrainConfig{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24),
                         args["seed"].as<std::uint64_t>(), true};
   g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
+  g.args = &args;
+  const index_t aux_k = g.model_options(1).aux_k;  // the flags are checked before anything is loaded
+  check_flag(aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
+                                             std::to_string(g.latents.front()) + "), got " + std::to_string(aux_k));
   return g;
 }
 

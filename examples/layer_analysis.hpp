@@ -38,8 +38,9 @@ struct EpochProgress {
 // Trains one TopK SAE with the reports' setup and the grid flags' epochs/batch/lr/seed.
 inline sae::TopKAutoencoder<float> train_topk(const sae::data::ActivationSplit& d, index_t k, index_t latents, const GridFlags& flags,
                                               const std::string& label) {
-  sae::TopKAutoencoder<float> model(
-      sae::TopKConfig{d.train.cols(), latents, k, sae::Selection::value, false, flags.train.seed});
+  sae::TopKConfig c = flags.model_options(d.train.rows());
+  c.input_dim = d.train.cols(), c.num_latents = latents, c.k = k, c.seed = flags.train.seed;
+  sae::TopKAutoencoder<float> model(c);
   auto trainer = sae::make_trainer<sae::TopKAutoencoder<float>>(flags.train, sae::Adam<float>(flags.adam));
   trainer.fit(model, d.train, &d.validation, EpochProgress<sae::TopKAutoencoder<float>>{label});
   return model;

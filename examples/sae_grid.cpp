@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     plan.slice_in_names = false;
     const std::string source = sae::data::describe_source(data_path, slice);
     const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, grid.train.seed});
+    plan.model = grid.model_options(static_cast<index_t>(split.train.size()));
     struct {
       std::string source, split;
       index_t train_rows, validation_rows, input_dim, rows;

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
       ("quiet", "no per-epoch progress");
     // clang-format on
     sae::examples::add_data_options(options, "");
+    sae::examples::add_dead_latent_options(options, "dead latents");
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
@@ -128,6 +129,9 @@ int main(int argc, char** argv) {
     config.decoder_bias = args.count("decoder-bias") > 0;
     config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
     config.seed = seed;
+    sae::examples::read_dead_latent_flags(args, data.train.rows(), config);
+    sae::examples::check_flag(config.aux_k <= latents, "--aux-k: expected at most --latents (" + std::to_string(latents) +
+                                                          "), got " + std::to_string(config.aux_k));
     sae::examples::require_training_memory(config, train_config.batch_size);
 
     using Model = sae::TopKAutoencoder<float>;

@@ -65,3 +65,123 @@ BOOST_AUTO_TEST_CASE(shape_errors_name_the_caller) {
   sae::test::require_throws_with<sae::invalid_argument>([] { Model(sae::TopKConfig{4, 8, 9}); },
                                                         {"k must be in [1, num_latents=8], got 9"});
 }
+
+BOOST_AUTO_TEST_CASE(auxk_gradient_by_central_differences) {
+  // AuxK's gradient treats the residual e = x - x_hat as a constant, so it is checked against
+  // central differences of the auxiliary term alone with x_hat held fixed: the model's gradient
+  // with AuxK minus its gradient without must equal them. dead_window = 1: after one step every
+  // latent that did not fire on x is dead, and stays dead while the same x is fed again.
+  for (bool decoder_bias : {false, true}) {
+    BOOST_TEST_CONTEXT("decoder_bias=" << decoder_bias) {
+      sae::TopKConfig c{6, 40, 2, sae::Selection::value, decoder_bias, 5};
+      c.aux_k = 3;
+      c.aux_alpha = 0.5;
+      c.dead_window = 1;
+      Model model(c);
+      if (decoder_bias) model.parameters().b_dec = random_matrix(6, 1, 9).col(0) * 0.3;
+      const auto x = random_matrix(7, 6, 11);
+      typename Model::Gradients with, without;
+      typename Model::Workspace ws, ws_plain;
+      const auto first = model.loss_and_gradient(x, with, ws);  // no latent dead yet: plain TopK
+      BOOST_TEST(first.loss == first.reconstruction_mse);
+      const auto step = model.loss_and_gradient(x, with, ws);
+      BOOST_TEST(step.loss > step.reconstruction_mse);  // the auxiliary term is on
+      const sae::Matrix<double> x_hat = ws.x_hat;      // held fixed below
+      const std::vector<char> dead = ws.aux.dead;
+      const index_t num_dead = static_cast<index_t>(std::count(dead.begin(), dead.end(), 1));
+      BOOST_TEST(num_dead >= 26);  // at most 7 x 2 latents fire
+      sae::TopKConfig plain_config = c;
+      plain_config.aux_k = 0;
+      Model plain(plain_config, model.parameters());
+      plain.loss_and_gradient(x, without, ws_plain);
+      // The auxiliary term as a function of the parameters, the live/dead split and x_hat fixed.
+      auto& p = model.parameters();
+      const auto aux_term = [&] {
+        const sae::Matrix<double> x_in = decoder_bias ? sae::Matrix<double>(x.rowwise() - p.b_dec.transpose()) : x;
+        const sae::Matrix<double> pre = (x_in * p.w_enc.transpose()).rowwise() + p.b_enc.transpose();
+        sae::AuxKScratch<double> s;
+        s.dead = dead;
+        typename Model::Gradients unused;
+        unused.w_enc.total_rows = unused.w_dec.total_rows = 40;
+        unused.b_enc.setZero(40);
+        unused.b_dec.setZero(decoder_bias ? 6 : 0);
+        return sae::add_auxk(c.aux_k, c.aux_alpha, num_dead, p, decoder_bias, x, x_in, pre, x_hat, unused, s);
+      };
+      const auto check = [&](auto& param, const sae::Matrix<double>& analytic, const char* name) {
+        const double h = 1e-6;
+        double worst = 0, largest = 0;
+        for (index_t i = 0; i < param.rows(); ++i)
+          for (index_t j = 0; j < param.cols(); ++j) {
+            const double saved = param(i, j);
+            param(i, j) = saved + h;
+            const double up = aux_term();
+            param(i, j) = saved - h;
+            const double down = aux_term();
+            param(i, j) = saved;
+            const double numeric = (up - down) / (2 * h), a = analytic(i, j);
+            largest = std::max(largest, std::abs(a));
+            worst = std::max(worst, std::abs(numeric - a) / std::max(1e-4, std::abs(numeric) + std::abs(a)));
+          }
+        BOOST_TEST_MESSAGE(name << ": worst relative error " << worst << ", largest |gradient| " << largest);
+        BOOST_TEST(worst < 1e-6, name << " AuxK gradient is off: worst relative error " << worst);
+        BOOST_TEST(largest > 1e-3, name << ": the auxiliary gradient should not vanish here");
+      };
+      check(p.w_enc, with.w_enc.to_dense() - without.w_enc.to_dense(), "w_enc");
+      check(p.w_dec, with.w_dec.to_dense() - without.w_dec.to_dense(), "w_dec");
+      check(p.b_enc, sae::Matrix<double>(with.b_enc - without.b_enc), "b_enc");
+      if (decoder_bias) check(p.b_dec, sae::Matrix<double>(with.b_dec - without.b_dec), "b_dec");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(dead_latent_bookkeeping_matches_a_naive_counter) {
+  sae::Rng rng(4);
+  sae::DeadLatents tracker;
+  std::vector<char> dead;
+  std::vector<long> last_fired(12, -1);  // naive: the sample count when each latent last fired
+  long seen = 0;
+  for (int step = 0; step < 30; ++step) {
+    sae::SparseCodes<double> codes;
+    const index_t rows = 1 + static_cast<index_t>(rng.uniform(0, 5));
+    codes.resize(rows, 2, 12);
+    for (std::size_t e = 0; e < codes.indices.size(); ++e) {
+      codes.indices[e] = static_cast<std::int32_t>(rng.uniform(0, 12));
+      codes.values[e] = rng.uniform(0, 1) < 0.3 ? 0.0 : 1.0;  // a selected latent at 0 did not fire
+    }
+    const index_t window = 6;
+    const index_t n = tracker.mask(12, window, dead);
+    index_t naive_dead = 0;
+    for (std::size_t j = 0; j < 12; ++j) {
+      const long since = last_fired[j] < 0 ? seen : seen - last_fired[j];
+      BOOST_TEST(tracker.samples_since_fired()[j] == since);
+      BOOST_TEST(static_cast<bool>(dead[j]) == (since >= window));
+      naive_dead += since >= window ? 1 : 0;
+    }
+    BOOST_TEST(n == naive_dead);
+    tracker.record(codes);
+    seen += rows;
+    for (std::size_t e = 0; e < codes.indices.size(); ++e)
+      if (codes.values[e] > 0) last_fired[static_cast<std::size_t>(codes.indices[e])] = seen;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(tied_init_and_config_json) {
+  sae::TopKConfig c{8, 24, 3};
+  c.tied_init = true;
+  const Model tied(c), plain(sae::TopKConfig{8, 24, 3});
+  BOOST_TEST(sae::test::same(tied.parameters().w_enc, tied.parameters().w_dec));
+  BOOST_TEST(sae::test::same(tied.parameters().w_dec, plain.parameters().w_dec));  // the same draws
+  BOOST_TEST(sae::test::same(tied.parameters().b_enc, plain.parameters().b_enc));
+  // The reports' config is written as before (fingerprints of earlier results stay valid) ...
+  BOOST_TEST(sae::to_json(sae::TopKConfig{8, 24, 3}).find("aux_k") == nullptr);
+  BOOST_TEST(sae::to_json(sae::TopKConfig{8, 24, 3}).find("tied_init") == nullptr);
+  // ... and the new options round-trip.
+  c.aux_k = 4, c.aux_alpha = 0.125, c.dead_window = 500;
+  const auto back = sae::topk_config_from_json(sae::to_json(c), "test");
+  BOOST_TEST(back.tied_init);
+  BOOST_TEST(back.aux_k == 4);
+  BOOST_TEST(back.aux_alpha == 0.125);
+  BOOST_TEST(back.dead_window == 500);
+  c.dead_window = 0;
+  sae::test::require_throws_with<sae::invalid_argument>([&] { Model m(c); }, {"dead_window", "must be positive"});
+}

@@ -50,9 +50,11 @@ struct AutoencoderGradients {
 namespace detail {
 
 // Initialised like the reports' PyTorch layers: W_enc, b_enc ~ U(+-1/sqrt(D)); W_dec ~ U(+-1/sqrt(F))
-// then each row scaled to unit norm; b_dec = 0.
+// then each row scaled to unit norm; b_dec = 0. `tied`: W_enc is then set to W_dec (the decoder's
+// transpose in PyTorch's layout; the draws are the same, so W_dec and b_enc do not change).
 template <class Scalar>
-AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder_bias, std::uint64_t seed) {
+AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder_bias, std::uint64_t seed,
+                                              bool tied = false) {
   require_memory((2.0 * static_cast<double>(f) * static_cast<double>(d) + static_cast<double>(f + d)) * sizeof(Scalar),
                  "an SAE with " + std::to_string(f) + " latents over " + std::to_string(d) + " inputs");
   AutoencoderParameters<Scalar> p;
@@ -67,6 +69,7 @@ AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder
   for (index_t i = 0; i < p.w_dec.size(); ++i) p.w_dec.data()[i] = static_cast<Scalar>(rng.uniform(-dec_bound, dec_bound));
   if (decoder_bias) p.b_dec.setZero(d);
   ops::normalize_rows(cpu{}, p.w_dec);
+  if (tied) p.w_enc = p.w_dec;
   return p;
 }
 

@@ -13,6 +13,7 @@
 #include <sae/core/types.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/auxk.hpp>
 #include <sae/model/model_concept.hpp>
 #include <sae/core/encoder_precision.hpp>
 #include <sae/core/selection.hpp>
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -37,12 +39,26 @@ struct TopKConfig {
   std::uint64_t seed = 0;  // initialisation
   // The encoder GEMM's arithmetic; a compute choice, not part of the model (checkpoints omit it).
   EncoderPrecision encoder_precision = EncoderPrecision::fp32;
+  // Against dead latents; all off by default (the reports' model):
+  bool tied_init = false;       // initialise W_enc to W_dec (the decoder's transpose in PyTorch's [D, F] layout)
+  index_t aux_k = 0;            // AuxK: dead latents per sample that reconstruct the residual (0 = off)
+  double aux_alpha = 1.0 / 32;  // AuxK: weight of the auxiliary loss
+  index_t dead_window = 0;      // AuxK: a latent is dead after this many training samples without firing
+
+  bool auxiliary_loss() const { return aux_k > 0; }
 
   void validate(const char* caller) const {
     detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
     detail::require(num_latents > 0, caller, "num_latents must be positive, got " + std::to_string(num_latents));
     detail::require(k >= 1 && k <= num_latents, caller,
                     "k must be in [1, num_latents=" + std::to_string(num_latents) + "], got " + std::to_string(k));
+    detail::require(aux_k >= 0 && aux_k <= num_latents, caller,
+                    "aux_k must be in [0, num_latents=" + std::to_string(num_latents) + "], got " + std::to_string(aux_k));
+    detail::require(!auxiliary_loss() || (aux_alpha > 0 && std::isfinite(aux_alpha)), caller,
+                    "aux_alpha must be positive, got " + std::to_string(aux_alpha));
+    detail::require(!auxiliary_loss() || dead_window > 0, caller,
+                    "dead_window (training samples without firing before a latent counts as dead) must be positive "
+                    "with aux_k, got " + std::to_string(dead_window));
   }
 };
 
@@ -67,6 +83,13 @@ inline io::Json to_json(const TopKConfig& c) {
   j["selection"] = c.selection == Selection::magnitude ? "magnitude" : "value";
   j["decoder_bias"] = c.decoder_bias;
   j["seed"] = static_cast<double>(c.seed);
+  // Written only when on, so configs (and fingerprints) of the reports' model stay as they were.
+  if (c.tied_init) j["tied_init"] = true;
+  if (c.auxiliary_loss()) {
+    j["aux_k"] = c.aux_k;
+    j["aux_alpha"] = c.aux_alpha;
+    j["dead_window"] = c.dead_window;
+  }
   return j;
 }
 
@@ -81,6 +104,12 @@ inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& so
     c.selection = sel == "magnitude" ? Selection::magnitude : Selection::value;
     c.decoder_bias = j.at("decoder_bias").as_bool();
     c.seed = static_cast<std::uint64_t>(j.at("seed").as_number());
+    if (const io::Json* t = j.find("tied_init")) c.tied_init = t->as_bool();
+    if (const io::Json* a = j.find("aux_k")) {
+      c.aux_k = a->as_int();
+      c.aux_alpha = j.at("aux_alpha").as_number();
+      c.dead_window = j.at("dead_window").as_int();
+    }
     c.validate("checkpoint config");
     return c;
   } catch (const io_error&) {
@@ -113,6 +142,7 @@ struct TopKWorkspace {
   typename S::latent_groups groups;
   typename S::code_gradients dcode;
   typename S::encoder_scratch gemm;
+  std::conditional_t<S::host_memory, AuxKScratch<Scalar>, std::tuple<>> aux;  // AuxK (CPU only)
 };
 
 // One model for every backend: each kernel is ops::name(Backend{}, ...) (backend/<name>/), the
@@ -136,7 +166,8 @@ class TopKAutoencoder : public TopKCheckpointing {
   // Fresh model, initialised as detail::init_parameters describes.
   explicit TopKAutoencoder(const TopKConfig& config)
       : config_(validated(config)),
-        p_(detail::init_parameters<Scalar>(config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed)) {}
+        p_(detail::init_parameters<Scalar>(config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed,
+                                           config_.tied_init)) {}
 
   // A model from stored parameters (checkpoints); shapes are checked against the config.
   TopKAutoencoder(const TopKConfig& config, Parameters params)
@@ -182,8 +213,10 @@ class TopKAutoencoder : public TopKCheckpointing {
   }
 
   // Forward and hand-written backward for one batch. The loss is the MSE (mean over all B x D
-  // elements, as torch's F.mse_loss); fills `grad`; ws.x_hat holds the reconstruction.
-  StepLoss loss_and_gradient(const Matrix<Scalar>& batch, Gradients& grad, Workspace& ws) const {
+  // elements, as torch's F.mse_loss), plus AuxK's term when aux_k > 0 (model/auxk.hpp; it also
+  // counts which latents fired, so this is a training step); fills `grad`; ws.x_hat holds the
+  // reconstruction.
+  StepLoss loss_and_gradient(const Matrix<Scalar>& batch, Gradients& grad, Workspace& ws) {
     const auto& p = p_.stored();
     const auto& x = ops::stage(Backend{}, batch, ws.x);
     const auto& x_in = encode_into(x, ws);
@@ -198,8 +231,19 @@ class TopKAutoencoder : public TopKCheckpointing {
     }
     // Rounded through Scalar as before, so training statistics stay bitwise what they were.
     const auto mse = static_cast<double>(static_cast<Scalar>(ops::resolve(Backend{}, sse) / n));
-    return {mse, mse};
+    double loss = mse;
+    if constexpr (S::host_memory)
+      if (config_.auxiliary_loss()) {
+        const index_t dead = dead_.mask(config_.num_latents, config_.dead_window, ws.aux.dead);
+        loss += add_auxk(config_.aux_k, config_.aux_alpha, dead, p, config_.decoder_bias, x, x_in, ws.pre, ws.x_hat, grad,
+                         ws.aux);
+        dead_.record(ws.codes);
+      }
+    return {loss, mse};
   }
+
+  // With AuxK: training samples since each latent last fired.
+  const DeadLatents& dead_latents() const { return dead_; }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is).
   // A no-op right after an optimizer step that already applied the unit-norm row constraint.
@@ -241,6 +285,7 @@ class TopKAutoencoder : public TopKCheckpointing {
 
   static const TopKConfig& validated(const TopKConfig& c) {
     c.validate("TopKAutoencoder");
+    detail::require(S::host_memory || !c.auxiliary_loss(), "TopKAutoencoder", "AuxK (aux_k > 0) is CPU-only for now");
     ops::require_supported(Backend{}, Scalar{}, c.k, c.decoder_bias, c.encoder_precision, "TopKAutoencoder");
     return c;
   }
@@ -252,6 +297,7 @@ class TopKAutoencoder : public TopKCheckpointing {
 
   TopKConfig config_;
   ResidentParameters<Scalar, Backend> p_;
+  DeadLatents dead_;                  // AuxK's bookkeeping
   bool decoder_normalized_ = false;   // the last optimizer step left w_dec's rows at unit norm
   typename S::packed_encoder packed_;  // W_enc for the encoder GEMM, repacked by the optimizer's hooks
 };

@@ -45,6 +45,9 @@ struct SweepPlan {
   TrainConfig train;
   AdamConfig adam;
   std::optional<double> validation_fraction;  // the split: data::SplitPolicy{this, train.seed}
+  // Options every SAE of the plan gets (tied_init, aux_k, aux_alpha, dead_window); its sizes and
+  // seed are ignored (each config sets its own).
+  TopKConfig model;
   bool force = false;           // retrain every SAE, reusing nothing
   bool keep_weights = false;    // also checkpoint each SAE under weights/<name>/
   bool shared_pass = true;      // a slice's SAEs train together in one pass (false: one after another)
@@ -226,7 +229,10 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
       detail::require(k >= 1 && k <= d, "run_sweep()",
                       "every K must be in [1, latent_dim]: K=" + std::to_string(k) + " with latent_dim=" + std::to_string(d));
   const auto config = [&](index_t k, index_t d) {
-    return TopKConfig{input_dim, d, k, Selection::value, false, plan.train.seed};
+    TopKConfig c = plan.model;
+    c.input_dim = input_dim, c.num_latents = d, c.k = k, c.selection = Selection::value, c.decoder_bias = false;
+    c.seed = plan.train.seed;
+    return c;
   };
   // What trains at once must fit: a slice's SAEs together (shared pass) or the largest alone.
   double bytes = 0;
