@@ -290,14 +290,23 @@ inline void add_dead_latent_options(cxxopts::Options& options, const std::string
   // clang-format on
 }
 
-// Reads add_dead_latent_options into a config's option fields; `train_rows` sets the default window.
-inline void read_dead_latent_flags(const cxxopts::ParseResult& args, index_t train_rows, TopKConfig& c) {
+// The add_dead_latent_options flags, checked; dead_window 0 stands for one epoch until
+// with_dead_window() knows the training rows.
+inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args) {
+  TopKConfig c;
   c.tied_init = args.count("tied-init") > 0;
   c.aux_k = int_flag(args, "aux-k", 0);
   c.aux_alpha = number_flag(args, "aux-alpha", 0, 1e6, true);
   c.dead_window = int_flag(args, "dead-window", 0);
-  if (c.dead_window == 0) c.dead_window = train_rows;
-  if (c.aux_k == 0) c.aux_alpha = TopKConfig{}.aux_alpha, c.dead_window = 0;  // off: the reports' config exactly
+  return c;
+}
+
+// `options` (from dead_latent_flags) for `train_rows` training rows: the window resolved, and with
+// AuxK off the reports' config exactly.
+inline TopKConfig with_dead_window(TopKConfig options, index_t train_rows) {
+  if (options.dead_window == 0) options.dead_window = train_rows;
+  if (options.aux_k == 0) options.aux_alpha = TopKConfig{}.aux_alpha, options.dead_window = 0;
+  return options;
 }
 
 // The flags of a K x latent_dim grid trained with the reports' setup (sae-grid, sae-sweep).
@@ -331,13 +340,9 @@ struct GridFlags {
   std::vector<index_t> ks, latents;  // sorted, without repeats
   TrainConfig train;
   AdamConfig adam;
-  const cxxopts::ParseResult* args = nullptr;  // for the options that need the data (dead_latent_options)
+  TopKConfig dead_latents;  // dead_latent_flags: the options every SAE gets
   // The dead-latent options for `train_rows` training rows.
-  TopKConfig model_options(index_t train_rows) const {
-    TopKConfig c;
-    read_dead_latent_flags(*args, train_rows, c);
-    return c;
-  }
+  TopKConfig model_options(index_t train_rows) const { return with_dead_window(dead_latents, train_rows); }
 };
 
 // Reads and checks the add_grid_options flags; also applies --threads.
@@ -350,10 +355,10 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
   g.train = TrainConfig{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24),
                         args["seed"].as<std::uint64_t>(), true};
   g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
-  g.args = &args;
-  const index_t aux_k = g.model_options(1).aux_k;  // the flags are checked before anything is loaded
-  check_flag(aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
-                                             std::to_string(g.latents.front()) + "), got " + std::to_string(aux_k));
+  g.dead_latents = dead_latent_flags(args);
+  check_flag(g.dead_latents.aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
+                                                            std::to_string(g.latents.front()) + "), got " +
+                                                            std::to_string(g.dead_latents.aux_k));
   return g;
 }
 

@@ -106,6 +106,10 @@ int main(int argc, char** argv) {
     const long latents = int_flag(args, "latents", 1), k = int_flag(args, "topk", 1);
     sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
                                                 "), got " + std::to_string(k));
+    const sae::TopKConfig dead_latents = sae::examples::dead_latent_flags(args);  // checked before the data loads
+    sae::examples::check_flag(dead_latents.aux_k <= latents, "--aux-k: expected at most --latents (" +
+                                                                 std::to_string(latents) + "), got " +
+                                                                 std::to_string(dead_latents.aux_k));
 
     std::vector<sae::ExternalFormat> exports;
     if (args.count("export"))
@@ -121,7 +125,7 @@ int main(int argc, char** argv) {
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-train");
     const auto loaded = load_data(args, seed);
     const auto& data = loaded.split;
-    sae::TopKConfig config;
+    sae::TopKConfig config = sae::examples::with_dead_window(dead_latents, data.train.rows());
     config.input_dim = data.train.cols();
     config.num_latents = latents;
     config.k = k;
@@ -129,9 +133,6 @@ int main(int argc, char** argv) {
     config.decoder_bias = args.count("decoder-bias") > 0;
     config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
     config.seed = seed;
-    sae::examples::read_dead_latent_flags(args, data.train.rows(), config);
-    sae::examples::check_flag(config.aux_k <= latents, "--aux-k: expected at most --latents (" + std::to_string(latents) +
-                                                          "), got " + std::to_string(config.aux_k));
     sae::examples::require_training_memory(config, train_config.batch_size);
 
     using Model = sae::TopKAutoencoder<float>;

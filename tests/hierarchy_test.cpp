@@ -44,6 +44,22 @@ struct Fixture {
   sae::Matrix<double> x = random_matrix(25, 6, 7);
   sae::analysis::InterventionEngine<Model> engine{model, model.encode(x)};
 };
+
+// Eight samples alternating "*" (even) and "+" (odd), and codes over four latents: latent 0 fires
+// on every sample, latent 1 on the "*" ones, latent 2 on the "+" ones, latent 3 never.
+std::pair<std::vector<sae::analysis::CotFeatures>, sae::SparseCodes<float>> add_and_multiply_samples() {
+  std::vector<sae::analysis::CotFeatures> features(8);
+  sae::SparseCodes<float> codes;
+  codes.rows = 8, codes.k = 2, codes.num_latents = 4;
+  for (index_t i = 0; i < 8; ++i) {
+    sae::data::Sample s;
+    s.cot_steps = sae::data::parse_cot_steps(i % 2 ? "<<3+4=7>>" : "<<6*2=12>>");
+    features[static_cast<std::size_t>(i)] = sae::analysis::cot_features(s);
+    codes.indices.push_back(0), codes.values.push_back(1.0f + static_cast<float>(i));
+    codes.indices.push_back(i % 2 ? 2 : 1), codes.values.push_back(i % 2 ? 2.0f : 0.5f);
+  }
+  return {features, codes};
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(operation_thresholds_are_strict) {
@@ -198,16 +214,7 @@ BOOST_FIXTURE_TEST_CASE(ablation_grades_follow_the_thresholds, Fixture) {
 BOOST_AUTO_TEST_CASE(a_range_analysed_whole_is_its_parts_composed) {
   // Four latents, eight samples: latent 2 fires on the "+" samples only (operation-specialized),
   // latent 0 on everything (general), latent 3 never (dead).
-  std::vector<sae::analysis::CotFeatures> features(8);
-  sae::SparseCodes<float> codes;
-  codes.rows = 8, codes.k = 2, codes.num_latents = 4;
-  for (index_t i = 0; i < 8; ++i) {
-    sae::data::Sample s;
-    s.cot_steps = sae::data::parse_cot_steps(i % 2 ? "<<3+4=7>>" : "<<6*2=12>>");
-    features[static_cast<std::size_t>(i)] = sae::analysis::cot_features(s);
-    codes.indices.push_back(0), codes.values.push_back(1.0f + static_cast<float>(i));
-    codes.indices.push_back(i % 2 ? 2 : 1), codes.values.push_back(i % 2 ? 2.0f : 0.5f);
-  }
+  const auto [features, codes] = add_and_multiply_samples();
   const std::vector<index_t> ranking = {0, 1, 2, 3};
   const auto r = sae::analysis::analyse_range(codes, ranking, {1, 4}, 3, features);
   BOOST_REQUIRE_EQUAL(r.latents.size(), 4u);
@@ -240,16 +247,7 @@ BOOST_FIXTURE_TEST_CASE(sanity_checks_pass_on_an_exact_engine_and_impacts_serial
 BOOST_AUTO_TEST_CASE(specialized_latents_are_listed_once_across_ranges) {
   // Latent 1 fires on the "*" samples only, latent 2 on the "+" ones: both operation-specialized.
   // Two overlapping ranges hold both; each is listed once, in range order.
-  std::vector<sae::analysis::CotFeatures> features(8);
-  sae::SparseCodes<float> codes;
-  codes.rows = 8, codes.k = 2, codes.num_latents = 4;
-  for (index_t i = 0; i < 8; ++i) {
-    sae::data::Sample s;
-    s.cot_steps = sae::data::parse_cot_steps(i % 2 ? "<<3+4=7>>" : "<<6*2=12>>");
-    features[static_cast<std::size_t>(i)] = sae::analysis::cot_features(s);
-    codes.indices.push_back(0), codes.values.push_back(1.0f + static_cast<float>(i));
-    codes.indices.push_back(i % 2 ? 2 : 1), codes.values.push_back(i % 2 ? 2.0f : 0.5f);
-  }
+  const auto [features, codes] = add_and_multiply_samples();
   const std::vector<index_t> ranking = {0, 1, 2, 3};
   sae::analysis::LayerSpecialization layer;
   for (auto range : {sae::analysis::RankRange{1, 3}, sae::analysis::RankRange{2, 4}})

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/data/activations.hpp>
+#include <sae/io/array_file.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +28,16 @@ inline std::filesystem::path scratch(const std::string& name) {
 inline void write_file(const std::filesystem::path& p, const char* data, std::size_t size) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(data, static_cast<std::streamsize>(size));
+}
+
+// Opens `path` as an activations array and gathers it (a 4-D one at (0, 0)); refusals are fine.
+inline void gather_activations(const std::filesystem::path& path) {
+  try {
+    const sae::io::ArrayFile view(path);
+    if (view.rank() == 4) sae::data::gather_activations<float>(view, sae::data::LayerPosition{0, 0});
+    else sae::data::gather_activations<double>(view);
+  } catch (const sae::error&) {
+  }
 }
 
 }  // namespace sae_fuzz

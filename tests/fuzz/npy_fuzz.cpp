@@ -3,9 +3,7 @@
 // overflow, or allocate what the file cannot back.
 #include "fuzz_common.hpp"
 
-#include <sae/data/activations.hpp>
 #include <sae/io/npy.hpp>
-#include <sae/io/array_file.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto path = sae_fuzz::scratch("input.npy");
@@ -17,11 +15,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (n != a.data.size()) __builtin_trap();  // shape and data must agree
   } catch (const sae::error&) {
   }
-  try {
-    const sae::io::ArrayFile view(path);
-    if (view.rank() == 4) sae::data::gather_activations<float>(view, sae::data::LayerPosition{0, 0});
-    else sae::data::gather_activations<double>(view);
-  } catch (const sae::error&) {
-  }
+  sae_fuzz::gather_activations(path);
   return 0;
 }

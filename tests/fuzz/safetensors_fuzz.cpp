@@ -3,8 +3,6 @@
 // sae::error; never crash, read out of bounds, overflow, or allocate what the file cannot back.
 #include "fuzz_common.hpp"
 
-#include <sae/data/activations.hpp>
-#include <sae/io/array_file.hpp>
 #include <sae/io/safetensors.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -22,11 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } catch (const sae::error&) {
   }
-  try {
-    const sae::io::ArrayFile view(path);
-    if (view.rank() == 4) sae::data::gather_activations<float>(view, sae::data::LayerPosition{0, 0});
-    else sae::data::gather_activations<double>(view);
-  } catch (const sae::error&) {
-  }
+  sae_fuzz::gather_activations(path);
   return 0;
 }

@@ -58,11 +58,7 @@ class ArrayFile {
   std::string tensor_name() const { return tensor_ ? tensor_->name : std::string(); }  // "" for .npy
   const unsigned char* file_bytes() const { return npy_ ? npy_->file_bytes() : st_->file_bytes(); }
   std::size_t file_size() const { return npy_ ? npy_->file_size() : st_->file_size(); }
-  index_t offset(const std::vector<index_t>& idx) const {
-    index_t off = 0;
-    for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * strides_[a];
-    return off;
-  }
+  index_t offset(const std::vector<index_t>& idx) const { return flat_offset(idx, strides_); }
   // `count` elements from element `start`, `stride` apart, converted to T.
   template <class T>
   void read(index_t start, index_t stride, index_t count, T* dst) const {

@@ -13,6 +13,13 @@
 
 namespace sae::io {
 
+// The flat element offset of a multi-index under element `strides`.
+inline index_t flat_offset(const std::vector<index_t>& idx, const std::vector<index_t>& strides) {
+  index_t off = 0;
+  for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * strides[a];
+  return off;
+}
+
 class NpyMmap {
  public:
   explicit NpyMmap(const std::filesystem::path& path)
@@ -31,11 +38,7 @@ class NpyMmap {
   const std::vector<index_t>& strides() const { return strides_; }
 
   // Flat element offset of a multi-index.
-  index_t offset(const std::vector<index_t>& idx) const {
-    index_t off = 0;
-    for (std::size_t a = 0; a < idx.size(); ++a) off += idx[a] * strides_[a];
-    return off;
-  }
+  index_t offset(const std::vector<index_t>& idx) const { return flat_offset(idx, strides_); }
 
   // Reads `count` elements starting at element `start`, `stride` elements apart, into dst.
   template <class T>

@@ -145,9 +145,8 @@ class SafetensorsFile {
       throw io_error(path(), "tensor '" + name + "' has shape " + safetensors_detail::shape_text(t.shape) + ", expected " +
                                  safetensors_detail::shape_text(cols == 1 ? std::vector<index_t>{rows}
                                                                           : std::vector<index_t>{rows, cols}));
-    const auto v = values<Scalar>(t);
-    Matrix<Scalar> m(rows, cols);
-    std::copy(v.begin(), v.end(), m.data());
+    Matrix<Scalar> m(rows, cols);  // row-major, as the file
+    read(t, 0, 1, t.num_elements(), m.data());
     return m;
   }
   template <class Scalar>
