@@ -152,6 +152,8 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-train", {"--aux-k", "-1", "--planted-samples", "100", "--out", out}, {"--aux-k", "got -1"}},
       {"sae-train", {"--aux-k", "4", "--aux-alpha", "0", "--planted-samples", "100", "--out", out}, {"--aux-alpha", "got 0"}},
       {"sae-grid", {"--aux-k", "600", "--latents", "512"}, {"--aux-k", "smallest --latents (512)", "got 600"}},
+      {"sae-grid", {"--dead-window", "-5"}, {"--dead-window", "got -5"}},
+      {"sae-convert", {"--from", out, "--encode", "rows.npy"}, {"--encode and --codes go together"}},
       {"sae-train", {"--export", "onnx", "--out", out}, {"--export", "unknown SAE format 'onnx'", "'saelens' or 'sparsify'"}},
       {"sae-train", {"--export", "saelens", "--selection", "magnitude", "--out", out}, {"--export", "magnitude selection"}},
       {"sae-convert", {"--to", out}, {"--from is required"}},
