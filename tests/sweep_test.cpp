@@ -181,3 +181,44 @@ BOOST_AUTO_TEST_CASE(one_after_another_equals_the_shared_pass) {
   BOOST_TEST(r.size() == 4u);
   BOOST_TEST(std::filesystem::exists(dir / "grid" / "configs" / "K2_d8.json"));
 }
+
+// Job-array shards: each trains a disjoint, like-sized share (dealt largest first); together they
+// cover the plan, and the run that assembles them trains nothing and reports what one run would.
+BOOST_AUTO_TEST_CASE(shards_cover_the_plan_and_assemble_into_the_full_sweep) {
+  sae::test::ScratchDir dir("sweep-shards");
+  const sae::io::ArrayFile view(write_array(dir));
+  const auto full = sweep(view, options(), dir / "full");
+
+  const auto tasks = sae::sweep_tasks_largest_first(options());
+  BOOST_REQUIRE_EQUAL(tasks.size(), 16u);
+  for (std::size_t i = 1; i < tasks.size(); ++i)  // latent_dim, then K, never increase
+    BOOST_TEST((tasks[i].latents < tasks[i - 1].latents ||
+                (tasks[i].latents == tasks[i - 1].latents && tasks[i].k <= tasks[i - 1].k)));
+
+  const int n = 3;
+  std::vector<std::filesystem::path> shard_dirs;
+  std::size_t trained = 0;
+  std::vector<double> work(n, 0.0);
+  for (int i = 0; i < n; ++i) {
+    auto plan = options();
+    plan.shard_index = i, plan.shard_count = n;
+    shard_dirs.push_back(dir / "out" / "shards" / std::to_string(i));
+    const auto part = sweep(view, plan, shard_dirs.back());
+    trained += part.size();
+    for (const auto& r : part) work[static_cast<std::size_t>(i)] += static_cast<double>(r.latents);
+  }
+  BOOST_TEST(trained == 16u);  // disjoint and complete
+  const auto [least, most] = std::minmax_element(work.begin(), work.end());
+  BOOST_TEST(*most - *least <= 8.0);  // within one largest SAE of each other
+
+  auto plan = options();
+  plan.reuse_from = shard_dirs;
+  int epochs_trained = 0;
+  const auto assembled = sweep(view, plan, dir / "out", [&] { ++epochs_trained; });
+  BOOST_TEST(epochs_trained == 0);
+  require_same_results(full, assembled);
+
+  auto bad = options();
+  bad.shard_index = 3, bad.shard_count = 3;
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, bad, dir / "bad"); }, {"shard 3 of 3", "0 <= index < count"});
+}

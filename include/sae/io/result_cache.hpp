@@ -13,19 +13,26 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sae::io {
 
-// Returns the first reusable copy of `relative` (see RunDirectory::previous) and adopts it into
-// the run, or nothing when there is none. `name_mismatch(json)` says what in the contents
-// contradicts the file's name ("" when nothing). Throws io_error, naming the file, for a
-// committed copy that is unreadable, mislabelled or made with another fingerprint; copies left by
-// unfinished runs that do not match are passed over.
+// Returns the first reusable copy of `relative` (see RunDirectory::previous, then `<folder>/relative`
+// for each of `also_in`, e.g. the folders of a sharded run's shards) and adopts it into the run, or
+// nothing when there is none. `name_mismatch(json)` says what in the contents contradicts the
+// file's name ("" when nothing). Throws io_error, naming the file, for a committed copy that is
+// unreadable, mislabelled or made with another fingerprint; other copies that do not match are
+// passed over.
 inline std::optional<Json> reusable_result(const RunDirectory& run, const std::filesystem::path& relative,
                                            const Json& fingerprint,
-                                           const std::function<std::string(const Json&)>& name_mismatch) {
+                                           const std::function<std::string(const Json&)>& name_mismatch,
+                                           const std::vector<std::filesystem::path>& also_in = {}) {
   const std::string advice = "; pass --force to retrain it, or choose another output directory";
-  for (const auto& file : run.previous(relative)) {
+  auto candidates = run.previous(relative);
+  std::error_code ec;
+  for (const auto& folder : also_in)
+    if (std::filesystem::is_regular_file(folder / relative, ec)) candidates.push_back(folder / relative);
+  for (const auto& file : candidates) {
     const bool committed = file == run.out() / relative;
     Json j;
     try {

@@ -130,8 +130,12 @@ class RunDirectory {
   const std::filesystem::path& staging() const { return staging_; }
 
   // Where the run writes `relative`; its parent folders are created.
-  std::filesystem::path stage(const std::filesystem::path& relative) const {
-    const auto p = staging_ / relative;
+  std::filesystem::path stage(const std::filesystem::path& relative) const { return stage_in(staging_, relative); }
+
+  // The same for a process that writes into another process's staging folder (the ranks of a
+  // distributed sweep write into rank 0's).
+  static std::filesystem::path stage_in(const std::filesystem::path& staging, const std::filesystem::path& relative) {
+    const auto p = staging / relative;
     std::error_code ec;
     std::filesystem::create_directories(p.parent_path(), ec);
     if (ec) throw io_error(p.parent_path().string(), "cannot create folder: " + ec.message());

@@ -25,8 +25,10 @@
 #include <sae/optim/adam.hpp>
 #include <sae/train/trainer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -54,7 +56,46 @@ struct SweepPlan {
   bool slice_in_names = true;   // results/L{l}_P{p}_K{k}_d{d}.json (false: K{k}_d{d}.json, one slice)
   int max_slices = 0;           // train at most this many slices in this run (0: all)
   std::string results_folder = "configs";
+  // Train only this shard's SAEs (a job array's task `index` of `count`; see sweep_shard_of).
+  int shard_index = 0, shard_count = 1;
+  // Folders holding results of other runs of this plan (a sharded run's shards): reused as an
+  // unfinished run's would be, when their fingerprints match.
+  std::vector<std::filesystem::path> reuse_from;
 };
+
+// One SAE of a plan: the slice's index in plan.slices, K and latent_dim.
+struct SweepTask {
+  std::size_t slice = 0;
+  index_t k = 0, latents = 0;
+};
+
+// Every SAE of the plan, largest first (an epoch costs about latent_dim, then K), ties in plan
+// order: the order a distributed run hands them out in, so the longest ones do not come last.
+inline std::vector<SweepTask> sweep_tasks_largest_first(const SweepPlan& plan) {
+  std::vector<SweepTask> tasks;
+  for (std::size_t si = 0; si < plan.slices.size(); ++si)
+    for (index_t d : plan.latents)
+      for (index_t k : plan.ks) tasks.push_back({si, k, d});
+  std::stable_sort(tasks.begin(), tasks.end(), [](const SweepTask& a, const SweepTask& b) {
+    return a.latents != b.latents ? a.latents > b.latents : a.k > b.k;
+  });
+  return tasks;
+}
+
+// Which shard trains each SAE: dealt round-robin from the largest-first order, so every shard
+// gets a like share of the work. Indexed by the task's position in plan order (slice, latent_dim, K).
+inline std::vector<int> sweep_shard_of(const SweepPlan& plan) {
+  const auto plan_index = [&](const SweepTask& t) {
+    const auto d = std::find(plan.latents.begin(), plan.latents.end(), t.latents) - plan.latents.begin();
+    const auto k = std::find(plan.ks.begin(), plan.ks.end(), t.k) - plan.ks.begin();
+    return (t.slice * plan.latents.size() + static_cast<std::size_t>(d)) * plan.ks.size() + static_cast<std::size_t>(k);
+  };
+  const auto tasks = sweep_tasks_largest_first(plan);
+  std::vector<int> shard(tasks.size(), 0);
+  for (std::size_t j = 0; j < tasks.size(); ++j)
+    shard[plan_index(tasks[j])] = static_cast<int>(j % static_cast<std::size_t>(std::max(plan.shard_count, 1)));
+  return shard;
+}
 
 struct SweepResult {
   Slice slice;
@@ -214,61 +255,132 @@ class SweepProgress {
 
 }  // namespace detail
 
+// A plan bound to its data: the configs, names and fingerprints of its SAEs, and the training of
+// one, which every way of running a sweep shares (run_sweep below, mpi::run_sweep across ranks).
+class SweepJob {
+ public:
+  using Model = TopKAutoencoder<float>;
+
+  // Checks the plan and that what trains at once fits in memory: a slice's SAEs together (shared
+  // pass) or the largest alone.
+  SweepJob(const io::ArrayFile& view, const SweepPlan& plan) : view_(view), plan_(plan) {
+    const auto& shape = view.shape();
+    input_dim_ = shape.back();
+    const index_t rows = shape.front();
+    detail::require(!plan.ks.empty() && !plan.latents.empty() && !plan.slices.empty(), "run_sweep()",
+                    "the plan needs at least one K, one latent_dim and one slice");
+    detail::require(plan.shard_count >= 1 && plan.shard_index >= 0 && plan.shard_index < plan.shard_count, "run_sweep()",
+                    "shard " + std::to_string(plan.shard_index) + " of " + std::to_string(plan.shard_count) +
+                        ": expected 0 <= index < count");
+    for (index_t k : plan.ks)
+      for (index_t d : plan.latents)
+        detail::require(k >= 1 && k <= d, "run_sweep()",
+                        "every K must be in [1, latent_dim]: K=" + std::to_string(k) + " with latent_dim=" + std::to_string(d));
+    double bytes = 0;
+    for (index_t d : plan.latents)
+      for (index_t k : plan.ks) {
+        const double b = training_memory_bytes<float>(config(k, d), plan.train.batch_size);
+        bytes = plan.shared_pass ? bytes + b : std::max(bytes, b);
+      }
+    require_memory(bytes + static_cast<double>(rows) * static_cast<double>(input_dim_) * sizeof(float),
+                   "training " + std::string(plan.shared_pass ? "these SAEs together" : "the largest SAE") + " on " +
+                       std::to_string(rows) + " x " + std::to_string(input_dim_) + " activations");
+    run_fingerprint_ = sweep_run_fingerprint(io::data_fingerprint(view), plan, rows);
+  }
+
+  const SweepPlan& plan() const { return plan_; }
+
+  TopKConfig config(index_t k, index_t d) const {
+    TopKConfig c = plan_.model;
+    c.input_dim = input_dim_, c.num_latents = d, c.k = k, c.selection = Selection::value, c.decoder_bias = false;
+    c.seed = plan_.train.seed;
+    return c;
+  }
+  io::Json fingerprint(const SweepTask& t) const {
+    return sweep_fingerprint(run_fingerprint_, plan_.slices[t.slice], config(t.k, t.latents));
+  }
+  std::string name(const SweepTask& t) const { return sweep_result_name(plan_, plan_.slices[t.slice], t.k, t.latents); }
+  // The result file, relative to the run folder.
+  std::string file(const SweepTask& t) const { return plan_.results_folder + "/" + name(t) + ".json"; }
+
+  // An earlier result of `t` with this run's fingerprint (adopted into `run`), if any.
+  std::optional<SweepResult> reusable(const io::RunDirectory& run, const SweepTask& t) const {
+    if (plan_.force) return std::nullopt;
+    const Slice& s = plan_.slices[t.slice];
+    const auto mismatch = [&](const io::Json& j) -> std::string {
+      const auto r = sweep_result_from_json(j, file(t));
+      if (r.k == t.k && r.latents == t.latents &&
+          (!plan_.slice_in_names || !s || (r.slice && r.slice->layer == s->layer && r.slice->position == s->position)))
+        return "";
+      return "it holds " + (r.slice ? data::describe(*r.slice) + ", " : std::string()) + "K=" + std::to_string(r.k) +
+             ", d=" + std::to_string(r.latents);
+    };
+    if (const auto j = io::reusable_result(run, file(t), fingerprint(t), mismatch, plan_.reuse_from))
+      return sweep_result_from_json(*j, (run.out() / file(t)).string());
+    return std::nullopt;
+  }
+
+  // The training and validation rows of a slice.
+  std::pair<Matrix<float>, Matrix<float>> slice_data(std::size_t slice) const {
+    const Matrix<float> all = data::gather_activations<float>(view_, plan_.slices[slice]);
+    const auto split = data::choose_split(all.rows(), data::SplitPolicy{plan_.validation_fraction, plan_.train.seed});
+    return {data::take_rows(all, split.train), data::take_rows(all, split.validation)};
+  }
+
+  // A fresh trainer per fit: fit() steps the trainer's own optimizer, whose moments would carry over.
+  auto trainer() const { return make_trainer<Model>(plan_.train, Adam<float>(plan_.adam)); }
+
+  // Scores a trained SAE and writes its result (and weights, if kept) under `staging`.
+  SweepResult finish(const Model& model, const SweepTask& t, const Matrix<float>& validation, double seconds,
+                     index_t epochs, const std::filesystem::path& staging) const {
+    SweepResult r;
+    r.slice = plan_.slices[t.slice], r.k = t.k, r.latents = t.latents, r.seconds = seconds, r.epochs = epochs;
+    r.val = metrics::evaluate(model, validation);
+    r.val.activation_frequency.clear();
+    r.fingerprint = fingerprint(t);
+    if (plan_.keep_weights) save_checkpoint(io::RunDirectory::stage_in(staging, "weights/" + name(t)), model);
+    io::write_text_atomically(io::RunDirectory::stage_in(staging, file(t)), to_json(r).dump() + "\n");
+    return r;
+  }
+
+  // Trains `t` alone on its slice's rows and finishes it.
+  template <class... Callbacks>
+  SweepResult train(const SweepTask& t, const Matrix<float>& train, const Matrix<float>& validation,
+                    const std::filesystem::path& staging, Callbacks&&... callbacks) const {
+    Model model(config(t.k, t.latents));
+    const auto summary = trainer().fit(model, train, &validation, callbacks...);
+    return finish(model, t, validation, summary.seconds, static_cast<index_t>(summary.history.size()), staging);
+  }
+
+ private:
+  const io::ArrayFile& view_;
+  SweepPlan plan_;
+  index_t input_dim_ = 0;
+  io::Json run_fingerprint_;
+};
+
 // Runs (or resumes) `plan` on `view` into `run` and returns every result of the plan found or
 // trained, in plan order (slice, then latent_dim, then K). The caller commits `run`. `interrupt`
 // (tests) is called after each epoch and may throw to simulate a kill.
 inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const SweepPlan& plan, io::RunDirectory& run,
                                           SweepOutput out, std::function<void()> interrupt = {}) {
-  using Model = TopKAutoencoder<float>;
-  const auto& shape = view.shape();
-  const index_t input_dim = shape.back(), rows = shape.front();
-  detail::require(!plan.ks.empty() && !plan.latents.empty() && !plan.slices.empty(), "run_sweep()",
-                  "the plan needs at least one K, one latent_dim and one slice");
-  for (index_t k : plan.ks)
-    for (index_t d : plan.latents)
-      detail::require(k >= 1 && k <= d, "run_sweep()",
-                      "every K must be in [1, latent_dim]: K=" + std::to_string(k) + " with latent_dim=" + std::to_string(d));
-  const auto config = [&](index_t k, index_t d) {
-    TopKConfig c = plan.model;
-    c.input_dim = input_dim, c.num_latents = d, c.k = k, c.selection = Selection::value, c.decoder_bias = false;
-    c.seed = plan.train.seed;
-    return c;
+  using Model = SweepJob::Model;
+  const SweepJob job(view, plan);
+  const auto shard = sweep_shard_of(plan);
+  const auto task_at = [&](std::size_t si, index_t k, index_t d) { return SweepTask{si, k, d}; };
+  const auto index_of = [&](std::size_t si, std::size_t di, std::size_t ki) {
+    return (si * plan.latents.size() + di) * plan.ks.size() + ki;
   };
-  // What trains at once must fit: a slice's SAEs together (shared pass) or the largest alone.
-  double bytes = 0;
-  for (index_t d : plan.latents)
-    for (index_t k : plan.ks) {
-      const double b = training_memory_bytes<float>(config(k, d), plan.train.batch_size);
-      bytes = plan.shared_pass ? bytes + b : std::max(bytes, b);
-    }
-  require_memory(bytes + static_cast<double>(rows) * static_cast<double>(input_dim) * sizeof(float),
-                 "training " + std::string(plan.shared_pass ? "these SAEs together" : "the largest SAE") + " on " +
-                     std::to_string(rows) + " x " + std::to_string(input_dim) + " activations");
-
   // Every result already there is checked before any training.
-  const io::Json run_fingerprint = sweep_run_fingerprint(io::data_fingerprint(view), plan, rows);
-  const auto fingerprint_of = [&](const Slice& s, index_t k, index_t d) { return sweep_fingerprint(run_fingerprint, s, config(k, d)); };
-  const auto file_of = [&](const Slice& s, index_t k, index_t d) {
-    return plan.results_folder + "/" + sweep_result_name(plan, s, k, d) + ".json";
-  };
   std::map<std::tuple<std::size_t, index_t, index_t>, SweepResult> found;
-  if (!plan.force)
-    for (std::size_t si = 0; si < plan.slices.size(); ++si)
-      for (index_t d : plan.latents)
-        for (index_t k : plan.ks) {
-          const Slice& s = plan.slices[si];
-          const std::string file = file_of(s, k, d);
-          const auto mismatch = [&](const io::Json& j) -> std::string {
-            const auto r = sweep_result_from_json(j, file);
-            if (r.k == k && r.latents == d && (!plan.slice_in_names || !s || (r.slice && r.slice->layer == s->layer &&
-                                                                                 r.slice->position == s->position)))
-              return "";
-            return "it holds " + (r.slice ? data::describe(*r.slice) + ", " : std::string()) + "K=" + std::to_string(r.k) +
-                   ", d=" + std::to_string(r.latents);
-          };
-          if (const auto j = io::reusable_result(run, file, fingerprint_of(s, k, d), mismatch))
-            found[{si, k, d}] = sweep_result_from_json(*j, (run.out() / file).string());
-        }
+  for (std::size_t si = 0; si < plan.slices.size(); ++si)
+    for (index_t d : plan.latents)
+      for (index_t k : plan.ks)
+        if (auto r = job.reusable(run, task_at(si, k, d))) found[{si, k, d}] = std::move(*r);
+  // This run trains an SAE that is not found and belongs to its shard.
+  const auto wanted = [&](std::size_t si, std::size_t di, std::size_t ki) {
+    return !found.count({si, plan.ks[ki], plan.latents[di]}) && shard[index_of(si, di, ki)] == plan.shard_index;
+  };
 
   double per_slice_units = 0;
   for (index_t d : plan.latents) per_slice_units += static_cast<double>(d) * static_cast<double>(plan.ks.size());
@@ -284,66 +396,48 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
   for (std::size_t si = 0; si < plan.slices.size(); ++si) {
     const Slice& s = plan.slices[si];
     double pending_units = 0;
-    for (index_t d : plan.latents)
-      for (index_t k : plan.ks)
-        if (!found.count({si, k, d})) pending_units += static_cast<double>(d);
+    for (std::size_t di = 0; di < plan.latents.size(); ++di)
+      for (std::size_t ki = 0; ki < plan.ks.size(); ++ki)
+        if (wanted(si, di, ki)) pending_units += static_cast<double>(plan.latents[di]);
     progress.skip((per_slice_units - pending_units) * static_cast<double>(plan.train.epochs));
     const bool train_now = pending_units > 0 && (plan.max_slices <= 0 || trained_slices < plan.max_slices);
     if (!train_now) progress.skip(pending_units * static_cast<double>(plan.train.epochs));
     trained_slices += train_now;
 
     Matrix<float> train, validation;
-    if (train_now) {
-      const Matrix<float> all = data::gather_activations<float>(view, s);
-      const auto split = data::choose_split(all.rows(), data::SplitPolicy{plan.validation_fraction, plan.train.seed});
-      train = data::take_rows(all, split.train);
-      validation = data::take_rows(all, split.validation);
-    }
-    // A fresh trainer per fit: fit() steps the trainer's own optimizer, whose moments would carry over.
-    const auto trainer = [&] { return make_trainer<Model>(plan.train, Adam<float>(plan.adam)); };
-    const auto finish = [&](const Model& model, index_t k, index_t d, double seconds, index_t epochs) {
-      SweepResult r;
-      r.slice = s, r.k = k, r.latents = d, r.seconds = seconds, r.epochs = epochs;
-      r.val = metrics::evaluate(model, validation);
-      r.val.activation_frequency.clear();
-      r.fingerprint = fingerprint_of(s, k, d);
-      if (plan.keep_weights) save_checkpoint(run.stage("weights/" + sweep_result_name(plan, s, k, d)), model);
-      io::write_text_atomically(run.stage(file_of(s, k, d)), to_json(r).dump() + "\n");
-      return r;
-    };
+    if (train_now) std::tie(train, validation) = job.slice_data(si);
 
     if (plan.shared_pass) {
       ++unit;
-      std::vector<std::pair<index_t, index_t>> pending;  // (k, d)
+      std::vector<SweepTask> pending;
       std::vector<Model> models;
-      for (index_t d : plan.latents)
-        for (index_t k : plan.ks)
-          if (train_now && !found.count({si, k, d})) pending.push_back({k, d}), models.emplace_back(config(k, d));
+      for (std::size_t di = 0; di < plan.latents.size(); ++di)
+        for (std::size_t ki = 0; ki < plan.ks.size(); ++ki)
+          if (train_now && wanted(si, di, ki))
+            pending.push_back(task_at(si, plan.ks[ki], plan.latents[di])), models.emplace_back(job.config(plan.ks[ki], plan.latents[di]));
       if (!models.empty()) {
         progress.begin("[group " + std::to_string(unit) + "/" + std::to_string(units) + " " + slice_label(s) + "]",
                        static_cast<index_t>(models.size()), pending_units);
-        const auto summaries = trainer().fit_shared(models, train, &validation, progress);
+        const auto summaries = job.trainer().fit_shared(models, train, &validation, progress);
         for (std::size_t m = 0; m < models.size(); ++m)  // the shared pass's time, split evenly
-          found[{si, pending[m].first, pending[m].second}] =
-              finish(models[m], pending[m].first, pending[m].second,
-                     summaries[m].seconds / static_cast<double>(models.size()),
-                     static_cast<index_t>(summaries[m].history.size()));
+          found[{si, pending[m].k, pending[m].latents}] =
+              job.finish(models[m], pending[m], validation, summaries[m].seconds / static_cast<double>(models.size()),
+                         static_cast<index_t>(summaries[m].history.size()), run.staging());
       }
     } else {
-      for (index_t d : plan.latents)
-        for (index_t k : plan.ks) {
+      for (std::size_t di = 0; di < plan.latents.size(); ++di)
+        for (std::size_t ki = 0; ki < plan.ks.size(); ++ki) {
+          const index_t k = plan.ks[ki], d = plan.latents[di];
           const std::string label = "[config " + std::to_string(++unit) + "/" + std::to_string(units) +
                                     (s && plan.slice_in_names ? " " + slice_label(s) : "") + " K=" + std::to_string(k) +
                                     " d=" + std::to_string(d) + "]";
           if (found.count({si, k, d})) {
-            progress_line(out, label + " reused: " + (run.out() / file_of(s, k, d)).string() +
+            progress_line(out, label + " reused: " + (run.out() / job.file(task_at(si, k, d))).string() +
                               " has this run's fingerprint (--force retrains)",
                           true);
-          } else if (train_now) {
-            Model model(config(k, d));
+          } else if (train_now && wanted(si, di, ki)) {
             progress.begin(label, 1, static_cast<double>(d));
-            const auto summary = trainer().fit(model, train, &validation, progress);
-            found[{si, k, d}] = finish(model, k, d, summary.seconds, static_cast<index_t>(summary.history.size()));
+            found[{si, k, d}] = job.train(task_at(si, k, d), train, validation, run.staging(), progress);
           }
         }
     }

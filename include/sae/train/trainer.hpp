@@ -8,6 +8,7 @@
 #include <sae/data/batches.hpp>
 #include <sae/data/split.hpp>
 #include <sae/model/model_concept.hpp>
+#include <sae/train/exchange.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -102,16 +103,21 @@ double total_sum_of_squares(const Matrix<Scalar>& x) {
 }
 }  // namespace detail
 
-template <class Model, class Optimizer>
+// `Exchange` (train/exchange.hpp) shares each step between data-parallel ranks; the default is
+// one process.
+template <class Model, class Optimizer, class Exchange = LocalExchange>
 class Trainer {
   static_assert(require_trainable_model<Model>());
 
  public:
   using Scalar = typename Model::scalar_type;
 
-  Trainer(const TrainConfig& config, Optimizer optimizer) : config_(config), optimizer_(std::move(optimizer)) {
+  Trainer(const TrainConfig& config, Optimizer optimizer, Exchange exchange = {})
+      : config_(config), optimizer_(std::move(optimizer)), exchange_(std::move(exchange)) {
     config_.validate();
   }
+
+  const Exchange& exchange() const { return exchange_; }
 
   const Optimizer& optimizer() const { return optimizer_; }
 
@@ -153,6 +159,11 @@ class Trainer {
                           " columns, model expects " + std::to_string(model->input_dim()));
     }
     const data::BatchSchedule schedule(train.rows(), config_.batch_size, config_.seed, config_.shuffle);
+    const int rank = exchange_.rank(), ranks = exchange_.size();
+    const index_t smallest_batch = train.rows() - (schedule.num_batches() - 1) * config_.batch_size;
+    detail::require(smallest_batch >= ranks, "Trainer::fit()",
+                    "a batch of " + std::to_string(smallest_batch) + " rows cannot be split over " +
+                        std::to_string(ranks) + " ranks; use fewer ranks or a batch size that leaves a larger last batch");
     [[maybe_unused]] const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
     (call_train_begin(callbacks, info), ...);
 
@@ -171,7 +182,8 @@ class Trainer {
       std::vector<double> sse(count, 0.0);
       for (index_t b = 0; b < schedule.num_batches(); ++b) {
         const index_t begin = schedule.batch_begin(b), end = schedule.batch_end(b);
-        data::gather_rows(train, order.data() + begin, end - begin, batch);
+        const auto [first, last] = rank_share(begin, end, rank, ranks);  // this rank's rows of the batch
+        data::gather_rows(train, order.data() + first, last - first, batch);
         for (std::size_t m = 0; m < count; ++m) {
           if (!active[m]) continue;
           Model& model = *models[m];
@@ -181,6 +193,7 @@ class Trainer {
                                 std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
                                 "; lower the learning rate or check the data scale");
           sse[m] += step.reconstruction_mse * static_cast<double>(batch.size());
+          if (ranks > 1) exchange_.sum_gradients(grads[m], static_cast<double>(last - first) / static_cast<double>(end - begin));
           optimizers[m]->step(model, grads[m]);
           model.normalize_decoder();
         }
@@ -188,6 +201,7 @@ class Trainer {
       for (std::size_t m = 0; m < count; ++m) {
         if (!active[m]) continue;
         const Model& model = *models[m];
+        if (ranks > 1) sse[m] = exchange_.sum(sse[m]);
         EpochStats s;
         s.epoch = epoch + 1;
         s.epochs = config_.epochs;
@@ -197,7 +211,7 @@ class Trainer {
         const bool score = validation && config_.validate_every > 0 &&
                            ((epoch + 1) % config_.validate_every == 0 || epoch + 1 == config_.epochs);
         if (score) {
-          const double val_sse = (model.forward(*validation) - *validation).template cast<double>().squaredNorm();
+          const double val_sse = validation_sse(model, *validation);
           s.validation_loss = val_sse / static_cast<double>(validation->size());
           s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
         }
@@ -220,6 +234,14 @@ class Trainer {
     return summaries;
   }
 
+  // Squared error over the validation rows; data-parallel ranks score a share each.
+  double validation_sse(const Model& model, const Matrix<Scalar>& validation) {
+    if (exchange_.size() == 1) return (model.forward(validation) - validation).template cast<double>().squaredNorm();
+    const auto [first, last] = rank_share(0, validation.rows(), exchange_.rank(), exchange_.size());
+    const Matrix<Scalar> share = validation.middleRows(first, last - first);
+    return exchange_.sum(first < last ? (model.forward(share) - share).template cast<double>().squaredNorm() : 0.0);
+  }
+
   template <class C>
   static void call_train_begin(C& c, const TrainInfo& info) {
     if constexpr (detail::has_on_train_begin<C>::value) c.on_train_begin(info);
@@ -231,12 +253,14 @@ class Trainer {
 
   TrainConfig config_;
   Optimizer optimizer_;
+  Exchange exchange_;
 };
 
-// Deduction helper: `auto trainer = make_trainer<Model>(config, Adam<float>{...});`
-template <class Model, class Optimizer>
-Trainer<Model, Optimizer> make_trainer(const TrainConfig& config, Optimizer optimizer) {
-  return Trainer<Model, Optimizer>(config, std::move(optimizer));
+// Deduction helper: `auto trainer = make_trainer<Model>(config, Adam<float>{...});`, plus an
+// exchange for data-parallel training.
+template <class Model, class Optimizer, class Exchange = LocalExchange>
+Trainer<Model, Optimizer, Exchange> make_trainer(const TrainConfig& config, Optimizer optimizer, Exchange exchange = {}) {
+  return Trainer<Model, Optimizer, Exchange>(config, std::move(optimizer), std::move(exchange));
 }
 
 }  // namespace sae
