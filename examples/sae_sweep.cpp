@@ -1,6 +1,7 @@
 // sae-sweep: report 002 — TopK SAEs for every (layer, position) x K x latent_dim of one 4-D
 // activation array read through a memory map, resumable, with the report's summary sections.
 #include "common.hpp"
+#include "mpi_mode.hpp"
 #include "plots.hpp"
 
 #include <sae/analysis/summary_stats.hpp>
@@ -29,6 +30,35 @@ sae::io::Json describe_json(const sae::analysis::Summary& s) {
   return j;
 }
 
+// "--shard i/n" as (i, n).
+std::pair<int, int> shard_flag(const std::string& text) {
+  const std::string expected = "--shard: expected i/n with 0 <= i < n (e.g. 0/8 for the first of 8 tasks), got '" + text + "'";
+  const auto slash = text.find('/');
+  sae::examples::check_flag(slash != std::string::npos && slash > 0 && slash + 1 < text.size() &&
+                                text.find_first_not_of("0123456789/") == std::string::npos &&
+                                text.find('/', slash + 1) == std::string::npos && text.size() < 16,
+                            expected);
+  const int i = std::stoi(text.substr(0, slash)), n = std::stoi(text.substr(slash + 1));
+  sae::examples::check_flag(n >= 1 && i < n, expected);
+  return {i, n};
+}
+
+// The folders of a sharded run's shards under `out` (and their unfinished runs' staging folders),
+// whose results the assembling run reuses.
+std::vector<std::filesystem::path> shard_folders(const std::filesystem::path& out) {
+  std::vector<std::filesystem::path> found;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(out / "shards", ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_directory(ec)) continue;
+    found.push_back(it->path());
+    for (auto s = std::filesystem::directory_iterator(it->path(), ec); !ec && s != std::filesystem::directory_iterator(); s.increment(ec))
+      if (s->path().filename().string().rfind(sae::io::RunDirectory::kStagingPrefix, 0) == 0) found.push_back(s->path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 // Mean of `metric` over the results matching `keep`.
 template <class Keep, class Metric>
 double mean_where(const std::vector<SweepResult>& rs, Keep keep, Metric metric) {
@@ -42,7 +72,8 @@ double mean_where(const std::vector<SweepResult>& rs, Keep keep, Metric metric) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return sae::examples::run_main("sae-sweep", [&] {
+  sae::examples::MpiMode mpi(argc, argv);
+  const int status = sae::examples::run_main("sae-sweep", [&] {
     cxxopts::Options options("sae-sweep", "Report 002: TopK SAEs for every layer x position x (K, latent_dim), resumable.");
     // clang-format off
     options.add_options()
@@ -52,7 +83,10 @@ int main(int argc, char** argv) {
       ("val-fraction", "hold out this fraction at random instead of the reports' split", cxxopts::value<double>())
       ("out", "output directory", cxxopts::value<std::string>()->default_value("results/sweep"))
       ("keep-weights", "save every SAE's checkpoint under <out>/weights/")
-      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<long>()->default_value("0"));
+      ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<long>()->default_value("0"))
+      ("mpi", "run across the ranks of an MPI job (mpirun -np N sae-sweep --mpi ...): SAEs handed out largest first")
+      ("shard", "train only shard i of n (0 <= i < n) into <out>/shards/i-of-n, for job arrays; a run without --shard "
+                "then reuses the shards' results and writes the report", cxxopts::value<std::string>());
     // clang-format on
     sae::examples::add_grid_options(options);
     const auto parsed = sae::examples::parse_args(options, argc, argv);
@@ -62,7 +96,19 @@ int main(int argc, char** argv) {
     const auto grid = sae::examples::read_grid_flags(args);
     const auto fraction = sae::examples::val_fraction_flag(args);
     const int max_slices = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
-    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-sweep");
+    const std::filesystem::path out_root = args["out"].as<std::string>();
+    std::pair<int, int> shard{0, 1};
+    if (args.count("shard")) shard = shard_flag(args["shard"].as<std::string>());
+    const bool sharded = args.count("shard") > 0;
+    sae::examples::check_flag(!(sharded && args.count("mpi")), "--shard and --mpi: choose one (an MPI job hands out the SAEs itself)");
+    sae::examples::check_flag(!(max_slices > 0 && (sharded || args.count("mpi"))),
+                              "--max-groups works in a single-process run only; --shard and --mpi already split the work");
+    mpi.start(args.count("mpi") > 0, "sae-sweep");
+    // A shard is a run of its own in <out>/shards/i-of-n; the other runs reuse what the shards finished.
+    const std::filesystem::path out_dir =
+        sharded ? out_root / "shards" / (std::to_string(shard.first) + "-of-" + std::to_string(shard.second)) : out_root;
+    std::optional<sae::io::RunDirectory> run_folder;
+    if (mpi.root()) run_folder.emplace(out_dir, "sae-sweep");
     const sae::io::ArrayFile view(args["data"].as<std::string>());
     const auto& shape = view.shape();
     if (shape.size() != 4)
@@ -89,14 +135,31 @@ int main(int argc, char** argv) {
     plan.force = args.count("force") > 0;
     plan.keep_weights = args.count("keep-weights") > 0;
     plan.max_slices = max_slices;
+    plan.shard_index = shard.first, plan.shard_count = shard.second;
+    if (!sharded) plan.reuse_from = shard_folders(out_root);
+    if (!mpi.root()) {  // another rank of an MPI job: train what rank 0 hands out
+#if SAE_HAVE_MPI
+      sae::mpi::run_sweep(view, plan, nullptr, sae::examples::progress_output(), mpi.comm());
+#endif
+      return 0;
+    }
+    auto& run = *run_folder;
     std::cout << "data: " << view.path() << " " << view.shape_string() << " '" << view.dtype()
               << "', memory-mapped\n";
-    const auto results = sae::run_sweep(view, plan, run, sae::examples::progress_output());
+    std::vector<SweepResult> results;
+#if SAE_HAVE_MPI
+    if (mpi.on()) results = sae::mpi::run_sweep(view, plan, &run, sae::examples::progress_output(), mpi.comm());
+#endif
+    if (!mpi.on()) results = sae::run_sweep(view, plan, run, sae::examples::progress_output());
     const std::size_t expected = layers.size() * positions.size() * plan.ks.size() * plan.latents.size();
-    std::cout << results.size() << " of " << expected << " SAEs finished\n";
+    std::cout << results.size() << " of " << expected << " SAEs finished" << (sharded ? " in " + run.out().string() : "") << "\n";
     if (results.size() < expected) {
       run.commit({"configs", "weights"});
-      std::cout << "the sweep is incomplete (--max-groups); run again to continue. No summary written yet.\n";
+      if (sharded)
+        std::cout << "shard " << shard.first << "/" << shard.second << " done; when every shard is, run again without "
+                  << "--shard (same --out and settings) to collect their results and write the report.\n";
+      else
+        std::cout << "the sweep is incomplete (--max-groups); run again to continue. No summary written yet.\n";
       return 0;
     }
 
@@ -236,4 +299,5 @@ int main(int argc, char** argv) {
               << "wrote " << (run.out() / "report.md").string() << ", summary.json, configs/, figures/\n";
     return 0;
   });
+  return mpi.finish(status);
 }

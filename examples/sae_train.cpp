@@ -1,6 +1,7 @@
 // sae-train: train one TopK SAE on .npy activations (or on planted synthetic data when --data is
 // empty, the default), print its metrics, and write metrics.json, history.csv and a checkpoint.
 #include "common.hpp"
+#include "mpi_mode.hpp"
 
 #include <sae/model/interop.hpp>
 
@@ -54,7 +55,8 @@ TrainData load_data(const cxxopts::ParseResult& args, std::uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return sae::examples::run_main("sae-train", [&] {
+  sae::examples::MpiMode mpi(argc, argv);
+  const int status = sae::examples::run_main("sae-train", [&] {
     cxxopts::Options options("sae-train", "Train one TopK sparse autoencoder and report its metrics.");
     // clang-format off
     options.add_options()
@@ -79,7 +81,9 @@ int main(int argc, char** argv) {
       ("planted-dim", "planted data: input dimension", cxxopts::value<long>()->default_value("256"))
       ("planted-features", "planted data: true features", cxxopts::value<long>()->default_value("512"))
       ("planted-k", "planted data: active features per sample", cxxopts::value<long>()->default_value("8"))
-      ("quiet", "no per-epoch progress");
+      ("quiet", "no per-epoch progress")
+      ("mpi", "data-parallel over the ranks of an MPI job (mpirun -np N sae-train --mpi ...): each batch split "
+              "over the ranks, gradients summed");
     // clang-format on
     sae::examples::add_data_options(options, "");
     sae::examples::add_dead_latent_options(options, "dead latents");
@@ -122,7 +126,12 @@ int main(int argc, char** argv) {
         sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
       }
 
-    sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-train");
+    sae::examples::check_flag(!(args.count("mpi") && dead_latents.auxiliary_loss()),
+                              "--aux-k with --mpi: AuxK counts dead latents per process, so data-parallel ranks would "
+                              "disagree; train it in one process");
+    mpi.start(args.count("mpi") > 0, "sae-train");
+    std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
+    if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
     const auto loaded = load_data(args, seed);
     const auto& data = loaded.split;
     sae::TopKConfig config = sae::examples::with_dead_window(dead_latents, data.train.rows());
@@ -137,16 +146,6 @@ int main(int argc, char** argv) {
 
     using Model = sae::TopKAutoencoder<float>;
     Model model(config);
-    auto trainer = sae::make_trainer<Model>(train_config, sae::Adam<float>(adam));
-    const std::filesystem::path out = run.out();
-
-    std::cout << "data: " << data.source << "\n"
-              << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
-              << " validation)\n"
-              << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k << ", encoder GEMM " << precision
-              << ", threads=" << sae::max_threads() << "\n";
-    std::ostringstream sink;
-    sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
     // Intermediate checkpoints only when asked; the final one is written after timing stops.
     struct PeriodicCheckpoint {
       std::filesystem::path dir;
@@ -155,9 +154,47 @@ int main(int argc, char** argv) {
         if (every > 0 && s.epoch % every == 0 && s.epoch < s.epochs) sae::save_checkpoint(dir, m);
       }
     };
-    const sae::TrainSummary summary =
-        trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run.stage("history.csv")),
-                    PeriodicCheckpoint{run.stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
+    std::ostringstream sink;
+    sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
+    const auto fit = [&](auto&& trainer) {
+      if (!mpi.root()) return trainer.fit(model, data.train, &data.validation, sae::EarlyStop(early_stop));
+      return trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run_folder->stage("history.csv")),
+                         PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
+    };
+    if (!mpi.root()) {
+#if SAE_HAVE_MPI
+      fit(sae::make_trainer<Model>(train_config, sae::Adam<float>(adam), sae::mpi::GradientExchange(mpi.comm())));
+#endif
+      return 0;
+    }
+    auto& run = *run_folder;
+    const std::filesystem::path out = run.out();
+
+    std::cout << "data: " << data.source << "\n"
+              << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
+              << " validation)\n"
+              << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k << ", encoder GEMM " << precision
+              << ", threads=" << sae::max_threads() << (mpi.on() ? " per rank, " + std::to_string(mpi.size()) + " ranks (data parallel)" : "")
+              << "\n";
+    sae::TrainSummary summary;
+    std::optional<sae::io::Json> data_parallel;
+#if SAE_HAVE_MPI
+    if (mpi.on()) {
+      auto trainer = sae::make_trainer<Model>(train_config, sae::Adam<float>(adam), sae::mpi::GradientExchange(mpi.comm()));
+      summary = fit(trainer);
+      const auto& x = trainer.exchange();
+      data_parallel = sae::io::Json::object();
+      (*data_parallel)["ranks"] = mpi.size();
+      (*data_parallel)["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
+      (*data_parallel)["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
+      (*data_parallel)["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
+      std::printf("data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %llu of %llu exchanges)\n",
+                  mpi.size(), (*data_parallel)["bytes_received_per_step"].as_number() / 1e6,
+                  static_cast<unsigned long long>(x.sparse_exchanges()),
+                  static_cast<unsigned long long>(x.sparse_exchanges() + x.dense_exchanges()));
+    }
+#endif
+    if (!mpi.on()) summary = fit(sae::make_trainer<Model>(train_config, sae::Adam<float>(adam)));
     sae::save_checkpoint(run.stage("checkpoint"), model);
 
     const auto val = sae::metrics::evaluate(model, data.validation);
@@ -181,6 +218,7 @@ int main(int argc, char** argv) {
     doc["lr"] = adam.lr;
     doc["threads"] = sae::max_threads();
     doc["train_seconds"] = summary.seconds;
+    if (data_parallel) doc["data_parallel"] = *data_parallel;
     doc["validation"] = sae::metrics::to_json(val);
     doc["train"] = sae::metrics::to_json(train);
     // bf16's accuracy effect: the same weights scored with the fp32 encoder GEMM.
@@ -226,4 +264,5 @@ int main(int argc, char** argv) {
               << exported << "\n";
     return 0;
   });
+  return mpi.finish(status);
 }
