@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages sae's build, examples and tests need, skipping what is present.
+# Installs the Debian 12 packages sae's build, examples and tests need, skipping what is present
+# (Open MPI for sae::mpi, the programs' --mpi modes and their tests; the rest builds without it).
 # --arm64 adds Debian's aarch64 cross compiler and qemu-user, for the ARM build and its tests
 # (cmake/toolchains/aarch64-linux-gnu.cmake); --fuzz adds clang and its libFuzzer runtime
 # (tests/fuzz/run.sh).
 set -euo pipefail
-packages=(cmake g++ make libeigen3-dev libomp-dev libboost-test-dev libcxxopts-dev libopenblas-pthread-dev gnuplot-nox)
+packages=(cmake g++ make libeigen3-dev libomp-dev libboost-test-dev libcxxopts-dev libopenblas-pthread-dev gnuplot-nox
+          libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --arm64) packages+=(g++-aarch64-linux-gnu qemu-user) ;;

@@ -34,10 +34,10 @@ sae::io::Json describe_json(const sae::analysis::Summary& s) {
 std::pair<int, int> shard_flag(const std::string& text) {
   const std::string expected = "--shard: expected i/n with 0 <= i < n (e.g. 0/8 for the first of 8 tasks), got '" + text + "'";
   const auto slash = text.find('/');
-  sae::examples::check_flag(slash != std::string::npos && slash > 0 && slash + 1 < text.size() &&
-                                text.find_first_not_of("0123456789/") == std::string::npos &&
-                                text.find('/', slash + 1) == std::string::npos && text.size() < 16,
-                            expected);
+  const auto digits = [&](std::size_t from, std::size_t to) {  // 1 to 9 digits: no overflow below
+    return to > from && to - from <= 9 && text.find_first_not_of("0123456789", from) >= to;
+  };
+  sae::examples::check_flag(slash != std::string::npos && digits(0, slash) && digits(slash + 1, text.size()), expected);
   const int i = std::stoi(text.substr(0, slash)), n = std::stoi(text.substr(slash + 1));
   sae::examples::check_flag(n >= 1 && i < n, expected);
   return {i, n};

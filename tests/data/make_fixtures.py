@@ -59,3 +59,5 @@ inf = ramp((2, 3), "<f4")
 inf[0, 1] = np.inf
 save("inf.npy", inf)
 raw("empty_file.npy", b"")
+# A small report-002 array [N, layers, positions, D] for the sweep's command-line tests.
+save("sweep_4d.npy", np.random.default_rng(2).normal(size=(240, 2, 2, 8)).astype("<f4"))

@@ -18,6 +18,7 @@
 #include <sae/model/autoencoder_parameters.hpp>
 #include <sae/mpi/communicator.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <tuple>
 #include <utility>
@@ -35,18 +36,21 @@ class GradientExchange {
 
   template <class Scalar>
   void sum_gradients(AutoencoderGradients<Scalar, cpu>& g, double weight) {
+    const auto start = std::chrono::steady_clock::now();
     const auto w = static_cast<Scalar>(weight);
     sum_rows(g.w_enc, w);
     sum_dense(g.b_enc, w);
     sum_rows(g.w_dec, w);
     if (comm_.gather_all(static_cast<int>(g.b_dec.size() > 0)).front()) sum_dense(g.b_dec, w);
     ++steps_;
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   // What this rank has received so far, counting an allreduce of n bytes as 2 (P-1)/P n (the ring
   // algorithm's traffic per rank) and an all-gather as everything the other ranks contributed.
   double bytes_received() const { return bytes_; }
   std::uint64_t exchanges() const { return steps_; }
+  double seconds() const { return seconds_; }  // spent in sum_gradients (waiting for slower ranks included)
   std::uint64_t sparse_exchanges() const { return sparse_; }
   std::uint64_t dense_exchanges() const { return dense_; }
 
@@ -136,7 +140,7 @@ class GradientExchange {
 
   Communicator comm_;
   std::tuple<Buffers<float>, Buffers<double>> buffers_;  // reused across steps
-  double bytes_ = 0;
+  double bytes_ = 0, seconds_ = 0;
   std::uint64_t steps_ = 0, sparse_ = 0, dense_ = 0;
 };
 

@@ -377,6 +377,9 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
     for (index_t d : plan.latents)
       for (index_t k : plan.ks)
         if (auto r = job.reusable(run, task_at(si, k, d))) found[{si, k, d}] = std::move(*r);
+  if (!found.empty())
+    progress_line(out, std::to_string(found.size()) + " of " + std::to_string(shard.size()) +
+                           " SAEs reused from earlier runs (their fingerprints match this run's)", true);
   // This run trains an SAE that is not found and belongs to its shard.
   const auto wanted = [&](std::size_t si, std::size_t di, std::size_t ki) {
     return !found.count({si, plan.ks[ki], plan.latents[di]}) && shard[index_of(si, di, ki)] == plan.shard_index;
