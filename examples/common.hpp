@@ -286,8 +286,37 @@ inline void add_dead_latent_options(cxxopts::Options& options, const std::string
     ("aux-k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)", cxxopts::value<long>()->default_value("0"))
     ("aux-alpha", "AuxK: weight of the auxiliary loss", cxxopts::value<double>()->default_value("0.03125"))
     ("dead-window", "AuxK: training samples without firing before a latent counts as dead (0 = one epoch)",
-     cxxopts::value<long>()->default_value("0"));
+     cxxopts::value<long>()->default_value("0"))
+    ("resample-every", "resample latents dead for --dead-window samples every this many training samples (0 = off)",
+     cxxopts::value<long>()->default_value("0"))
+    ("project-decoder-grad", "remove from each decoder row's gradient its component along the row");
   // clang-format on
+}
+
+// The learning-rate schedule and AdamW's weight decay (optim/schedule.hpp, optim/adam.hpp; off
+// by default).
+inline void add_schedule_options(cxxopts::Options& options, const std::string& group) {
+  // clang-format off
+  options.add_options(group)
+    ("weight-decay", "decoupled weight decay (AdamW; 0 = Adam)", cxxopts::value<double>()->default_value("0"))
+    ("warmup-steps", "linear learning-rate warmup over this many steps", cxxopts::value<long>()->default_value("0"))
+    ("lr-decay", "after warmup: 'none', 'linear' or 'cosine' decay to --final-lr-fraction x lr at the last step",
+     cxxopts::value<std::string>()->default_value("none"))
+    ("final-lr-fraction", "the last step's learning rate as a fraction of --lr (with --lr-decay)",
+     cxxopts::value<double>()->default_value("0"));
+  // clang-format on
+}
+
+// The add_schedule_options flags, checked, into `train` and `adam`.
+inline void read_schedule_flags(const cxxopts::ParseResult& args, TrainConfig& train, AdamConfig& adam) {
+  adam.weight_decay = number_flag(args, "weight-decay", 0, 1e6);
+  train.schedule.warmup_steps = int_flag(args, "warmup-steps", 0);
+  try {
+    train.schedule.decay = parse_lr_decay(args["lr-decay"].as<std::string>());
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(std::string("--lr-decay: ") + e.what());
+  }
+  train.schedule.final_fraction = number_flag(args, "final-lr-fraction", 0, 1);
 }
 
 // The add_dead_latent_options flags, checked; dead_window 0 stands for one epoch until
@@ -298,14 +327,17 @@ inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args) {
   c.aux_k = int_flag(args, "aux-k", 0);
   c.aux_alpha = number_flag(args, "aux-alpha", 0, 1e6, true);
   c.dead_window = int_flag(args, "dead-window", 0);
+  c.project_decoder_gradient = args.count("project-decoder-grad") > 0;
+  c.resample_every = int_flag(args, "resample-every", 0);
   return c;
 }
 
 // `options` (from dead_latent_flags) for `train_rows` training rows: the window resolved, and with
-// AuxK off the reports' config exactly.
+// AuxK and resampling off the reports' config exactly.
 inline TopKConfig with_dead_window(TopKConfig options, index_t train_rows) {
   if (options.dead_window == 0) options.dead_window = train_rows;
-  if (options.aux_k == 0) options.aux_alpha = TopKConfig{}.aux_alpha, options.dead_window = 0;
+  if (options.aux_k == 0) options.aux_alpha = TopKConfig{}.aux_alpha;
+  if (!options.tracks_dead_latents()) options.dead_window = 0;
   return options;
 }
 
@@ -325,6 +357,7 @@ inline void add_grid_options(cxxopts::Options& options, const std::string& ks = 
     ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
     ("no-plots", "write figure data and scripts but do not run gnuplot");
   add_dead_latent_options(options, "grid");
+  add_schedule_options(options, "grid");
   if (resumable) options.add_options("grid")("force", "retrain configs whose results already exist");
   // clang-format on
 }
@@ -355,6 +388,7 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
   g.train = TrainConfig{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24),
                         args["seed"].as<std::uint64_t>(), true};
   g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
+  read_schedule_flags(args, g.train, g.adam);
   g.dead_latents = dead_latent_flags(args);
   check_flag(g.dead_latents.aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
                                                             std::to_string(g.latents.front()) + "), got " +

@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
       ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
       ("selection", "top-k by 'value' or by 'magnitude'", cxxopts::value<std::string>()->default_value("value"))
       ("decoder-bias", "learn a decoder bias (also subtracted before encoding)")
+      ("median-decoder-bias", "start the decoder bias at the geometric median of the training rows (needs --decoder-bias)")
+      ("optimizer", "'adam' (AdamW with --weight-decay) or 'sgd' (with momentum; --weight-decay then adds to the gradient)",
+       cxxopts::value<std::string>()->default_value("adam"))
+      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.9"))
       ("encoder-precision", "encoder GEMM arithmetic: 'fp32', or 'bf16' (bfloat16 inputs, float sums; needs AVX512-BF16)",
        cxxopts::value<std::string>()->default_value("fp32"))
       ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
     // clang-format on
     sae::examples::add_data_options(options, "");
     sae::examples::add_dead_latent_options(options, "dead latents");
+    sae::examples::add_schedule_options(options, "optimizer");
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
@@ -107,6 +112,15 @@ int main(int argc, char** argv) {
                               "--early-stop watches the validation loss every epoch; it needs --validate-every 1");
     sae::AdamConfig adam;
     adam.lr = sae::examples::number_flag(args, "lr", 0, 1e6, true);
+    sae::examples::read_schedule_flags(args, train_config, adam);
+    const std::string optimizer = args["optimizer"].as<std::string>();
+    sae::examples::check_flag(optimizer == "adam" || optimizer == "sgd",
+                              "--optimizer: expected 'adam' or 'sgd', got '" + optimizer + "'");
+    const bool use_sgd = optimizer == "sgd";
+    const sae::SgdConfig sgd{adam.lr, sae::examples::number_flag(args, "momentum", 0, 1, false), adam.weight_decay};
+    sae::examples::check_flag(sgd.momentum < 1, "--momentum: expected a number in [0, 1), got 1");
+    sae::examples::check_flag(!args.count("median-decoder-bias") || args.count("decoder-bias"),
+                              "--median-decoder-bias initialises the decoder bias: it needs --decoder-bias");
     const long latents = int_flag(args, "latents", 1), k = int_flag(args, "topk", 1);
     sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
                                                 "), got " + std::to_string(k));
@@ -126,9 +140,9 @@ int main(int argc, char** argv) {
         sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
       }
 
-    sae::examples::check_flag(!(args.count("mpi") && dead_latents.auxiliary_loss()),
-                              "--aux-k with --mpi: AuxK counts dead latents per process, so data-parallel ranks would "
-                              "disagree; train it in one process");
+    sae::examples::check_flag(!(args.count("mpi") && dead_latents.tracks_dead_latents()),
+                              "--aux-k or --resample-every with --mpi: dead latents are counted per process, so "
+                              "data-parallel ranks would disagree; train it in one process");
     mpi.start(args.count("mpi") > 0, "sae-train");
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
@@ -140,6 +154,7 @@ int main(int argc, char** argv) {
     config.k = k;
     config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
     config.decoder_bias = args.count("decoder-bias") > 0;
+    config.median_decoder_bias = args.count("median-decoder-bias") > 0;
     config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
     config.seed = seed;
     sae::examples::require_training_memory(config, train_config.batch_size);
@@ -161,10 +176,34 @@ int main(int argc, char** argv) {
       return trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run_folder->stage("history.csv")),
                          PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
     };
-    if (!mpi.root()) {
+    std::optional<sae::io::Json> data_parallel;
+    // Trains with `optimizer`; data parallel under --mpi.
+    const auto train_with = [&](auto optimizer) {
 #if SAE_HAVE_MPI
-      fit(sae::make_trainer<Model>(train_config, sae::Adam<float>(adam), sae::mpi::GradientExchange(mpi.comm())));
+      if (mpi.on()) {
+        auto trainer = sae::make_trainer<Model>(train_config, std::move(optimizer), sae::mpi::GradientExchange(mpi.comm()));
+        const auto summary = fit(trainer);
+        const auto& x = trainer.exchange();
+        data_parallel = sae::io::Json::object();
+        (*data_parallel)["ranks"] = mpi.size();
+        (*data_parallel)["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
+        (*data_parallel)["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
+        (*data_parallel)["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
+        if (mpi.root())
+          std::printf("data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %llu of %llu exchanges)\n",
+                      mpi.size(), (*data_parallel)["bytes_received_per_step"].as_number() / 1e6,
+                      static_cast<unsigned long long>(x.sparse_exchanges()),
+                      static_cast<unsigned long long>(x.sparse_exchanges() + x.dense_exchanges()));
+        return summary;
+      }
 #endif
+      return fit(sae::make_trainer<Model>(train_config, std::move(optimizer)));
+    };
+    const auto train_model = [&] {
+      return use_sgd ? train_with(sae::Sgd<float>(sgd)) : train_with(sae::Adam<float>(adam));
+    };
+    if (!mpi.root()) {
+      train_model();
       return 0;
     }
     auto& run = *run_folder;
@@ -176,25 +215,7 @@ int main(int argc, char** argv) {
               << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k << ", encoder GEMM " << precision
               << ", threads=" << sae::max_threads() << (mpi.on() ? " per rank, " + std::to_string(mpi.size()) + " ranks (data parallel)" : "")
               << "\n";
-    sae::TrainSummary summary;
-    std::optional<sae::io::Json> data_parallel;
-#if SAE_HAVE_MPI
-    if (mpi.on()) {
-      auto trainer = sae::make_trainer<Model>(train_config, sae::Adam<float>(adam), sae::mpi::GradientExchange(mpi.comm()));
-      summary = fit(trainer);
-      const auto& x = trainer.exchange();
-      data_parallel = sae::io::Json::object();
-      (*data_parallel)["ranks"] = mpi.size();
-      (*data_parallel)["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
-      (*data_parallel)["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
-      (*data_parallel)["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
-      std::printf("data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %llu of %llu exchanges)\n",
-                  mpi.size(), (*data_parallel)["bytes_received_per_step"].as_number() / 1e6,
-                  static_cast<unsigned long long>(x.sparse_exchanges()),
-                  static_cast<unsigned long long>(x.sparse_exchanges() + x.dense_exchanges()));
-    }
-#endif
-    if (!mpi.on()) summary = fit(sae::make_trainer<Model>(train_config, sae::Adam<float>(adam)));
+    const sae::TrainSummary summary = train_model();
     sae::save_checkpoint(run.stage("checkpoint"), model);
 
     const auto val = sae::metrics::evaluate(model, data.validation);
@@ -207,6 +228,10 @@ int main(int argc, char** argv) {
     fingerprint["model"] = sae::to_json(config);
     fingerprint["encoder_precision"] = precision;
     fingerprint["training"] = sae::training_fingerprint(train_config, adam);
+    if (use_sgd) {
+      fingerprint["training"]["optimizer"] = "sgd";
+      fingerprint["training"]["momentum"] = sgd.momentum;
+    }
     fingerprint["early_stop"] = early_stop;
     doc["fingerprint"] = fingerprint;
     doc["split"] = data.split;
@@ -216,6 +241,7 @@ int main(int argc, char** argv) {
     doc["stopped_early"] = summary.stopped_early;
     doc["batch_size"] = train_config.batch_size;
     doc["lr"] = adam.lr;
+    doc["optimizer"] = optimizer;
     doc["threads"] = sae::max_threads();
     doc["train_seconds"] = summary.seconds;
     if (data_parallel) doc["data_parallel"] = *data_parallel;

@@ -5,6 +5,7 @@
 #include <sae/data/activations.hpp>
 #include <sae/data/batches.hpp>
 #include <sae/data/cot_steps.hpp>
+#include <sae/data/geometric_median.hpp>
 #include <sae/data/samples.hpp>
 #include <sae/io/atomic_file.hpp>
 #include <sae/data/planted.hpp>
@@ -265,4 +266,34 @@ BOOST_AUTO_TEST_CASE(samples_errors_name_file_and_line) {
   sae::io::write_text_atomically(dir / "nokey.jsonl", "{\"question\": \"q\"}\n");
   sae::test::require_throws_with<sae::io_error>([&] { sae::data::load_samples((dir / "nokey.jsonl").string()); },
                                                 {"nokey.jsonl", "record 1", "missing key 'answer'"});
+}
+
+// Weiszfeld's geometric median against ground truth: on a line it is the 1-D median; in general
+// the unit vectors from it to the rows sum to zero, and one far-off row barely moves it.
+BOOST_AUTO_TEST_CASE(geometric_median_against_known_answers) {
+  sae::Matrix<double> line(5, 2);
+  line << 0, 0, 1, 1, 2, 2, 10, 10, 11, 11;
+  const auto m = sae::data::geometric_median(line);
+  BOOST_TEST(std::abs(m(0) - 2.0) < 1e-4);
+  BOOST_TEST(std::abs(m(1) - 2.0) < 1e-4);
+
+  sae::Matrix<double> cloud = sae::test::random_matrix(40, 3, 7);
+  cloud.row(39).setConstant(1000.0);  // an outlier
+  const Eigen::Vector3d med = sae::data::geometric_median(cloud);
+  Eigen::Vector3d pull = Eigen::Vector3d::Zero();
+  for (index_t i = 0; i < cloud.rows(); ++i) pull += (cloud.row(i).transpose() - med).normalized();
+  BOOST_TEST(pull.norm() < 1e-4);                 // optimality: zero (sub)gradient
+  BOOST_TEST(med.cwiseAbs().maxCoeff() < 1.0);    // the mean is pulled ~25 units toward the outlier
+  BOOST_TEST(cloud.colwise().mean().maxCoeff() > 20.0);
+  const auto objective = [&](const Eigen::Vector3d& y) {
+    return (cloud.rowwise() - y.transpose()).rowwise().norm().sum();
+  };
+  for (int j = 0; j < 3; ++j)
+    for (double h : {-1e-3, 1e-3}) {
+      Eigen::Vector3d y = med;
+      y(j) += h;
+      BOOST_TEST(objective(y) > objective(med));
+    }
+  sae::test::require_throws_with<sae::invalid_argument>([] { sae::data::geometric_median(sae::Matrix<double>(0, 3)); },
+                                                        {"at least one row"});
 }

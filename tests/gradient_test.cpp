@@ -3,6 +3,7 @@
 
 #include <sae/core/rng.hpp>
 #include <sae/model/topk_autoencoder.hpp>
+#include <sae/model/resampling.hpp>
 
 using sae::index_t;
 using sae::test::random_matrix;
@@ -184,4 +185,105 @@ BOOST_AUTO_TEST_CASE(tied_init_and_config_json) {
   BOOST_TEST(back.dead_window == 500);
   c.dead_window = 0;
   sae::test::require_throws_with<sae::invalid_argument>([&] { Model m(c); }, {"dead_window", "must be positive"});
+}
+
+// With project_decoder_gradient the decoder gradient is that of the loss as a function of the
+// normalised rows, L(W_dec / ||row||): checked by central differences, the perturbed row
+// renormalised before each evaluation.
+BOOST_AUTO_TEST_CASE(projected_decoder_gradient_by_central_differences) {
+  sae::TopKConfig c{6, 12, 3};
+  c.project_decoder_gradient = true;
+  Model model(c);
+  const auto x = random_matrix(9, 6, 21);
+  Model::Gradients g;
+  Model::Workspace ws;
+  model.loss_and_gradient(x, g, ws);
+  BOOST_REQUIRE(!g.w_dec.rows.empty());
+  const auto loss_at = [&](const sae::Matrix<double>& w_dec) {
+    auto p = model.parameters();
+    p.w_dec = w_dec;
+    for (index_t r = 0; r < p.w_dec.rows(); ++r) p.w_dec.row(r).normalize();
+    sae::TopKConfig plain = c;
+    plain.project_decoder_gradient = false;
+    Model m(plain, p);
+    Model::Gradients unused;
+    Model::Workspace w;
+    return m.loss_and_gradient(x, unused, w).loss;
+  };
+  const auto dense = g.w_dec.to_dense();
+  const double h = 1e-6;
+  double worst = 0;
+  for (auto r : g.w_dec.rows) {
+    BOOST_TEST(std::abs(dense.row(r).dot(model.parameters().w_dec.row(r))) < 1e-12);  // orthogonal to the row
+    for (index_t j = 0; j < 6; ++j) {
+      sae::Matrix<double> plus = model.parameters().w_dec, minus = plus;
+      plus(r, j) += h, minus(r, j) -= h;
+      const double numeric = (loss_at(plus) - loss_at(minus)) / (2 * h);
+      worst = std::max(worst, std::abs(numeric - dense(r, j)));
+    }
+  }
+  BOOST_TEST(worst < 1e-7);
+  // Without the projection the same check fails: the raw gradient has a component along the row.
+  sae::TopKConfig plain = c;
+  plain.project_decoder_gradient = false;
+  Model raw(plain, model.parameters());
+  Model::Gradients gr;
+  raw.loss_and_gradient(x, gr, ws);
+  double along = 0;
+  for (std::size_t s = 0; s < gr.w_dec.rows.size(); ++s)
+    along = std::max(along, std::abs(gr.w_dec.values.row(static_cast<index_t>(s)).dot(raw.parameters().w_dec.row(gr.w_dec.rows[s]))));
+  BOOST_TEST(along > 1e-4);
+}
+
+// Resampling by hand: the only badly reconstructed row gives every dead latent its direction,
+// the encoder row scaled to 0.2 x the live rows' mean norm, the bias zeroed; live latents untouched.
+BOOST_AUTO_TEST_CASE(resampling_gives_dead_latents_the_residual_directions) {
+  sae::AutoencoderParameters<double> p;
+  p.w_enc = sae::Matrix<double>::Zero(4, 3);
+  p.w_enc.row(0) << 3, 0, 4;  // norm 5
+  p.w_enc.row(2) << 0, 1, 0;  // norm 1
+  p.w_dec = p.w_enc;
+  p.b_enc = Eigen::VectorXd::Constant(4, 0.7);
+  const sae::AutoencoderParameters<double> before = p;
+  sae::Matrix<double> x(3, 3), x_hat(3, 3);
+  x << 1, 2, 3, 0, 0, 2, 5, 5, 5;
+  x_hat = x;
+  x_hat(1, 2) = 0;  // row 1's residual: (0, 0, 2)
+  const std::vector<char> dead = {0, 1, 0, 1};
+  sae::Rng rng(3);
+  BOOST_TEST(sae::resample_dead_latents(p, dead, x, x_hat, rng) == 2);
+  for (index_t j : {1, 3}) {
+    BOOST_TEST((p.w_dec.row(j) - Eigen::RowVector3d(0, 0, 1)).norm() < 1e-15);
+    BOOST_TEST((p.w_enc.row(j) - Eigen::RowVector3d(0, 0, 0.2 * 3.0)).norm() < 1e-15);  // 0.2 x mean(5, 1)
+    BOOST_TEST(p.b_enc(j) == 0.0);
+  }
+  for (index_t j : {0, 2}) {
+    BOOST_TEST(p.w_enc.row(j) == before.w_enc.row(j));
+    BOOST_TEST(p.b_enc(j) == 0.7);
+  }
+  BOOST_TEST(sae::resample_dead_latents(p, dead, x, x, rng) == 0);  // nothing reconstructed badly
+}
+
+// In the model: with resample_every, latents dead for the window are resampled at the schedule's
+// points (and only those), and their dead counters restart.
+BOOST_AUTO_TEST_CASE(the_model_resamples_on_schedule) {
+  sae::TopKConfig c{6, 40, 1};
+  c.resample_every = 20, c.dead_window = 10;
+  Model model(c);
+  const auto x = random_matrix(10, 6, 4);
+  Model::Gradients g;
+  Model::Workspace ws;
+  model.loss_and_gradient(x, g, ws);  // 10 samples: no resampling yet
+  const auto after_first = model.parameters();
+  const auto since = model.dead_latents().samples_since_fired();
+  model.loss_and_gradient(x, g, ws);  // 20 samples: resample those unfired for >= 10
+  index_t changed = 0, expected = 0;
+  for (index_t j = 0; j < 40; ++j) {
+    const bool was_dead = since[static_cast<std::size_t>(j)] >= 10;
+    const bool moved = model.parameters().w_dec.row(j) != after_first.w_dec.row(j);
+    expected += was_dead, changed += moved;
+    BOOST_TEST(moved == was_dead, "latent " << j);
+  }
+  BOOST_TEST(expected > 20);  // K = 1 over 10 rows leaves most of the 40 latents unfired
+  BOOST_TEST(changed == expected);
 }

@@ -327,3 +327,32 @@ BOOST_AUTO_TEST_CASE(checkpoints_are_generic_over_architectures) {
   sae::test::require_throws_with<sae::io_error>([&] { sae::load_model<Mat>(dir / "v1"); },
                                                 {"holds a 'topk' SAE, not 'matryoshka'"});
 }
+
+// median_decoder_bias: the trainer starts b_dec at the geometric median of the training rows
+// (all of them below 8,192), once, for a fresh model only.
+namespace {
+struct NoUpdate {
+  template <class M>
+  void step(M&, const typename M::Gradients&) {}
+};
+}  // namespace
+BOOST_AUTO_TEST_CASE(median_decoder_bias_starts_at_the_training_rows_geometric_median) {
+  const auto data = planted(500, 3);
+  sae::TopKConfig c{data.x.cols(), 32, 4};
+  c.decoder_bias = true;
+  c.median_decoder_bias = true;
+  sae::TopKAutoencoder<float> model(c);
+  BOOST_TEST(model.parameters().b_dec.cwiseAbs().maxCoeff() == 0.0f);
+  auto trainer = sae::make_trainer<sae::TopKAutoencoder<float>>(sae::TrainConfig{1, 100, 0, true, 0}, NoUpdate{});
+  trainer.fit(model, data.x, nullptr);
+  const sae::Vector<float> expected = sae::data::geometric_median(data.x);
+  BOOST_TEST((model.parameters().b_dec - expected).cwiseAbs().maxCoeff() == 0.0f);
+  BOOST_TEST(expected.norm() > 0.0f);
+  sae::TopKAutoencoder<float> loaded(c, model.parameters());  // from stored parameters: left alone
+  const sae::Matrix<float> shifted = data.x.array() + 5.0f;
+  trainer.fit(loaded, shifted, nullptr);
+  BOOST_TEST((loaded.parameters().b_dec - expected).cwiseAbs().maxCoeff() == 0.0f);
+  sae::TopKConfig bad = c;
+  bad.decoder_bias = false;
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::TopKAutoencoder<float> m(bad); }, {"needs decoder_bias"});
+}

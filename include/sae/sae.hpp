@@ -36,6 +36,8 @@
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/optim/adam.hpp>
+#include <sae/optim/schedule.hpp>
+#include <sae/optim/sgd.hpp>
 #include <sae/train/callbacks.hpp>
 #include <sae/train/sweep.hpp>
 #include <sae/train/trainer.hpp>

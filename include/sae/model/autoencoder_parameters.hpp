@@ -49,6 +49,17 @@ struct AutoencoderGradients {
 
 namespace detail {
 
+// g_r -= (g_r . w_r) w_r for each row r of a row-sparse gradient, w's rows being unit norm: the
+// gradient of the loss as a function of the normalised rows (tests/gradient_test.cpp checks it so).
+template <class Scalar>
+void project_out_rows(RowSparse<Scalar>& g, const Matrix<Scalar>& w) {
+  for (std::size_t s = 0; s < g.rows.size(); ++s) {
+    auto row = g.values.row(static_cast<index_t>(s));
+    const auto unit = w.row(g.rows[s]);
+    row -= row.dot(unit) * unit;
+  }
+}
+
 // Initialised like the reports' PyTorch layers: W_enc, b_enc ~ U(+-1/sqrt(D)); W_dec ~ U(+-1/sqrt(F))
 // then each row scaled to unit norm; b_dec = 0. `tied`: W_enc is then set to W_dec (the decoder's
 // transpose in PyTorch's layout; the draws are the same, so W_dec and b_enc do not change).

@@ -33,11 +33,17 @@ class DeadLatents {
   }
   template <class Scalar>
   void record(const SparseCodes<Scalar>& codes) {
+    if (static_cast<index_t>(since_.size()) != codes.num_latents) since_.assign(static_cast<std::size_t>(codes.num_latents), 0);
     for (auto& s : since_) s += codes.rows;
     for (std::size_t e = 0; e < codes.values.size(); ++e)
       if (codes.values[e] > Scalar(0)) since_[static_cast<std::size_t>(codes.indices[e])] = 0;
   }
   const std::vector<std::int64_t>& samples_since_fired() const { return since_; }
+  // A resampled latent starts a fresh window.
+  void revive(const std::vector<char>& dead) {
+    for (std::size_t j = 0; j < since_.size() && j < dead.size(); ++j)
+      if (dead[j]) since_[j] = 0;
+  }
 
  private:
   std::vector<std::int64_t> since_;

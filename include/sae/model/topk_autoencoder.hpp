@@ -14,10 +14,12 @@
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
 #include <sae/model/auxk.hpp>
+#include <sae/model/resampling.hpp>
 #include <sae/model/model_concept.hpp>
 #include <sae/core/encoder_precision.hpp>
 #include <sae/core/selection.hpp>
 #include <sae/core/sparse_codes.hpp>
+#include <sae/data/geometric_median.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -44,8 +46,18 @@ struct TopKConfig {
   index_t aux_k = 0;            // AuxK: dead latents per sample that reconstruct the residual (0 = off)
   double aux_alpha = 1.0 / 32;  // AuxK: weight of the auxiliary loss
   index_t dead_window = 0;      // AuxK: a latent is dead after this many training samples without firing
+  // Remove from each decoder row's gradient its component along the (unit-norm) row, so a step
+  // turns the row instead of spending itself on a length the renormalisation undoes (CPU only).
+  bool project_decoder_gradient = false;
+  // With decoder_bias: b_dec starts at the geometric median of (at most 8,192 evenly spaced)
+  // training rows instead of 0; the trainer calls initialize_from_data before the first step (CPU only).
+  bool median_decoder_bias = false;
+  // Dead-latent resampling (model/resampling.hpp): every this many training samples, latents dead
+  // for dead_window samples get the directions of badly reconstructed inputs (0 = off; CPU only).
+  index_t resample_every = 0;
 
   bool auxiliary_loss() const { return aux_k > 0; }
+  bool tracks_dead_latents() const { return aux_k > 0 || resample_every > 0; }
 
   void validate(const char* caller) const {
     detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
@@ -56,9 +68,10 @@ struct TopKConfig {
                     "aux_k must be in [0, num_latents=" + std::to_string(num_latents) + "], got " + std::to_string(aux_k));
     detail::require(!auxiliary_loss() || (aux_alpha > 0 && std::isfinite(aux_alpha)), caller,
                     "aux_alpha must be positive, got " + std::to_string(aux_alpha));
-    detail::require(!auxiliary_loss() || dead_window > 0, caller,
+    detail::require(resample_every >= 0, caller, "resample_every must be >= 0, got " + std::to_string(resample_every));
+    detail::require(!tracks_dead_latents() || dead_window > 0, caller,
                     "dead_window (training samples without firing before a latent counts as dead) must be positive "
-                    "with aux_k, got " + std::to_string(dead_window));
+                    "with aux_k or resample_every, got " + std::to_string(dead_window));
   }
 };
 
@@ -85,11 +98,14 @@ inline io::Json to_json(const TopKConfig& c) {
   j["seed"] = static_cast<double>(c.seed);
   // Written only when on, so configs (and fingerprints) of the reports' model stay as they were.
   if (c.tied_init) j["tied_init"] = true;
+  if (c.project_decoder_gradient) j["project_decoder_gradient"] = true;
+  if (c.median_decoder_bias) j["median_decoder_bias"] = true;
   if (c.auxiliary_loss()) {
     j["aux_k"] = c.aux_k;
     j["aux_alpha"] = c.aux_alpha;
-    j["dead_window"] = c.dead_window;
   }
+  if (c.tracks_dead_latents()) j["dead_window"] = c.dead_window;
+  if (c.resample_every > 0) j["resample_every"] = c.resample_every;
   return j;
 }
 
@@ -105,11 +121,14 @@ inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& so
     c.decoder_bias = j.at("decoder_bias").as_bool();
     c.seed = static_cast<std::uint64_t>(j.at("seed").as_number());
     if (const io::Json* t = j.find("tied_init")) c.tied_init = t->as_bool();
+    if (const io::Json* t = j.find("project_decoder_gradient")) c.project_decoder_gradient = t->as_bool();
+    if (const io::Json* t = j.find("median_decoder_bias")) c.median_decoder_bias = t->as_bool();
     if (const io::Json* a = j.find("aux_k")) {
       c.aux_k = a->as_int();
       c.aux_alpha = j.at("aux_alpha").as_number();
-      c.dead_window = j.at("dead_window").as_int();
     }
+    if (const io::Json* r = j.find("resample_every")) c.resample_every = r->as_int();
+    if (c.tracks_dead_latents()) c.dead_window = j.at("dead_window").as_int();
     c.validate("checkpoint config");
     return c;
   } catch (const io_error&) {
@@ -171,7 +190,7 @@ class TopKAutoencoder : public TopKCheckpointing {
 
   // A model from stored parameters (checkpoints); shapes are checked against the config.
   TopKAutoencoder(const TopKConfig& config, Parameters params)
-      : config_(validated(config)), p_(checked(config_, std::move(params))) {}
+      : config_(validated(config)), p_(checked(config_, std::move(params))), needs_data_init_(false) {}
 
   const TopKConfig& config() const { return config_; }
   // The parameters on the host (a device backend downloads them when they changed).
@@ -217,6 +236,8 @@ class TopKAutoencoder : public TopKCheckpointing {
   // counts which latents fired, so this is a training step); fills `grad`; ws.x_hat holds the
   // reconstruction.
   StepLoss loss_and_gradient(const Matrix<Scalar>& batch, Gradients& grad, Workspace& ws) {
+    if constexpr (S::host_memory)
+      if (config_.resample_every > 0) maybe_resample(batch, ws);
     const auto& p = p_.stored();
     const auto& x = ops::stage(Backend{}, batch, ws.x);
     const auto& x_in = encode_into(x, ws);
@@ -232,17 +253,32 @@ class TopKAutoencoder : public TopKCheckpointing {
     // Rounded through Scalar as before, so training statistics stay bitwise what they were.
     const auto mse = static_cast<double>(static_cast<Scalar>(ops::resolve(Backend{}, sse) / n));
     double loss = mse;
-    if constexpr (S::host_memory)
+    if constexpr (S::host_memory) {
       if (config_.auxiliary_loss()) {
         const index_t dead = dead_.mask(config_.num_latents, config_.dead_window, ws.aux.dead);
         loss += add_auxk(config_.aux_k, config_.aux_alpha, dead, p, config_.decoder_bias, x, x_in, ws.pre, ws.x_hat, grad,
                          ws.aux);
-        dead_.record(ws.codes);
       }
+      if (config_.tracks_dead_latents()) dead_.record(ws.codes);
+    }
+    if constexpr (S::host_memory)
+      if (config_.project_decoder_gradient) detail::project_out_rows(grad.w_dec, p.w_dec);
     return {loss, mse};
   }
 
-  // With AuxK: training samples since each latent last fired.
+  // Data-dependent initialisation, which the trainer calls before the first step of a fresh
+  // model (a model from stored parameters is left as it is).
+  void initialize_from_data(const Matrix<Scalar>& x) {
+    if (!std::exchange(needs_data_init_, false) || !config_.median_decoder_bias || x.rows() == 0) return;
+    if constexpr (S::host_memory) {
+      const index_t stride = (x.rows() + 8191) / 8192;
+      Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
+      for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
+      p_.stored_for_update().b_dec = data::geometric_median(sample);
+    }
+  }
+
+  // With AuxK or resampling: training samples since each latent last fired.
   const DeadLatents& dead_latents() const { return dead_; }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is).
@@ -278,6 +314,21 @@ class TopKAutoencoder : public TopKCheckpointing {
     return in;
   }
 
+  // Resampling's schedule: at every resample_every training samples, the dead latents are
+  // resampled from this batch (before its step).
+  void maybe_resample(const Matrix<Scalar>& batch, Workspace& ws) {
+    samples_seen_ += batch.rows();
+    if (samples_seen_ < config_.resample_every * (resamples_ + 1)) return;
+    ++resamples_;
+    if (dead_.mask(config_.num_latents, config_.dead_window, ws.aux.dead) == 0) return;
+    encode_into(ops::stage(Backend{}, batch, ws.x), ws);
+    ops::sparse_decode(Backend{}, ws.codes, p_.stored().w_dec, decoder_bias(), ws.x_hat);
+    Rng rng(config_.seed ^ (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(resamples_)));
+    resample_dead_latents(p_.stored_for_update(), ws.aux.dead, batch, ws.x_hat, rng);
+    dead_.revive(ws.aux.dead);
+    packed_.fresh = false;  // W_enc changed
+  }
+
   const typename S::vector* decoder_bias() const {
     if constexpr (S::decoder_bias) return config_.decoder_bias ? &p_.stored().b_dec : nullptr;
     else return nullptr;
@@ -285,7 +336,13 @@ class TopKAutoencoder : public TopKCheckpointing {
 
   static const TopKConfig& validated(const TopKConfig& c) {
     c.validate("TopKAutoencoder");
-    detail::require(S::host_memory || !c.auxiliary_loss(), "TopKAutoencoder", "AuxK (aux_k > 0) is CPU-only for now");
+    detail::require(S::host_memory || !c.tracks_dead_latents(), "TopKAutoencoder",
+                    "AuxK and resampling (aux_k, resample_every > 0) are CPU-only for now");
+    detail::require(S::host_memory || !c.project_decoder_gradient, "TopKAutoencoder",
+                    "project_decoder_gradient is CPU-only for now");
+    detail::require(S::host_memory || !c.median_decoder_bias, "TopKAutoencoder", "median_decoder_bias is CPU-only for now");
+    detail::require(!c.median_decoder_bias || c.decoder_bias, "TopKAutoencoder",
+                    "median_decoder_bias initialises the decoder bias: it needs decoder_bias");
     ops::require_supported(Backend{}, Scalar{}, c.k, c.decoder_bias, c.encoder_precision, "TopKAutoencoder");
     return c;
   }
@@ -298,6 +355,8 @@ class TopKAutoencoder : public TopKCheckpointing {
   TopKConfig config_;
   ResidentParameters<Scalar, Backend> p_;
   DeadLatents dead_;                  // AuxK's bookkeeping
+  bool needs_data_init_ = true;       // fresh: initialize_from_data has yet to run
+  std::int64_t samples_seen_ = 0, resamples_ = 0;  // resampling's schedule
   bool decoder_normalized_ = false;   // the last optimizer step left w_dec's rows at unit norm
   typename S::packed_encoder packed_;  // W_enc for the encoder GEMM, repacked by the optimizer's hooks
 };

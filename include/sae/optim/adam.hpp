@@ -1,5 +1,6 @@
 // Adam (Kingma & Ba) with exactly PyTorch's arithmetic, so our runs track the reference
-// implementation (core/adam_step.hpp has the formula). The optimizer owns the step count and the
+// implementation (core/adam_step.hpp has the formula), and AdamW (Loshchilov & Hutter: weight_decay
+// > 0, decoupled from the gradient, as torch.optim.AdamW). The optimizer owns the step count and the
 // moments, one pair per parameter slot, kept where the backend computes; the update itself is the
 // backend's kernel, ops::adam_update(Backend{}, ...).
 #pragma once
@@ -26,12 +27,15 @@ struct AdamConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
+  double weight_decay = 0;  // AdamW's decoupled decay: p *= 1 - lr * weight_decay before each update
 
   void validate() const {
     detail::require(lr > 0 && std::isfinite(lr), "AdamConfig", "lr must be positive, got " + std::to_string(lr));
     detail::require(beta1 >= 0 && beta1 < 1, "AdamConfig", "beta1 must be in [0, 1), got " + std::to_string(beta1));
     detail::require(beta2 >= 0 && beta2 < 1, "AdamConfig", "beta2 must be in [0, 1), got " + std::to_string(beta2));
     detail::require(eps > 0, "AdamConfig", "eps must be positive, got " + std::to_string(eps));
+    detail::require(weight_decay >= 0 && std::isfinite(weight_decay), "AdamConfig",
+                    "weight_decay must be >= 0, got " + std::to_string(weight_decay));
   }
 };
 
@@ -44,21 +48,22 @@ class Adam {
   const AdamConfig& config() const { return config_; }
   std::int64_t steps() const { return t_; }
 
-  // One step over every parameter the model exposes; the visitor takes the row hooks, so the
-  // backend's update also renormalises the decoder rows (and repacks the encoder) in its pass.
+  // One step over every parameter the model exposes, at lr x lr_factor (the trainer's LrSchedule);
+  // the visitor takes the row hooks, so the backend's update also renormalises the decoder rows
+  // (and repacks the encoder) in its pass.
   template <class Model>
-  void step(Model& model, const typename Model::Gradients& grad) {
+  void step(Model& model, const typename Model::Gradients& grad, double lr_factor = 1.0) {
     static_assert(std::is_same_v<typename Model::backend_type, Backend>,
                   "Adam<Scalar, Backend>: the optimizer's backend must be the model's (Adam<float, sae::cuda> "
                   "trains TopKAutoencoder<float, sae::cuda>)");
     static_assert(std::is_same_v<typename Model::scalar_type, Scalar>,
                   "Adam<Scalar, Backend>: the optimizer's Scalar must be the model's scalar_type");
     ++t_;
-    const double t = static_cast<double>(t_);
+    const double t = static_cast<double>(t_), lr = config_.lr * lr_factor;
     const AdamStep<Scalar> a{static_cast<Scalar>(config_.beta1), static_cast<Scalar>(config_.beta2),
-                             static_cast<Scalar>(config_.eps),
-                             static_cast<Scalar>(config_.lr / (1.0 - std::pow(config_.beta1, t))),
-                             static_cast<Scalar>(1.0 / std::sqrt(1.0 - std::pow(config_.beta2, t)))};
+                             static_cast<Scalar>(config_.eps), static_cast<Scalar>(lr / (1.0 - std::pow(config_.beta1, t))),
+                             static_cast<Scalar>(1.0 / std::sqrt(1.0 - std::pow(config_.beta2, t))),
+                             static_cast<Scalar>(1.0 - lr * config_.weight_decay)};
     model.for_each_parameter(grad, [&](int slot, auto& param, const auto& g, const RowHooks& hooks) {
       if (state_.size() <= static_cast<std::size_t>(slot)) state_.resize(static_cast<std::size_t>(slot) + 1);
       Moments& s = state_[static_cast<std::size_t>(slot)];

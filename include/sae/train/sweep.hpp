@@ -175,6 +175,15 @@ inline io::Json training_fingerprint(const TrainConfig& t, const AdamConfig& a) 
   j["beta1"] = a.beta1;
   j["beta2"] = a.beta2;
   j["eps"] = a.eps;
+  // Written only when used, so the fingerprints of runs without them stay as they were.
+  if (a.weight_decay > 0) j["weight_decay"] = a.weight_decay;
+  if (!t.schedule.constant()) {
+    io::Json s = io::Json::object();
+    s["warmup_steps"] = t.schedule.warmup_steps;
+    s["decay"] = name(t.schedule.decay);
+    s["final_fraction"] = t.schedule.final_fraction;
+    j["lr_schedule"] = s;
+  }
   return j;
 }
 

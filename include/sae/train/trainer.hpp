@@ -8,6 +8,7 @@
 #include <sae/data/batches.hpp>
 #include <sae/data/split.hpp>
 #include <sae/model/model_concept.hpp>
+#include <sae/optim/schedule.hpp>
 #include <sae/train/exchange.hpp>
 
 #include <algorithm>
@@ -30,8 +31,10 @@ struct TrainConfig {
   // Score the validation set every this many epochs and after the last (0: never during training;
   // evaluate the model afterwards instead). Scoring costs a forward pass over the validation rows.
   index_t validate_every = 1;
+  LrSchedule schedule{};  // the learning rate over the steps (constant by default)
 
   void validate() const {
+    schedule.validate();
     detail::require(epochs > 0, "TrainConfig", "epochs must be positive, got " + std::to_string(epochs));
     detail::require(batch_size > 0, "TrainConfig", "batch_size must be positive, got " + std::to_string(batch_size));
     detail::require(validate_every >= 0, "TrainConfig",
@@ -81,6 +84,21 @@ template <class C, class M>
 struct has_on_train_end<C, M, std::void_t<decltype(std::declval<C&>().on_train_end(std::declval<const TrainSummary&>(),
                                                                                    std::declval<const M&>()))>>
     : std::true_type {};
+
+// Whether an optimizer's step takes a learning-rate factor (what a schedule needs).
+template <class, class, class = void>
+struct steps_with_lr_factor : std::false_type {};
+template <class O, class M>
+struct steps_with_lr_factor<O, M, std::void_t<decltype(std::declval<O&>().step(std::declval<M&>(),
+                                                                               std::declval<const typename M::Gradients&>(), 1.0))>>
+    : std::true_type {};
+
+// Whether a model has data-dependent initialisation (TopK's median decoder bias).
+template <class, class = void>
+struct initializes_from_data : std::false_type {};
+template <class M>
+struct initializes_from_data<M, std::void_t<decltype(std::declval<M&>().initialize_from_data(
+                                    std::declval<const Matrix<typename M::scalar_type>&>()))>> : std::true_type {};
 
 // Calls c.on_epoch_end if it exists; true means "stop".
 template <class C, class M>
@@ -167,6 +185,9 @@ class Trainer {
     [[maybe_unused]] const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
     (call_train_begin(callbacks, info), ...);
 
+    if constexpr (detail::initializes_from_data<Model>::value)
+      for (Model* model : models) model->initialize_from_data(train);
+    const std::int64_t total_steps = static_cast<std::int64_t>(config_.epochs) * schedule.num_batches();
     const double train_sst = detail::total_sum_of_squares(train);
     const double val_sst = validation ? detail::total_sum_of_squares(*validation) : 0.0;
     const auto start = std::chrono::steady_clock::now();
@@ -194,7 +215,13 @@ class Trainer {
                                 "; lower the learning rate or check the data scale");
           sse[m] += step.reconstruction_mse * static_cast<double>(batch.size());
           if (ranks > 1) exchange_.sum_gradients(grads[m], static_cast<double>(last - first) / static_cast<double>(end - begin));
-          optimizers[m]->step(model, grads[m]);
+          if (config_.schedule.constant()) {
+            optimizers[m]->step(model, grads[m]);
+          } else if constexpr (detail::steps_with_lr_factor<Optimizer, Model>::value) {
+            optimizers[m]->step(model, grads[m], config_.schedule.factor(epoch * schedule.num_batches() + b + 1, total_steps));
+          } else {
+            throw invalid_argument("Trainer::fit(): a learning-rate schedule needs an optimizer whose step takes a factor");
+          }
           model.normalize_decoder();
         }
       }

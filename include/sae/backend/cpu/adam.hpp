@@ -79,6 +79,7 @@ void adam_update(cpu, Matrix<Scalar>& p, Matrix<Scalar>& m, Matrix<Scalar>& v, c
   for (index_t b = 0; b < blocks; ++b) {
     const index_t begin = b * kRowBlock, end = std::min(p.rows(), begin + kRowBlock);
     for (index_t j = begin; j < end; ++j) {
+      if (a.decay != Scalar(1)) p.row(j) *= a.decay;  // AdamW's decoupled weight decay
       const std::int32_t r = slot[static_cast<std::size_t>(j)];
       if (r >= 0)
         detail::adam_span<true>(a, p.row(j).data(), m.row(j).data(), v.row(j).data(), g.values.row(r).data(), p.cols());
@@ -96,6 +97,7 @@ template <class Scalar>
 void adam_update(cpu, Vector<Scalar>& p, Matrix<Scalar>& m, Matrix<Scalar>& v, const Vector<Scalar>& g,
                  const AdamStep<Scalar>& a, const RowHooks&) {
   sae::detail::require(g.size() == p.size(), "Adam::step()", "gradient length does not match its parameter");
+  if (a.decay != Scalar(1)) p *= a.decay;
   detail::adam_span<true>(a, p.data(), m.data(), v.data(), g.data(), p.size());
 }
 

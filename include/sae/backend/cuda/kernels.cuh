@@ -221,6 +221,7 @@ __global__ void weight_grad_kernel(const int* unique, const int* offsets, const 
 // PyTorch's Adam with the bias corrections folded into two scalars (core/adam_step.hpp), as the
 // CPU optimizer does.
 __device__ __forceinline__ float adam_update(float& p, float& m, float& v, float g, const AdamStep<float>& a) {
+  if (a.decay != 1.0f) p *= a.decay;  // AdamW
   m = a.beta1 * m + (1.0f - a.beta1) * g;
   v = a.beta2 * v + (1.0f - a.beta2) * g * g;
   p -= a.step_size * m / (sqrtf(v) * a.inv_sqrt_bc2 + a.eps);
