@@ -282,6 +282,9 @@ inline void check_k_within_latents(const std::vector<index_t>& ks, const std::ve
 inline void add_dead_latent_options(cxxopts::Options& options, const std::string& group) {
   // clang-format off
   options.add_options(group)
+    ("recipe", "'reports' (the reports' TopK, default) or 'modern': a decoder bias started at the geometric median, "
+               "--tied-init, --aux-k 4 with a two-epoch --dead-window (other flags of this group then refused)",
+     cxxopts::value<std::string>()->default_value("reports"))
     ("tied-init", "initialise the encoder to the decoder's transpose")
     ("aux-k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)", cxxopts::value<long>()->default_value("0"))
     ("aux-alpha", "AuxK: weight of the auxiliary loss", cxxopts::value<double>()->default_value("0.03125"))
@@ -319,9 +322,20 @@ inline void read_schedule_flags(const cxxopts::ParseResult& args, TrainConfig& t
   train.schedule.final_fraction = number_flag(args, "final-lr-fraction", 0, 1);
 }
 
+inline Recipe recipe_flag(const cxxopts::ParseResult& args) {
+  try {
+    return parse_recipe(args["recipe"].as<std::string>());
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(std::string("--recipe: ") + e.what());
+  }
+}
+
 // The add_dead_latent_options flags, checked; dead_window 0 stands for one epoch until
 // with_dead_window() knows the training rows.
 inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args) {
+  if (recipe_flag(args) == Recipe::modern)
+    for (const char* f : {"tied-init", "aux-k", "aux-alpha", "dead-window", "resample-every", "project-decoder-grad"})
+      check_flag(args[f].count() == 0, std::string("--recipe modern sets the dead-latent options itself; drop --") + f);
   TopKConfig c;
   c.tied_init = args.count("tied-init") > 0;
   c.aux_k = int_flag(args, "aux-k", 0);
@@ -374,6 +388,7 @@ struct GridFlags {
   TrainConfig train;
   AdamConfig adam;
   TopKConfig dead_latents;  // dead_latent_flags: the options every SAE gets
+  Recipe recipe = Recipe::reports;
   // The dead-latent options for `train_rows` training rows.
   TopKConfig model_options(index_t train_rows) const { return with_dead_window(dead_latents, train_rows); }
 };
@@ -390,6 +405,7 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
   g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
   read_schedule_flags(args, g.train, g.adam);
   g.dead_latents = dead_latent_flags(args);
+  g.recipe = recipe_flag(args);
   check_flag(g.dead_latents.aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
                                                             std::to_string(g.latents.front()) + "), got " +
                                                             std::to_string(g.dead_latents.aux_k));

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     const std::string source = sae::data::describe_source(data_path, slice);
     const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, grid.train.seed});
     plan.model = grid.model_options(static_cast<index_t>(split.train.size()));
+    plan.recipe = grid.recipe;
     struct {
       std::string source, split;
       index_t train_rows, validation_rows, input_dim, rows;

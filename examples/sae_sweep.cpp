@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
     plan.ks = grid.ks, plan.latents = grid.latents, plan.train = grid.train, plan.adam = grid.adam;
     plan.validation_fraction = fraction;
     plan.model = grid.model_options(static_cast<index_t>(sae::data::choose_split(shape[0], {fraction, grid.train.seed}).train.size()));
+    plan.recipe = grid.recipe;
     plan.force = args.count("force") > 0;
     plan.keep_weights = args.count("keep-weights") > 0;
     plan.max_slices = max_slices;

@@ -140,8 +140,9 @@ int main(int argc, char** argv) {
         sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
       }
 
-    sae::examples::check_flag(!(args.count("mpi") && dead_latents.tracks_dead_latents()),
-                              "--aux-k or --resample-every with --mpi: dead latents are counted per process, so "
+    sae::examples::check_flag(!(args.count("mpi") && (dead_latents.tracks_dead_latents() ||
+                                                     sae::examples::recipe_flag(args) == sae::Recipe::modern)),
+                              "--aux-k, --resample-every or --recipe modern with --mpi: dead latents are counted per process, so "
                               "data-parallel ranks would disagree; train it in one process");
     mpi.start(args.count("mpi") > 0, "sae-train");
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
     config.median_decoder_bias = args.count("median-decoder-bias") > 0;
     config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
     config.seed = seed;
+    config = sae::apply_recipe(config, sae::examples::recipe_flag(args), data.train.rows());
     sae::examples::require_training_memory(config, train_config.batch_size);
 
     using Model = sae::TopKAutoencoder<float>;

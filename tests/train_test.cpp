@@ -356,3 +356,23 @@ BOOST_AUTO_TEST_CASE(median_decoder_bias_starts_at_the_training_rows_geometric_m
   bad.decoder_bias = false;
   sae::test::require_throws_with<sae::invalid_argument>([&] { sae::TopKAutoencoder<float> m(bad); }, {"needs decoder_bias"});
 }
+
+BOOST_AUTO_TEST_CASE(recipes_set_what_they_say) {
+  const sae::TopKConfig base{16, 64, 5};
+  const auto same = sae::apply_recipe(base, sae::Recipe::reports, 1000);
+  BOOST_TEST(sae::to_json(same).dump() == sae::to_json(base).dump());
+  const auto modern = sae::apply_recipe(base, sae::Recipe::modern, 1000);
+  BOOST_TEST(modern.decoder_bias);
+  BOOST_TEST(modern.median_decoder_bias);
+  BOOST_TEST(modern.tied_init);
+  BOOST_TEST(modern.aux_k == 4);
+  BOOST_TEST(modern.aux_alpha == 1.0 / 32);
+  BOOST_TEST(modern.dead_window == 2000);  // two epochs
+  sae::TopKConfig wide = base;
+  wide.k = 33;
+  BOOST_TEST(!sae::apply_recipe(wide, sae::Recipe::modern, 1000).tied_init);  // tied only for K <= 32
+  sae::TopKConfig tiny{4, 3, 1};
+  BOOST_TEST(sae::apply_recipe(tiny, sae::Recipe::modern, 10).aux_k == 3);
+  BOOST_TEST((sae::parse_recipe("modern") == sae::Recipe::modern));
+  sae::test::require_throws_with<sae::invalid_argument>([] { sae::parse_recipe("fancy"); }, {"'fancy'"});
+}

@@ -35,6 +35,7 @@
 #include <sae/model/interop.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
+#include <sae/model/recipe.hpp>
 #include <sae/optim/adam.hpp>
 #include <sae/optim/schedule.hpp>
 #include <sae/optim/sgd.hpp>

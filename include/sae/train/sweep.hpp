@@ -21,6 +21,7 @@
 #include <sae/io/run_directory.hpp>
 #include <sae/metrics/evaluate.hpp>
 #include <sae/model/checkpoint.hpp>
+#include <sae/model/recipe.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/optim/adam.hpp>
 #include <sae/train/trainer.hpp>
@@ -47,9 +48,10 @@ struct SweepPlan {
   TrainConfig train;
   AdamConfig adam;
   std::optional<double> validation_fraction;  // the split: data::SplitPolicy{this, train.seed}
-  // Options every SAE of the plan gets (tied_init, aux_k, aux_alpha, dead_window); its sizes and
-  // seed are ignored (each config sets its own).
+  // Options every SAE of the plan gets (decoder_bias, tied_init, aux_k, ...: the reports' TopK by
+  // default); its sizes, selection and seed are ignored (each config sets its own).
   TopKConfig model;
+  Recipe recipe = Recipe::reports;  // applied to each SAE's config (model/recipe.hpp)
   bool force = false;           // retrain every SAE, reusing nothing
   bool keep_weights = false;    // also checkpoint each SAE under weights/<name>/
   bool shared_pass = true;      // a slice's SAEs train together in one pass (false: one after another)
@@ -276,6 +278,8 @@ class SweepJob {
     const auto& shape = view.shape();
     input_dim_ = shape.back();
     const index_t rows = shape.front();
+    train_rows_ = static_cast<index_t>(
+        data::choose_split(rows, data::SplitPolicy{plan.validation_fraction, plan.train.seed}).train.size());
     detail::require(!plan.ks.empty() && !plan.latents.empty() && !plan.slices.empty(), "run_sweep()",
                     "the plan needs at least one K, one latent_dim and one slice");
     detail::require(plan.shard_count >= 1 && plan.shard_index >= 0 && plan.shard_index < plan.shard_count, "run_sweep()",
@@ -301,9 +305,9 @@ class SweepJob {
 
   TopKConfig config(index_t k, index_t d) const {
     TopKConfig c = plan_.model;
-    c.input_dim = input_dim_, c.num_latents = d, c.k = k, c.selection = Selection::value, c.decoder_bias = false;
+    c.input_dim = input_dim_, c.num_latents = d, c.k = k, c.selection = Selection::value;
     c.seed = plan_.train.seed;
-    return c;
+    return apply_recipe(c, plan_.recipe, train_rows_);
   }
   io::Json fingerprint(const SweepTask& t) const {
     return sweep_fingerprint(run_fingerprint_, plan_.slices[t.slice], config(t.k, t.latents));
@@ -364,7 +368,7 @@ class SweepJob {
  private:
   const io::ArrayFile& view_;
   SweepPlan plan_;
-  index_t input_dim_ = 0;
+  index_t input_dim_ = 0, train_rows_ = 0;
   io::Json run_fingerprint_;
 };
 
