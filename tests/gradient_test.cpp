@@ -287,3 +287,23 @@ BOOST_AUTO_TEST_CASE(the_model_resamples_on_schedule) {
   BOOST_TEST(expected > 20);  // K = 1 over 10 rows leaves most of the 40 latents unfired
   BOOST_TEST(changed == expected);
 }
+
+// AuxK's one-pass top-k over the dead columns against gathering them and running the main top-k
+// (ties included: values rounded to a coarse grid).
+BOOST_AUTO_TEST_CASE(auxk_direct_topk_matches_gathered_topk) {
+  sae::Matrix<float> pre = random_matrix(50, 300, 8).cast<float>();
+  pre = (pre.array() * 4).round() / 4;  // many ties
+  std::vector<std::int32_t> columns;
+  for (std::int32_t j = 0; j < 300; j += 3) columns.push_back(j);
+  columns.push_back(299);
+  for (index_t k : {1, 4, 32}) {
+    sae::SparseCodes<float> direct, gathered;
+    sae::detail::topk_of_columns(pre, columns, k, direct);
+    sae::Matrix<float> sub(pre.rows(), static_cast<index_t>(columns.size()));
+    for (index_t c = 0; c < sub.cols(); ++c) sub.col(c) = pre.col(columns[static_cast<std::size_t>(c)]);
+    sae::ops::topk_rows(sae::cpu{}, sub, k, sae::Selection::value, gathered);
+    for (auto& j : gathered.indices) j = columns[static_cast<std::size_t>(j)];
+    BOOST_TEST(direct.indices == gathered.indices);
+    BOOST_TEST(direct.values == gathered.values);
+  }
+}

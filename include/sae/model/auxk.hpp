@@ -61,6 +61,37 @@ struct AuxKScratch {
   Vector<Scalar> b_enc;
 };
 
+namespace detail {
+// Up to this k_aux the top-k of the dead columns is taken in one pass over them, without gathering.
+inline constexpr index_t kDirectAuxK = 32;
+
+// Each row's top k of pre's `columns` (ascending): larger value first, ties to the lower latent,
+// kept values through ReLU, as ops::topk_rows orders them.
+template <class Scalar>
+void topk_of_columns(const Matrix<Scalar>& pre, const std::vector<std::int32_t>& columns, index_t k, SparseCodes<Scalar>& out) {
+  out.resize(pre.rows(), k, pre.cols());
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t i = 0; i < pre.rows(); ++i) {
+    const Scalar* row = pre.row(i).data();
+    Scalar best[kDirectAuxK];
+    std::int32_t index[kDirectAuxK];
+    index_t n = 0;  // kept so far, best first
+    for (const std::int32_t c : columns) {
+      const Scalar v = row[c];
+      if (n == k && !(v > best[k - 1])) continue;  // a later column never wins a tie
+      index_t at = n < k ? n++ : k - 1;
+      for (; at > 0 && v > best[at - 1]; --at) best[at] = best[at - 1], index[at] = index[at - 1];
+      best[at] = v, index[at] = c;
+    }
+    std::int32_t* idx = out.row_indices(i);
+    Scalar* val = out.row_values(i);
+    for (index_t s = 0; s < k; ++s) idx[s] = index[s], val[s] = std::max(best[s], Scalar(0));
+  }
+}
+}  // namespace detail
+
 // Adds AuxK's gradient to `grad` and returns its loss term. `pre` are the step's pre-activations,
 // `x_in` the encoder's input, `x_hat` the main reconstruction; `dead` from DeadLatents::mask.
 template <class Scalar>
@@ -73,15 +104,27 @@ double add_auxk(index_t aux_k, double alpha, index_t num_dead, const Autoencoder
   s.columns.clear();
   for (std::size_t j = 0; j < s.dead.size(); ++j)
     if (s.dead[j]) s.columns.push_back(static_cast<std::int32_t>(j));
-  s.pre.resize(pre.rows(), num_dead);
-  for (index_t i = 0; i < pre.rows(); ++i)
-    for (index_t c = 0; c < num_dead; ++c) s.pre(i, c) = pre(i, s.columns[static_cast<std::size_t>(c)]);
-  ops::topk_rows(cpu{}, s.pre, std::min(aux_k, num_dead), Selection::value, s.codes);
-  for (auto& j : s.codes.indices) j = s.columns[static_cast<std::size_t>(j)];
-  s.codes.num_latents = pre.cols();
+  const index_t k = std::min(aux_k, num_dead);
+  if (k <= detail::kDirectAuxK) {
+    detail::topk_of_columns(pre, s.columns, k, s.codes);
+  } else {  // gathered, then top-k as for the main codes
+    s.pre.resize(pre.rows(), num_dead);
+    for (index_t i = 0; i < pre.rows(); ++i)
+      for (index_t c = 0; c < num_dead; ++c) s.pre(i, c) = pre(i, s.columns[static_cast<std::size_t>(c)]);
+    ops::topk_rows(cpu{}, s.pre, k, Selection::value, s.codes);
+    for (auto& j : s.codes.indices) j = s.columns[static_cast<std::size_t>(j)];
+    s.codes.num_latents = pre.cols();
+  }
   s.e = x - x_hat;
-  const Matrix<double> centred = s.e.template cast<double>().rowwise() - s.e.template cast<double>().colwise().mean();
-  const double variance = centred.squaredNorm();
+  // sum ||e_i - mean(e)||^2 = sum ||e_i||^2 - B ||mean(e)||^2, accumulated in double in one pass
+  Eigen::RowVectorXd column_sum = Eigen::RowVectorXd::Zero(s.e.cols());
+  double squares = 0;
+  for (index_t i = 0; i < s.e.rows(); ++i) {
+    const auto row = s.e.row(i).template cast<double>();
+    column_sum += row;
+    squares += row.squaredNorm();
+  }
+  const double variance = std::max(0.0, squares - column_sum.squaredNorm() / static_cast<double>(s.e.rows()));
   if (variance == 0) return 0;
   const double weight = alpha * std::min(static_cast<double>(num_dead) / static_cast<double>(aux_k), 1.0) / variance;
   // s.g = dL/de_hat = 2 weight (e_hat - e); dcode and the weight gradients as for the main decode.
