@@ -116,6 +116,27 @@ BOOST_AUTO_TEST_CASE(data_parallel_training_matches_one_process) {
 }
 
 namespace {
+// Rank 0's scratch folder, shared with the other ranks (one machine here), holding acts.npy: normal
+// draws of `shape` from `seed`; every rank returns once it is written.
+struct SharedArray {
+  std::optional<sae::test::ScratchDir> scratch;  // rank 0 owns (and removes) it
+  std::filesystem::path dir;
+  SharedArray(const std::string& tag, std::uint64_t seed, const std::vector<index_t>& shape) {
+    const sae::mpi::Communicator comm;
+    if (comm.rank() == 0) scratch.emplace(tag);
+    dir = comm.broadcast(scratch ? scratch->path.string() : std::string());
+    if (comm.rank() == 0) {
+      sae::Rng rng(seed);
+      index_t n = 1;
+      for (index_t e : shape) n *= e;
+      std::vector<float> a(static_cast<std::size_t>(n));
+      for (auto& v : a) v = static_cast<float>(rng.normal());
+      sae::io::save_npy(dir / "acts.npy", a.data(), shape);
+    }
+    comm.barrier();
+  }
+};
+
 // A sweep into `out`, committed by rank 0 (as sae-sweep --mpi does); the log is rank 0's.
 std::vector<sae::SweepResult> distributed(const sae::io::ArrayFile& view, const sae::SweepPlan& plan,
                                           const std::filesystem::path& out, std::ostringstream& log) {
@@ -131,17 +152,8 @@ std::vector<sae::SweepResult> distributed(const sae::io::ArrayFile& view, const 
 
 BOOST_AUTO_TEST_CASE(distributed_sweep_matches_the_single_process_sweep_and_resumes) {
   const sae::mpi::Communicator comm;
-  // Rank 0's scratch folder, shared with the other ranks (one machine here).
-  std::optional<sae::test::ScratchDir> scratch;
-  if (comm.rank() == 0) scratch.emplace("mpi-sweep");
-  const std::filesystem::path dir = comm.broadcast(scratch ? scratch->path.string() : std::string());
-  if (comm.rank() == 0) {
-    sae::Rng rng(5);
-    std::vector<float> a(300 * 2 * 2 * 8);
-    for (auto& v : a) v = static_cast<float>(rng.normal());
-    sae::io::save_npy(dir / "acts.npy", a.data(), {300, 2, 2, 8});
-  }
-  comm.barrier();
+  const SharedArray shared("mpi-sweep", 5, {300, 2, 2, 8});
+  const std::filesystem::path& dir = shared.dir;
   const sae::io::ArrayFile view(dir / "acts.npy");
   sae::SweepPlan plan;
   plan.slices.clear();
@@ -187,16 +199,8 @@ BOOST_AUTO_TEST_CASE(distributed_sweep_matches_the_single_process_sweep_and_resu
 // Run again with everything finished: nothing is handed out, every rank stops cleanly.
 BOOST_AUTO_TEST_CASE(a_finished_distributed_sweep_trains_nothing) {
   const sae::mpi::Communicator comm;
-  std::optional<sae::test::ScratchDir> scratch;
-  if (comm.rank() == 0) scratch.emplace("mpi-sweep-done");
-  const std::filesystem::path dir = comm.broadcast(scratch ? scratch->path.string() : std::string());
-  if (comm.rank() == 0) {
-    sae::Rng rng(6);
-    std::vector<float> a(200 * 8);
-    for (auto& v : a) v = static_cast<float>(rng.normal());
-    sae::io::save_npy(dir / "acts.npy", a.data(), {200, 8});
-  }
-  comm.barrier();
+  const SharedArray shared("mpi-sweep-done", 6, {200, 8});
+  const std::filesystem::path& dir = shared.dir;
   const sae::io::ArrayFile view(dir / "acts.npy");
   sae::SweepPlan plan;
   plan.ks = {1, 2}, plan.latents = {4};

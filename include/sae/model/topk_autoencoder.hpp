@@ -260,9 +260,8 @@ class TopKAutoencoder : public TopKCheckpointing {
                          ws.aux);
       }
       if (config_.tracks_dead_latents()) dead_.record(ws.codes);
-    }
-    if constexpr (S::host_memory)
       if (config_.project_decoder_gradient) detail::project_out_rows(grad.w_dec, p.w_dec);
+    }
     return {loss, mse};
   }
 

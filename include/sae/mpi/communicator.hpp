@@ -88,12 +88,16 @@ class Communicator {
     for (std::size_t at = 0; at < count; at += chunk)
       MPI_Allreduce(MPI_IN_PLACE, values + at, static_cast<int>(std::min(chunk, count - at)), datatype<T>(), op, comm_);
   }
-  // Every rank's `value`, in rank order.
+  // Every rank's `n` values, in rank order (rank r's at [r * n, (r + 1) * n)).
+  template <class T>
+  std::vector<T> gather_all(const T* values, int n) const {
+    std::vector<T> all(static_cast<std::size_t>(size_) * static_cast<std::size_t>(n));
+    MPI_Allgather(values, n, datatype<T>(), all.data(), n, datatype<T>(), comm_);
+    return all;
+  }
   template <class T>
   std::vector<T> gather_all(T value) const {
-    std::vector<T> all(static_cast<std::size_t>(size_));
-    MPI_Allgather(&value, 1, datatype<T>(), all.data(), 1, datatype<T>(), comm_);
-    return all;
+    return gather_all(&value, 1);
   }
   // `text` from `root` on every rank.
   std::string broadcast(std::string text, int root = 0) const {

@@ -18,6 +18,7 @@
 #include <sae/model/autoencoder_parameters.hpp>
 #include <sae/mpi/communicator.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <tuple>
@@ -41,7 +42,7 @@ class GradientExchange {
     sum_rows(g.w_enc, w);
     sum_dense(g.b_enc, w);
     sum_rows(g.w_dec, w);
-    if (comm_.gather_all(static_cast<int>(g.b_dec.size() > 0)).front()) sum_dense(g.b_dec, w);
+    if (g.b_dec.size() > 0) sum_dense(g.b_dec, w);  // the same on every rank: they train one model
     ++steps_;
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -69,10 +70,16 @@ class GradientExchange {
     const index_t cols = g.cols(), total = g.total_rows;
     const int mine = static_cast<int>(g.rows.size());
     g.values.topRows(mine) *= w;
-    const auto counts = comm_.gather_all(mine);
-    const int width = static_cast<int>(comm_.gather_all(static_cast<int>(cols)).front());  // rank 0's, for ranks with no rows
+    // Every rank's row count and width in one call (a rank without rows may have no width yet).
+    const int mine_and_width[2] = {mine, static_cast<int>(cols)};
+    const auto gathered = comm_.gather_all(mine_and_width, 2);
+    std::vector<int> counts(static_cast<std::size_t>(size()));
+    int width = 0;
     std::int64_t all_rows = 0;
-    for (int c : counts) all_rows += c;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      counts[r] = gathered[2 * r], width = std::max(width, gathered[2 * r + 1]);
+      all_rows += counts[r];
+    }
     const double row_bytes = static_cast<double>(width) * sizeof(Scalar);
     const double sparse_bytes = static_cast<double>(all_rows - mine) * (row_bytes + 4.0);
     const double dense_bytes = ring(static_cast<double>(total) * (row_bytes + 1.0));

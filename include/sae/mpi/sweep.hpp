@@ -9,7 +9,6 @@
 #include <sae/mpi/communicator.hpp>
 #include <sae/train/sweep.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sae/config.hpp>
+#include <sae/backend/cpu/row_update.hpp>
 #include <sae/core/adam_step.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
@@ -63,33 +64,15 @@ void zero_moments(cpu, index_t rows, index_t cols, Matrix<Scalar>& m) {
   if (m.rows() != rows || m.cols() != cols) m.setZero(rows, cols);
 }
 
-// A weight matrix with a row-sparse gradient. Blocks of kRowBlock rows are updated in parallel;
-// each row gets its hooks (core/row_hooks.hpp) while in cache.
+// A weight matrix with a row-sparse gradient (rows in parallel blocks, hooks while in cache).
 template <class Scalar>
 void adam_update(cpu, Matrix<Scalar>& p, Matrix<Scalar>& m, Matrix<Scalar>& v, const RowSparse<Scalar>& g,
                  const AdamStep<Scalar>& a, const RowHooks& hooks) {
-  sae::detail::require(g.total_rows == p.rows() && (g.rows.empty() || g.cols() == p.cols()), "Adam::step()",
-                       "gradient shape does not match its parameter");
-  std::vector<std::int32_t> slot(static_cast<std::size_t>(p.rows()), -1);
-  for (std::size_t r = 0; r < g.rows.size(); ++r) slot[static_cast<std::size_t>(g.rows[r])] = static_cast<std::int32_t>(r);
-  const index_t blocks = (p.rows() + kRowBlock - 1) / kRowBlock;
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-  for (index_t b = 0; b < blocks; ++b) {
-    const index_t begin = b * kRowBlock, end = std::min(p.rows(), begin + kRowBlock);
-    for (index_t j = begin; j < end; ++j) {
-      if (a.decay != Scalar(1)) p.row(j) *= a.decay;  // AdamW's decoupled weight decay
-      const std::int32_t r = slot[static_cast<std::size_t>(j)];
-      if (r >= 0)
-        detail::adam_span<true>(a, p.row(j).data(), m.row(j).data(), v.row(j).data(), g.values.row(r).data(), p.cols());
-      else
-        detail::adam_span<false>(a, p.row(j).data(), m.row(j).data(), v.row(j).data(), static_cast<const Scalar*>(nullptr),
-                                 p.cols());
-      if (hooks.unit_norm) sae::detail::normalize_row(p.row(j));
-    }
-    if (hooks.after_block) hooks.after_block(begin, end);
-  }
+  detail::update_rows(p, g, hooks, "Adam::step()", [&](index_t j, const Scalar* g_row) {
+    if (a.decay != Scalar(1)) p.row(j) *= a.decay;  // AdamW's decoupled weight decay
+    if (g_row) detail::adam_span<true>(a, p.row(j).data(), m.row(j).data(), v.row(j).data(), g_row, p.cols());
+    else detail::adam_span<false>(a, p.row(j).data(), m.row(j).data(), v.row(j).data(), g_row, p.cols());
+  });
 }
 
 // A bias with a dense gradient.

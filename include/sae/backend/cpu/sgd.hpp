@@ -4,16 +4,13 @@
 // g = 0: its momentum still moves it), so a row-sparse gradient gives the result of its dense form.
 #pragma once
 
-#include <sae/config.hpp>
+#include <sae/backend/cpu/row_update.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
 #include <sae/core/row_hooks.hpp>
 #include <sae/core/row_sparse.hpp>
 #include <sae/core/types.hpp>
 
-#include <algorithm>
-#include <cstdint>
-#include <vector>
 
 namespace sae::ops {
 
@@ -34,27 +31,12 @@ void sgd_span(const SgdStep<Scalar>& s, Scalar* p, Scalar* buf, const Scalar* g,
 }
 }  // namespace detail
 
-// A weight matrix with a row-sparse gradient; each row gets its hooks while in cache.
+// A weight matrix with a row-sparse gradient (rows in parallel blocks, hooks while in cache).
 template <class Scalar>
 void sgd_update(cpu, Matrix<Scalar>& p, Matrix<Scalar>& buf, const RowSparse<Scalar>& g, const SgdStep<Scalar>& s,
                 const RowHooks& hooks) {
-  sae::detail::require(g.total_rows == p.rows() && (g.rows.empty() || g.cols() == p.cols()), "Sgd::step()",
-                       "gradient shape does not match its parameter");
-  std::vector<std::int32_t> slot(static_cast<std::size_t>(p.rows()), -1);
-  for (std::size_t r = 0; r < g.rows.size(); ++r) slot[static_cast<std::size_t>(g.rows[r])] = static_cast<std::int32_t>(r);
-  const index_t blocks = (p.rows() + kRowBlock - 1) / kRowBlock;
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-  for (index_t b = 0; b < blocks; ++b) {
-    const index_t begin = b * kRowBlock, end = std::min(p.rows(), begin + kRowBlock);
-    for (index_t j = begin; j < end; ++j) {
-      const std::int32_t r = slot[static_cast<std::size_t>(j)];
-      detail::sgd_span(s, p.row(j).data(), buf.row(j).data(), r >= 0 ? g.values.row(r).data() : nullptr, p.cols());
-      if (hooks.unit_norm) sae::detail::normalize_row(p.row(j));
-    }
-    if (hooks.after_block) hooks.after_block(begin, end);
-  }
+  detail::update_rows(p, g, hooks, "Sgd::step()",
+                      [&](index_t j, const Scalar* g_row) { detail::sgd_span(s, p.row(j).data(), buf.row(j).data(), g_row, p.cols()); });
 }
 
 // A bias with a dense gradient.
