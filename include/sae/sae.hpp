@@ -31,8 +31,10 @@
 #include <sae/metrics/evaluate.hpp>
 #include <sae/metrics/reconstruction.hpp>
 #include <sae/metrics/sparsity.hpp>
+#include <sae/model/batch_topk_autoencoder.hpp>
 #include <sae/model/checkpoint.hpp>
 #include <sae/model/interop.hpp>
+#include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/model/recipe.hpp>

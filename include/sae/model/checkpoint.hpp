@@ -13,6 +13,8 @@
 #include <sae/io/atomic_file.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/npy.hpp>
+#include <sae/model/batch_topk_autoencoder.hpp>
+#include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 
@@ -43,7 +45,7 @@ inline std::string architecture_of(const io::Json& meta, const std::string& sour
 }
 }  // namespace checkpoint_detail
 
-// The architecture of the checkpoint in `dir` ("topk", "matryoshka"), to choose the Model to load.
+// The architecture of the checkpoint in `dir` ("topk", "batchtopk", "jumprelu", "matryoshka"), to choose the Model to load.
 inline std::string checkpoint_architecture(const std::filesystem::path& dir) {
   const std::string source = (dir / "config.json").string();
   return checkpoint_detail::architecture_of(io::read_json_file(source), source);

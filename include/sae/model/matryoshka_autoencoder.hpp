@@ -11,6 +11,7 @@
 #pragma once
 
 #include <sae/backend/cpu/batch_topk.hpp>
+#include <sae/model/batch_topk_autoencoder.hpp>
 #include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
@@ -205,9 +206,8 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   // const.
   StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
     const Matrix<Scalar>& x_in = preactivations(x, ws);
-    const Scalar smallest = ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
-    const auto beta = static_cast<Scalar>(config_.threshold_beta);
-    threshold_ = threshold_ < Scalar(0) ? smallest : beta * threshold_ + (Scalar(1) - beta) * smallest;
+    threshold_ = detail::tracked_threshold(threshold_, ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes),
+                                           config_.threshold_beta);
 
     const index_t rows = x.rows(), d = x.cols(), groups = num_groups();
     ws.prefix.resize(static_cast<std::size_t>(groups));

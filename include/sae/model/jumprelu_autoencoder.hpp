@@ -1,0 +1,313 @@
+// JumpReluAutoencoder (Rajamanoharan et al. 2024, "Jumping Ahead: Improving Reconstruction
+// Fidelity with JumpReLU Sparse Autoencoders"): z_j = pre_j * H(pre_j - theta_j), one learned
+// threshold theta_j = exp(log_threshold_j) per latent, trained with an L0 penalty:
+//
+//   L = MSE(x_hat, x) + lambda * (ms / D) * mean_i ||z_i||_0
+//
+// MSE is the per-element mean (torch's F.mse_loss, as TopK's loss) and ms the data's mean squared
+// entry, so lambda is the paper's coefficient for data normalised to E||x||^2 = D: the loss is the
+// paper's, scaled by ms / D. H has no derivative, so theta gets the paper's straight-through
+// pseudo-derivatives with the rectangle kernel K(u) = 1[|u| < 1/2] of bandwidth eps:
+//
+//   d z_j / d theta_j := -(theta_j / eps) K((pre_j - theta_j) / eps),
+//   d H(pre_j - theta_j) / d theta_j := -(1 / eps) K((pre_j - theta_j) / eps),
+//
+// and the encoder sees the true derivative H(pre_j - theta_j) (none from the L0 term). Bandwidth
+// and initial threshold are in units of the data's RMS entry (the paper's 0.001 for both on
+// normalised data); initialize_from_data measures that scale (1 until it runs). The decoder rows
+// stay unit norm, as TopK's.
+#pragma once
+
+#include <sae/backend/cpu/batch_topk.hpp>
+#include <sae/backend/cpu/encoder_gemm.hpp>
+#include <sae/backend/cpu/rows.hpp>
+#include <sae/backend/cpu/sparse.hpp>
+#include <sae/core/backend.hpp>
+#include <sae/core/error.hpp>
+#include <sae/core/row_hooks.hpp>
+#include <sae/core/sparse_codes.hpp>
+#include <sae/core/types.hpp>
+#include <sae/io/json.hpp>
+#include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/model_concept.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace sae {
+
+struct JumpReluConfig {
+  index_t input_dim = 0;    // D
+  index_t num_latents = 0;  // F
+  double sparsity_coefficient = 1e-3;  // lambda, the L0 penalty's weight (see above)
+  double bandwidth = 1e-3;             // eps, in units of the data's RMS entry
+  double initial_threshold = 1e-3;     // every theta_j at the start, in units of the data's RMS entry
+  // When > 0: initialize_from_data instead starts every theta_j at the one value that keeps this
+  // many latents per sample on the data (BatchTopK's cut), so a short run starts at the target L0.
+  index_t initial_l0 = 0;
+  bool decoder_bias = false;
+  std::uint64_t seed = 0;
+  bool tied_init = false;  // initialise W_enc to W_dec
+
+  void validate(const char* caller) const {
+    detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
+    detail::require(num_latents > 0, caller, "num_latents must be positive, got " + std::to_string(num_latents));
+    detail::require(sparsity_coefficient >= 0 && std::isfinite(sparsity_coefficient), caller,
+                    "sparsity_coefficient must be >= 0, got " + std::to_string(sparsity_coefficient));
+    detail::require(bandwidth > 0 && std::isfinite(bandwidth), caller, "bandwidth must be positive, got " + std::to_string(bandwidth));
+    detail::require(initial_threshold > 0 && std::isfinite(initial_threshold), caller,
+                    "initial_threshold must be positive, got " + std::to_string(initial_threshold));
+    detail::require(initial_l0 >= 0 && initial_l0 <= num_latents, caller,
+                    "initial_l0 must be in [0, num_latents=" + std::to_string(num_latents) + "], got " +
+                        std::to_string(initial_l0));
+  }
+};
+
+template <class Scalar>
+struct JumpReluParameters : AutoencoderParameters<Scalar> {
+  Vector<Scalar> log_threshold;  // [F]
+};
+
+template <class Scalar>
+struct JumpReluGradients : AutoencoderGradients<Scalar> {
+  Vector<Scalar> log_threshold;  // [F], dense: every latent near its threshold gets a share
+};
+
+template <class Scalar>
+struct JumpReluWorkspace {
+  Matrix<Scalar> x_in, pre, x_hat, g;
+  SparseCodes<Scalar> codes;
+  ops::LatentMajor groups;
+  std::vector<Scalar> dcode;
+  ops::EncoderGemmScratch gemm;
+  Vector<Scalar> theta;
+  std::vector<std::vector<std::pair<std::int32_t, Scalar>>> band;  // per sample: (latent, dL/dtheta share)
+};
+
+template <class Scalar, class Backend = cpu>
+class JumpReluAutoencoder {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
+                "JumpReluAutoencoder<Scalar>: Scalar must be float or double");
+  static_assert(std::is_same_v<Backend, cpu>, "JumpReluAutoencoder has CPU kernels only");
+
+ public:
+  using scalar_type = Scalar;
+  using backend_type = Backend;
+  using Config = JumpReluConfig;
+  using Parameters = JumpReluParameters<Scalar>;
+  using Gradients = JumpReluGradients<Scalar>;
+  using Workspace = JumpReluWorkspace<Scalar>;
+
+  explicit JumpReluAutoencoder(const JumpReluConfig& config) : config_(validated(config)) {
+    static_cast<AutoencoderParameters<Scalar>&>(p_) = detail::init_parameters<Scalar>(
+        config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed, config_.tied_init);
+    p_.log_threshold.setConstant(config_.num_latents, static_cast<Scalar>(std::log(config_.initial_threshold)));
+  }
+
+  // A model from stored parameters (checkpoints); shapes are checked against the config.
+  JumpReluAutoencoder(const JumpReluConfig& config, Parameters params)
+      : config_(validated(config)), p_(std::move(params)), needs_data_init_(false) {
+    detail::check_parameter_shapes(p_, config_.input_dim, config_.num_latents, config_.decoder_bias, "JumpReluAutoencoder");
+    detail::require(p_.log_threshold.size() == config_.num_latents, "JumpReluAutoencoder",
+                    "log_threshold has " + std::to_string(p_.log_threshold.size()) + " entries, expected " +
+                        std::to_string(config_.num_latents));
+  }
+
+  // Checkpoint hooks (model/checkpoint.hpp): one more slot, and the data scale as state.
+  static constexpr const char* architecture = "jumprelu";
+  template <class Params, class Fn>
+  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
+    AutoencoderSlots<Config>::for_each_slot(p, c, fn);
+    fn("log_threshold", p.log_threshold, c.num_latents, index_t{1});
+  }
+  static io::Json config_to_json(const Config& c) {
+    io::Json j = io::Json::object();
+    j["input_dim"] = c.input_dim;
+    j["num_latents"] = c.num_latents;
+    j["sparsity_coefficient"] = c.sparsity_coefficient;
+    j["bandwidth"] = c.bandwidth;
+    j["initial_threshold"] = c.initial_threshold;
+    j["initial_l0"] = c.initial_l0;
+    j["decoder_bias"] = c.decoder_bias;
+    j["seed"] = std::to_string(c.seed);
+    j["tied_init"] = c.tied_init;
+    return j;
+  }
+  static Config config_from_json(const io::Json& j, const std::string& source) {
+    try {
+      Config c;
+      c.input_dim = j.at("input_dim").as_int();
+      c.num_latents = j.at("num_latents").as_int();
+      c.sparsity_coefficient = j.at("sparsity_coefficient").as_number();
+      c.bandwidth = j.at("bandwidth").as_number();
+      c.initial_threshold = j.at("initial_threshold").as_number();
+      c.initial_l0 = j.at("initial_l0").as_int();
+      c.decoder_bias = j.at("decoder_bias").as_bool();
+      c.seed = std::stoull(j.at("seed").as_string());
+      c.tied_init = j.at("tied_init").as_bool();
+      c.validate("checkpoint config");
+      return c;
+    } catch (const io_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw io_error(source, e.what());
+    }
+  }
+  io::Json state_to_json() const {
+    io::Json j = io::Json::object();
+    j["data_scale"] = data_scale_;
+    return j;
+  }
+  void state_from_json(const io::Json& j) {
+    const double s = j.at("data_scale").as_number();
+    detail::require(s > 0 && std::isfinite(s), "JumpReluAutoencoder", "data_scale must be positive, got " + std::to_string(s));
+    data_scale_ = s;
+  }
+
+  const JumpReluConfig& config() const { return config_; }
+  const Parameters& parameters() const { return p_; }
+  Parameters& parameters() {
+    decoder_normalized_ = false;  // the caller may change w_dec
+    return p_;
+  }
+  index_t input_dim() const { return config_.input_dim; }
+  index_t num_latents() const { return config_.num_latents; }
+  // The data's RMS entry the bandwidth and the penalty are scaled by (1 before initialize_from_data).
+  double data_scale() const { return data_scale_; }
+  Vector<Scalar> thresholds() const { return p_.log_threshold.array().exp(); }
+
+  // Measures the data scale and, for a fresh model, starts the thresholds (the trainer calls this
+  // before the first step; a model from stored parameters keeps its thresholds).
+  void initialize_from_data(const Matrix<Scalar>& x) {
+    if (x.size() == 0) return;
+    data_scale_ = std::sqrt(x.template cast<double>().squaredNorm() / static_cast<double>(x.size()));
+    if (data_scale_ <= 0 || !std::isfinite(data_scale_)) data_scale_ = 1;
+    if (!std::exchange(needs_data_init_, false)) return;
+    double start = config_.initial_threshold * data_scale_;
+    if (config_.initial_l0 > 0) {
+      Workspace ws;
+      const index_t stride = (x.rows() + 4095) / 4096;  // at most 4,096 evenly spaced rows
+      Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
+      for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
+      preactivations(sample, ws);
+      const Scalar cut = ops::batch_topk(Backend{}, ws.pre, config_.initial_l0 * sample.rows(), ws.codes);
+      if (cut > Scalar(0)) start = static_cast<double>(cut);
+    }
+    p_.log_threshold.setConstant(config_.num_latents, static_cast<Scalar>(std::log(start)));
+  }
+
+  // Per-sample codes: every latent whose activation exceeds its threshold.
+  SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
+    Workspace ws;
+    encode_into(x, ws);
+    return std::move(ws.codes);
+  }
+
+  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const {
+    detail::require(codes.num_latents == config_.num_latents, "decode()",
+                    "codes have " + std::to_string(codes.num_latents) + " latents, model has " +
+                        std::to_string(config_.num_latents));
+    Matrix<Scalar> x_hat;
+    ops::sparse_decode(Backend{}, codes, p_.w_dec, decoder_bias(), x_hat);
+    return x_hat;
+  }
+
+  Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
+
+  // The weight of the L0 term in the loss: lambda * ms / D.
+  double l0_weight() const {
+    return config_.sparsity_coefficient * data_scale_ * data_scale_ / static_cast<double>(config_.input_dim);
+  }
+
+  // Forward and backward for one batch: TopK's sparse backward over the active latents, plus the
+  // thresholds' pseudo-gradients from the samples within eps/2 of them. Returns the penalised
+  // loss and the MSE.
+  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
+    const Matrix<Scalar>& x_in = encode_into(x, ws);
+    const index_t rows = x.rows(), f = config_.num_latents;
+    const double n = static_cast<double>(rows) * static_cast<double>(x.cols());
+    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, decoder_bias(), x,
+                                                       static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
+    ops::sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
+    if (config_.decoder_bias) ops::decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
+    else grad.b_dec.resize(0);
+
+    // Per sample, the latents within eps/2 of their threshold and their dL/dtheta share; summed
+    // per latent afterwards in sample order, so the result does not depend on the thread count.
+    const double eps = config_.bandwidth * data_scale_, l0w = l0_weight();
+    const auto l0_share = static_cast<Scalar>(-l0w / (static_cast<double>(rows) * eps));
+    const auto inv_eps = static_cast<Scalar>(1.0 / eps), half = static_cast<Scalar>(eps / 2);
+    ws.band.resize(static_cast<std::size_t>(rows));
+    std::int64_t active = 0;
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static) reduction(+ : active)
+#endif
+    for (index_t i = 0; i < rows; ++i) {
+      auto& band = ws.band[static_cast<std::size_t>(i)];
+      band.clear();
+      for (index_t j = 0; j < f; ++j) {
+        const Scalar v = ws.pre(i, j), t = ws.theta[j];
+        active += v > t ? 1 : 0;
+        if (std::abs(v - t) < half) {
+          const Scalar dz = ws.g.row(i).dot(p_.w_dec.row(j));  // dL/dz_ij
+          band.emplace_back(static_cast<std::int32_t>(j), -dz * t * inv_eps + l0_share);
+        }
+      }
+    }
+    grad.log_threshold.setZero(f);
+    for (const auto& band : ws.band)
+      for (const auto& [j, share] : band) grad.log_threshold[j] += share;
+    grad.log_threshold.array() *= ws.theta.array();  // d/dlog(theta) = theta d/dtheta
+    const double mse = sse / n, l0 = static_cast<double>(active) / static_cast<double>(rows);
+    return {mse + l0w * l0, mse};
+  }
+
+  // A no-op right after an optimizer step that already applied the unit-norm row constraint.
+  void normalize_decoder() {
+    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(Backend{}, p_.w_dec);
+  }
+
+  // The shared slots 0-3, then log_threshold as slot 4.
+  template <class Fn>
+  void for_each_parameter(const Gradients& g, Fn&& fn) {
+    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    if constexpr (std::is_invocable_v<Fn&, int, Vector<Scalar>&, const Vector<Scalar>&, const RowHooks&>)
+      fn(4, p_.log_threshold, g.log_threshold, RowHooks{});
+    else
+      fn(4, p_.log_threshold, g.log_threshold);
+  }
+
+ private:
+  static const JumpReluConfig& validated(const JumpReluConfig& c) {
+    c.validate("JumpReluAutoencoder");
+    return c;
+  }
+
+  const Vector<Scalar>* decoder_bias() const { return config_.decoder_bias ? &p_.b_dec : nullptr; }
+
+  const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
+    return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre,
+                                                           EncoderPrecision::fp32, ws.gemm);
+  }
+
+  // Fills ws.pre, ws.theta and ws.codes (every latent above its threshold); returns the encoder's input.
+  const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
+    const Matrix<Scalar>& in = preactivations(x, ws);
+    ws.theta = p_.log_threshold.array().exp();
+    const Vector<Scalar>& theta = ws.theta;
+    ops::detail::gather_kept(ws.pre, [&](index_t i, index_t j) { return ws.pre(i, j) > theta[j]; }, ws.codes);
+    return in;
+  }
+
+  JumpReluConfig config_;
+  Parameters p_;
+  double data_scale_ = 1;
+  bool needs_data_init_ = true;      // fresh: initialize_from_data has yet to start the thresholds
+  bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
+};
+
+}  // namespace sae
