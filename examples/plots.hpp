@@ -59,6 +59,7 @@ class Plotter {
   };
   struct LineStyle {
     bool log_x = false, log_y = false, points = true;
+    bool connect = true;  // false: points only (a scatter)
     std::string highlight_label = "Pareto-optimal";
     std::optional<std::pair<double, double>> band;
     std::string band_label;
@@ -85,7 +86,7 @@ class Plotter {
     gp << "plot ";
     for (std::size_t i = 0; i < series.size(); ++i)
       gp << (i ? ", " : "") << "'" << name << ".dat' index " << i << " using 1:2 with "
-         << (style.points ? "linespoints lw 2 pt 7" : "lines lw 2") << " title '" << series[i].label << "'";
+         << (!style.connect ? "points pt 7 ps 1.5" : style.points ? "linespoints lw 2 pt 7" : "lines lw 2") << " title '" << series[i].label << "'";
     bool any = false;
     for (const auto& s : series)
       for (std::size_t i = 0; i < s.highlight.size(); ++i) any = any || s.highlight[i];

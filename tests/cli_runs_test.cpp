@@ -173,6 +173,10 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-convert", {"--from", out, "--encode", "rows.npy"}, {"--encode and --codes go together"}},
       {"sae-train", {"--export", "onnx", "--out", out}, {"--export", "unknown SAE format 'onnx'", "'saelens' or 'sparsify'"}},
       {"sae-train", {"--export", "saelens", "--selection", "magnitude", "--out", out}, {"--export", "magnitude selection"}},
+      {"sae-compare", {"--variants", "topk,gated"}, {"--variants", "'gated'", "jumprelu"}},
+      {"sae-compare", {"--jumprelu-bandwidth", "0"}, {"--jumprelu-bandwidth", "got 0"}},
+      {"sae-compare", {"--ks", "20", "--latents", "16"}, {"K=20", "latent_dim=16"}},
+      {"sae-compare", {"--aux-k", "600", "--latents", "512"}, {"--aux-k", "got 600"}},
       {"sae-convert", {"--to", out}, {"--from is required"}},
       {"sae-convert", {"--from", (dir / "a_directory").string(), "--to", out}, {"a_directory", "neither a SAELens folder"}},
       {"sae-convert", {"--from", (dir / "missing").string(), "--to", out}, {"missing", "no such folder"}},
@@ -407,6 +411,7 @@ BOOST_AUTO_TEST_CASE(every_program_runs_on_a_small_data_set_of_its_own) {
   };
   const std::vector<Case> cases = {
       {"sae-grid", {"--data", late, "--ks", "4", "--latents", "16", "--epochs", "1"}, "report.md"},
+      {"sae-compare", {"--data", late, "--ks", "4", "--latents", "16", "--epochs", "1", "--jumprelu-runs", "2"}, "compare.csv"},
       {"sae-large-k", {"--data", late, "--ks", "4,8", "--latents", "32", "--epochs", "1", "--ranks", "20-32",
                        "--top-samples", "5"}, "large_k.json"},
       {"sae-hierarchy", {"--data", late, "--early-data", early, "--ks", "4", "--latents", "32", "--epochs", "1",
@@ -454,4 +459,47 @@ BOOST_AUTO_TEST_CASE(every_program_runs_on_a_small_data_set_of_its_own) {
   };
   visit(semantics);
   BOOST_TEST(checked > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(sae_compare_trains_every_variant_on_the_grid_runs_data) {
+  // Its TopK column is the reports' TopK: the same numbers sae-grid gets on the same flags (another
+  // code path: the sweep with its result cache). Every variant scores every grid point.
+  sae::test::ScratchDir dir("cli-compare");
+  const std::vector<std::string> grid = {"--data", kData, "--ks", "2,4", "--latents", "16,32", "--epochs", "2", "--no-plots"};
+  auto g = grid, c = grid;
+  g.insert(g.end(), {"--out", (dir / "grid").string()});
+  c.insert(c.end(), {"--jumprelu-runs", "3", "--out", (dir / "compare").string()});
+  BOOST_REQUIRE_EQUAL(run("sae-grid", g, dir / "log").code, 0);
+  const Exit e = run("sae-compare", c, dir / "log");
+  BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+  const auto lines = [](const std::string& text) {
+    std::vector<std::vector<std::string>> rows;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      rows.emplace_back();
+      std::istringstream cells(line);
+      for (std::string cell; std::getline(cells, cell, ',');) rows.back().push_back(cell);
+    }
+    return rows;
+  };
+  const auto grid_rows = lines(sae::test::read_file(dir / "grid" / "grid_metrics.csv"));
+  const auto rows = lines(sae::test::read_file(dir / "compare" / "compare.csv"));
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u + 5 * 4);
+  std::map<std::string, int> per_variant;
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    ++per_variant[rows[r][0]];
+    const double ev = std::stod(rows[r][3]), dead = std::stod(rows[r][4]);
+    BOOST_TEST((std::isfinite(ev) && ev < 1 && dead >= 0 && dead <= 1));
+    if (rows[r][0] != "topk") continue;
+    for (std::size_t q = 1; q < grid_rows.size(); ++q)
+      if (grid_rows[q][0] == rows[r][1] && grid_rows[q][1] == rows[r][2]) {
+        BOOST_TEST(grid_rows[q][2] == rows[r][3], "EV of K=" << rows[r][1] << " d=" << rows[r][2]);
+        BOOST_TEST(grid_rows[q][4] == rows[r][4], "dead fraction of K=" << rows[r][1] << " d=" << rows[r][2]);
+      }
+  }
+  for (const char* v : {"topk", "auxk", "modern", "batchtopk", "jumprelu"}) BOOST_TEST(per_variant[v] == 4, v);
+  const std::string report = sae::test::read_file(dir / "compare" / "report.md");
+  BOOST_TEST(report.find("| K | latent_dim | TopK (reports) | TopK + AuxK | TopK, recipe modern | BatchTopK | JumpReLU |") !=
+             std::string::npos);
+  BOOST_TEST(sae::test::read_file(dir / "compare" / "figures" / "ev_vs_dead.dat").size() > 0u);
 }
