@@ -283,7 +283,7 @@ inline void add_dead_latent_options(cxxopts::Options& options, const std::string
   // clang-format off
   options.add_options(group)
     ("recipe", "'reports' (the reports' TopK, default) or 'modern': a decoder bias started at the geometric median, "
-               "--tied-init for K <= 32, --aux-k 4 with a two-epoch --dead-window (other flags of this group then refused)",
+               "--tied-init for K <= D/16, --aux-k 4 with a two-epoch --dead-window (other flags of this group then refused)",
      cxxopts::value<std::string>()->default_value("reports"))
     ("tied-init", "initialise the encoder to the decoder's transpose")
     ("aux-k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)", cxxopts::value<long>()->default_value("0"))

@@ -358,7 +358,7 @@ BOOST_AUTO_TEST_CASE(median_decoder_bias_starts_at_the_training_rows_geometric_m
 }
 
 BOOST_AUTO_TEST_CASE(recipes_set_what_they_say) {
-  const sae::TopKConfig base{16, 64, 5};
+  const sae::TopKConfig base{96, 64, 6};
   const auto same = sae::apply_recipe(base, sae::Recipe::reports, 1000);
   BOOST_TEST(sae::to_json(same).dump() == sae::to_json(base).dump());
   const auto modern = sae::apply_recipe(base, sae::Recipe::modern, 1000);
@@ -369,8 +369,8 @@ BOOST_AUTO_TEST_CASE(recipes_set_what_they_say) {
   BOOST_TEST(modern.aux_alpha == 1.0 / 32);
   BOOST_TEST(modern.dead_window == 2000);  // two epochs
   sae::TopKConfig wide = base;
-  wide.k = 33;
-  BOOST_TEST(!sae::apply_recipe(wide, sae::Recipe::modern, 1000).tied_init);  // tied only for K <= 32
+  wide.k = 7;
+  BOOST_TEST(!sae::apply_recipe(wide, sae::Recipe::modern, 1000).tied_init);  // tied only for 16 K <= D
   sae::TopKConfig tiny{4, 3, 1};
   BOOST_TEST(sae::apply_recipe(tiny, sae::Recipe::modern, 10).aux_k == 3);
   BOOST_TEST((sae::parse_recipe("modern") == sae::Recipe::modern));
