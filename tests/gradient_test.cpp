@@ -5,6 +5,8 @@
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/model/resampling.hpp>
 
+#include <algorithm>
+
 using sae::index_t;
 using sae::test::random_matrix;
 using Model = sae::TopKAutoencoder<double>;
@@ -38,6 +40,46 @@ BOOST_AUTO_TEST_CASE(gradient_rows_are_only_the_selected_latents) {
     for (std::size_t e = 0; e < codes.indices.size(); ++e) selected |= codes.indices[e] == j && codes.values[e] > 0;
     BOOST_TEST(selected);
   }
+}
+
+BOOST_AUTO_TEST_CASE(weight_gradients_added_onto_others_equal_the_sum) {
+  // AuxK adds a second code set's gradients onto the main ones: rows both touch are summed, rows
+  // only the second touches are appended; the dense result is the sum of the two computed apart.
+  const index_t f = 40, d = 6, rows = 5;
+  const auto x = random_matrix(rows, d, 3), g = random_matrix(rows, d, 4);
+  const auto codes = [&](std::uint64_t seed) {
+    sae::SparseCodes<double> c;
+    c.resize(rows, 3, f);
+    sae::Rng rng(seed);
+    for (index_t i = 0; i < rows; ++i)
+      for (index_t s = 0; s < 3; ++s)
+        c.row_indices(i)[s] = static_cast<std::int32_t>(rng.uniform(0, 20)), c.row_values(i)[s] = rng.uniform(0.1, 1);
+    return c;
+  };
+  const auto a = codes(1), b = codes(2);
+  const auto dcode = [](const sae::SparseCodes<double>& c) {
+    std::vector<double> v(c.values.size());
+    for (std::size_t e = 0; e < v.size(); ++e) v[e] = 0.3 * c.values[e] - 0.1 * static_cast<double>(e);
+    return v;
+  };
+  sae::ops::LatentMajor groups;
+  sae::RowSparse<double> enc_a, dec_a, enc_b, dec_b;
+  sae::Vector<double> bias_a, bias_b;
+  sae::ops::sparse_weight_gradients(sae::cpu{}, a, g, x, groups, dcode(a), enc_a, bias_a, dec_a);
+  sae::ops::sparse_weight_gradients(sae::cpu{}, b, g, x, groups, dcode(b), enc_b, bias_b, dec_b);
+  const sae::Matrix<double> enc_sum = enc_a.to_dense() + enc_b.to_dense(), dec_sum = dec_a.to_dense() + dec_b.to_dense();
+  const sae::Vector<double> bias_sum = bias_a + bias_b;
+  const std::size_t rows_a = enc_a.rows.size();
+  sae::ops::add_sparse_weight_gradients(sae::cpu{}, b, g, x, groups, dcode(b), enc_a, bias_a, dec_a);
+  BOOST_TEST((enc_a.to_dense() - enc_sum).cwiseAbs().maxCoeff() < 1e-12);
+  BOOST_TEST((dec_a.to_dense() - dec_sum).cwiseAbs().maxCoeff() < 1e-12);
+  BOOST_TEST((bias_a - bias_sum).cwiseAbs().maxCoeff() < 1e-12);
+  BOOST_TEST(enc_a.rows == dec_a.rows, boost::test_tools::per_element());
+  std::vector<std::int32_t> sorted = enc_a.rows;
+  std::sort(sorted.begin(), sorted.end());
+  BOOST_TEST((std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()));  // each row once
+  BOOST_TEST(enc_a.rows.size() > rows_a);  // some appended
+  BOOST_TEST(enc_a.rows.size() < rows_a + enc_b.rows.size());  // some shared
 }
 
 BOOST_AUTO_TEST_CASE(sparse_decode_matches_dense_product) {

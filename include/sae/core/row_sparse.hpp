@@ -14,7 +14,7 @@ namespace sae {
 template <class Scalar>
 struct RowSparse {
   index_t total_rows = 0;          // F
-  std::vector<std::int32_t> rows;  // touched rows, ascending
+  std::vector<std::int32_t> rows;  // touched rows, each once; ascending unless gradients were added on (AuxK)
   Matrix<Scalar> values;           // row s holds row rows[s]; rows past rows.size() are spare capacity
 
   index_t cols() const { return values.cols(); }
@@ -23,7 +23,7 @@ struct RowSparse {
   void reserve_rows(index_t count, index_t cols) {
     if (values.cols() != cols || values.rows() < count) values.resize(std::max(count, total_rows), cols);
   }
-  // this += other: the rows of both, each once, ascending. `scratch` is reused storage (its
+  // this += other, both row lists ascending: the rows of both, each once, ascending. `scratch` is reused storage (its
   // allocation is kept across calls, so training does not page-fault megabytes every step).
   void add(const RowSparse& other, RowSparse& scratch) {
     if (other.rows.empty()) return;

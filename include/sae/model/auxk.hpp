@@ -53,12 +53,10 @@ template <class Scalar>
 struct AuxKScratch {
   std::vector<char> dead;
   std::vector<std::int32_t> columns;  // the dead latents, ascending
-  Matrix<Scalar> pre, e, e_hat, g;
+  Matrix<Scalar> pre, g;
   SparseCodes<Scalar> codes;
   ops::LatentMajor groups;
   std::vector<Scalar> dcode;
-  RowSparse<Scalar> w_enc, w_dec, merged;  // merged: the union's storage (RowSparse::add)
-  Vector<Scalar> b_enc;
 };
 
 namespace detail {
@@ -77,37 +75,110 @@ void topk_of_columns(const Matrix<Scalar>& pre, const std::vector<std::int32_t>&
     const Scalar* row = pre.row(i).data();
     Scalar best[kDirectAuxK];
     std::int32_t index[kDirectAuxK];
-    index_t n = 0;  // kept so far, best first
-    for (const std::int32_t c : columns) {
+    // The first k columns sorted in, then each later one only when it beats the k-th best (a
+    // later column never wins a tie).
+    const index_t first = std::min<index_t>(k, static_cast<index_t>(columns.size()));
+    for (index_t n = 0; n < first; ++n) {
+      const std::int32_t c = columns[static_cast<std::size_t>(n)];
+      index_t at = n;
+      for (; at > 0 && row[c] > best[at - 1]; --at) best[at] = best[at - 1], index[at] = index[at - 1];
+      best[at] = row[c], index[at] = c;
+    }
+    Scalar bar = best[k - 1];
+    for (std::size_t q = static_cast<std::size_t>(first); q < columns.size(); ++q) {
+      const std::int32_t c = columns[q];
       const Scalar v = row[c];
-      if (n == k && !(v > best[k - 1])) continue;  // a later column never wins a tie
-      index_t at = n < k ? n++ : k - 1;
+      if (!(v > bar)) continue;
+      index_t at = k - 1;
       for (; at > 0 && v > best[at - 1]; --at) best[at] = best[at - 1], index[at] = index[at - 1];
       best[at] = v, index[at] = c;
+      bar = best[k - 1];
     }
     std::int32_t* idx = out.row_indices(i);
     Scalar* val = out.row_values(i);
     for (index_t s = 0; s < k; ++s) idx[s] = index[s], val[s] = std::max(best[s], Scalar(0));
   }
 }
+
+// sum_i ||e_i - mean(e)||^2 for the residual e = x - x_hat, as sum ||e_i||^2 - B ||mean(e)||^2
+// accumulated in double in one pass: column blocks in parallel, each column summed in row order and
+// the blocks combined in order, so the result does not depend on the thread count.
+template <class Scalar>
+double residual_variance(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat) {
+  constexpr index_t kBlock = 64;
+  const index_t rows = x.rows(), cols = x.cols(), blocks = (cols + kBlock - 1) / kBlock;
+  std::vector<double> squares(static_cast<std::size_t>(blocks)), squared_sums(static_cast<std::size_t>(blocks));
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t b = 0; b < blocks; ++b) {
+    const index_t c0 = b * kBlock, len = std::min(kBlock, cols - c0);
+    double sum[kBlock] = {}, square[kBlock] = {};
+    for (index_t i = 0; i < rows; ++i) {
+      const Scalar* xi = x.row(i).data() + c0;
+      const Scalar* hi = x_hat.row(i).data() + c0;
+      for (index_t c = 0; c < len; ++c) {
+        const auto v = static_cast<double>(xi[c] - hi[c]);
+        sum[c] += v, square[c] += v * v;
+      }
+    }
+    double sq = 0, ss = 0;
+    for (index_t c = 0; c < len; ++c) sq += square[c], ss += sum[c] * sum[c];
+    squares[static_cast<std::size_t>(b)] = sq, squared_sums[static_cast<std::size_t>(b)] = ss;
+  }
+  double sq = 0, ss = 0;
+  for (index_t b = 0; b < blocks; ++b) sq += squares[static_cast<std::size_t>(b)], ss += squared_sums[static_cast<std::size_t>(b)];
+  return rows == 0 ? 0.0 : std::max(0.0, sq - ss / static_cast<double>(rows));
+}
+
+// AuxK's decode of the residual without storing it: per row, r = sum_s z_s w_dec[j_s] - (x - x_hat)
+// (e_hat - e), g = scale * r and dcode[s] = g . w_dec[j_s]. Returns sum ||r||^2, summed in double
+// in row order.
+template <class Scalar>
+double decode_residual(const SparseCodes<Scalar>& codes, const Matrix<Scalar>& w_dec, const Matrix<Scalar>& x,
+                       const Matrix<Scalar>& x_hat, Scalar scale, Matrix<Scalar>& g, std::vector<Scalar>& dcode) {
+  const index_t rows = codes.rows, k = codes.k;
+  g.resize(rows, x.cols());
+  dcode.assign(static_cast<std::size_t>(rows * k), Scalar(0));
+  std::vector<double> row_sse(static_cast<std::size_t>(rows));
+#if SAE_USE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (index_t i = 0; i < rows; ++i) {
+    auto gi = g.row(i);
+    gi = x_hat.row(i) - x.row(i);
+    const std::int32_t* idx = codes.row_indices(i);
+    const Scalar* val = codes.row_values(i);
+    for (index_t s = 0; s < k; ++s)
+      if (val[s] != Scalar(0)) gi.noalias() += val[s] * w_dec.row(idx[s]);
+    row_sse[static_cast<std::size_t>(i)] = static_cast<double>(gi.squaredNorm());
+    gi *= scale;
+    for (index_t s = 0; s < k; ++s)
+      if (val[s] > Scalar(0)) dcode[static_cast<std::size_t>(i * k + s)] = gi.dot(w_dec.row(idx[s]));
+  }
+  double sse = 0;
+  for (const double r : row_sse) sse += r;
+  return sse;
+}
 }  // namespace detail
 
 // Adds AuxK's gradient to `grad` and returns its loss term. `pre` are the step's pre-activations,
-// `x_in` the encoder's input, `x_hat` the main reconstruction; `dead` from DeadLatents::mask.
+// `x_in` the encoder's input, `x_hat` the main reconstruction; `dead` from DeadLatents::mask. The
+// weight gradients are added onto grad's rows (rows only AuxK touches are appended).
 template <class Scalar>
 double add_auxk(index_t aux_k, double alpha, index_t num_dead, const AutoencoderParameters<Scalar>& p, bool decoder_bias,
                 const Matrix<Scalar>& x, const Matrix<Scalar>& x_in, const Matrix<Scalar>& pre, const Matrix<Scalar>& x_hat,
                 AutoencoderGradients<Scalar>& grad, AuxKScratch<Scalar>& s) {
   if (num_dead == 0 || x.rows() == 0) return 0;
-  // The top aux_k dead latents of each row: top-k over the dead columns of pre, gathered, then
-  // mapped back to latent indices.
+  // The top aux_k dead latents of each row: top-k over the dead columns of pre (in one pass, or
+  // for a large k_aux gathered, then top-k as for the main codes and mapped back to latent indices).
   s.columns.clear();
   for (std::size_t j = 0; j < s.dead.size(); ++j)
     if (s.dead[j]) s.columns.push_back(static_cast<std::int32_t>(j));
   const index_t k = std::min(aux_k, num_dead);
   if (k <= detail::kDirectAuxK) {
     detail::topk_of_columns(pre, s.columns, k, s.codes);
-  } else {  // gathered, then top-k as for the main codes
+  } else {
     s.pre.resize(pre.rows(), num_dead);
     for (index_t i = 0; i < pre.rows(); ++i)
       for (index_t c = 0; c < num_dead; ++c) s.pre(i, c) = pre(i, s.columns[static_cast<std::size_t>(c)]);
@@ -115,25 +186,12 @@ double add_auxk(index_t aux_k, double alpha, index_t num_dead, const Autoencoder
     for (auto& j : s.codes.indices) j = s.columns[static_cast<std::size_t>(j)];
     s.codes.num_latents = pre.cols();
   }
-  s.e = x - x_hat;
-  // sum ||e_i - mean(e)||^2 = sum ||e_i||^2 - B ||mean(e)||^2, accumulated in double in one pass
-  Eigen::RowVectorXd column_sum = Eigen::RowVectorXd::Zero(s.e.cols());
-  double squares = 0;
-  for (index_t i = 0; i < s.e.rows(); ++i) {
-    const auto row = s.e.row(i).template cast<double>();
-    column_sum += row;
-    squares += row.squaredNorm();
-  }
-  const double variance = std::max(0.0, squares - column_sum.squaredNorm() / static_cast<double>(s.e.rows()));
+  const double variance = detail::residual_variance(x, x_hat);
   if (variance == 0) return 0;
   const double weight = alpha * std::min(static_cast<double>(num_dead) / static_cast<double>(aux_k), 1.0) / variance;
   // s.g = dL/de_hat = 2 weight (e_hat - e); dcode and the weight gradients as for the main decode.
-  const double sse = ops::decode_with_code_gradients(cpu{}, s.codes, p.w_dec, static_cast<const Vector<Scalar>*>(nullptr),
-                                                     s.e, static_cast<Scalar>(2 * weight), s.e_hat, s.g, s.dcode);
-  ops::sparse_weight_gradients(cpu{}, s.codes, s.g, x_in, s.groups, s.dcode, s.w_enc, s.b_enc, s.w_dec);
-  grad.w_enc.add(s.w_enc, s.merged);
-  grad.w_dec.add(s.w_dec, s.merged);
-  grad.b_enc += s.b_enc;
+  const double sse = detail::decode_residual(s.codes, p.w_dec, x, x_hat, static_cast<Scalar>(2 * weight), s.g, s.dcode);
+  ops::add_sparse_weight_gradients(cpu{}, s.codes, s.g, x_in, s.groups, s.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
   if (decoder_bias)  // through the encoder input x - b_dec only: e_hat has no bias and e is a constant
     for (std::size_t e = 0; e < s.dcode.size(); ++e)
       if (s.dcode[e] != Scalar(0)) grad.b_dec.noalias() -= s.dcode[e] * p.w_enc.row(s.codes.indices[e]).transpose();

@@ -4,6 +4,7 @@
 
 #include <sae/config.hpp>
 #include <sae/core/backend.hpp>
+#include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/core/row_sparse.hpp>
 #include <sae/core/sparse_codes.hpp>
@@ -45,6 +46,9 @@ struct LatentMajor {
   std::vector<std::int32_t> latents;  // latents selected by at least one sample with a nonzero gradient path
   std::vector<std::int64_t> start;    // [latents.size() + 1] offsets into entry
   std::vector<std::int64_t> entry;    // flat (row * k + slot) positions into the codes
+  // Only when adding to existing gradients: the gradient row of each latent (row_of, [F], -1 when
+  // absent), and where each listed latent's sums go.
+  std::vector<std::int32_t> row_of, target;
 };
 
 // Only slots whose value passed ReLU carry gradient, so only those are grouped.
@@ -78,20 +82,46 @@ void group_by_latent(const SparseCodes<Scalar>& codes, LatentMajor& out) {
 //   dw_enc[j]  = sum_i dcode[i,j] * x_in[i]
 //   db_enc[j]  = sum_i dcode[i,j]
 // where inactive slots (value 0) carry no gradient. Rows of dw_* are only the touched latents.
+// With `add`, the sums are added to the gradients already there (same rows in dw_enc and dw_dec):
+// a latent with a row gets added to it, the others get new rows appended (so the row list is then
+// no longer ascending; the optimizers do not need it to be).
 namespace detail {
 template <class Scalar, class Upstream>
 void weight_gradients(const SparseCodes<Scalar>& codes, Upstream&& upstream, const Matrix<Scalar>& x_in,
                       LatentMajor& groups, const std::vector<Scalar>& dcode, RowSparse<Scalar>& dw_enc,
-                      Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+                      Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec, bool add = false) {
   const index_t k = codes.k, d = x_in.cols();
   group_by_latent(codes, groups);
   const auto touched = static_cast<index_t>(groups.latents.size());
-  for (RowSparse<Scalar>* r : {&dw_enc, &dw_dec}) {
-    r->total_rows = codes.num_latents;
-    r->rows = groups.latents;
-    r->reserve_rows(touched, d);
+  std::size_t existing = 0;  // rows already there (with `add`)
+  if (!add) {
+    for (RowSparse<Scalar>* r : {&dw_enc, &dw_dec}) {
+      r->total_rows = codes.num_latents;
+      r->rows = groups.latents;
+      r->reserve_rows(touched, d);
+    }
+    db_enc.setZero(codes.num_latents);
+  } else {
+    sae::detail::require(dw_enc.rows == dw_dec.rows && dw_enc.total_rows == codes.num_latents &&
+                             db_enc.size() == codes.num_latents && (dw_enc.rows.empty() || dw_enc.cols() == d),
+                         "add_sparse_weight_gradients()", "the gradients to add to do not match the codes");
+    existing = dw_enc.rows.size();
+    groups.row_of.assign(static_cast<std::size_t>(codes.num_latents), -1);
+    for (std::size_t r = 0; r < existing; ++r) groups.row_of[static_cast<std::size_t>(dw_enc.rows[r])] = static_cast<std::int32_t>(r);
+    groups.target.resize(static_cast<std::size_t>(touched));
+    for (index_t t = 0; t < touched; ++t) {
+      const std::int32_t j = groups.latents[static_cast<std::size_t>(t)];
+      std::int32_t& row = groups.row_of[static_cast<std::size_t>(j)];
+      if (row < 0) {
+        row = static_cast<std::int32_t>(dw_enc.rows.size());
+        dw_enc.rows.push_back(j), dw_dec.rows.push_back(j);
+      }
+      groups.target[static_cast<std::size_t>(t)] = row;
+    }
+    const auto needed = static_cast<index_t>(dw_enc.rows.size());
+    for (RowSparse<Scalar>* r : {&dw_enc, &dw_dec})
+      if (r->values.rows() < needed || r->values.cols() != d) r->values.conservativeResize(std::max(needed, r->total_rows), d);
   }
-  db_enc.setZero(codes.num_latents);
   // Column chunks of about 512 KB of x_in (and as much of the upstream rows), so every latent's sum
   // reads them from L2 rather than L3; each element's sum keeps its order, so chunking changes no bit.
   // Only worth its extra passes when latents sum over many samples each.
@@ -104,18 +134,25 @@ void weight_gradients(const SparseCodes<Scalar>& codes, Upstream&& upstream, con
 #endif
     for (index_t t = 0; t < touched; ++t) {
       const std::int32_t j = groups.latents[static_cast<std::size_t>(t)];
-      auto enc = dw_enc.values.row(t).segment(c0, len);
-      auto dec = dw_dec.values.row(t).segment(c0, len);
+      const index_t row = add ? groups.target[static_cast<std::size_t>(t)] : t;
+      const bool onto = add && static_cast<std::size_t>(row) < existing;  // add to a row already there
+      auto enc = dw_enc.values.row(row).segment(c0, len);
+      auto dec = dw_dec.values.row(row).segment(c0, len);
       const std::int64_t begin = groups.start[t], end = groups.start[t + 1];
       const auto sample = [&](std::int64_t p) { return groups.entry[static_cast<std::size_t>(p)] / k; };
       const auto dc = [&](std::int64_t p) { return dcode[static_cast<std::size_t>(groups.entry[static_cast<std::size_t>(p)])]; };
       const auto z = [&](std::int64_t p) { return codes.values[static_cast<std::size_t>(groups.entry[static_cast<std::size_t>(p)])]; };
       const auto x = [&](std::int64_t p) { return x_in.row(sample(p)).segment(c0, len); };
       const auto u = [&](std::int64_t p) { return upstream(sample(p), j).segment(c0, len); };
-      // Every listed latent has at least one entry: the first one initialises the rows (no zeroing
+      // Every listed latent has at least one entry: the first one initialises a new row (no zeroing
       // pass); then four entries per pass over the rows (one load and store of them per four FMAs).
-      dec.noalias() = z(begin) * u(begin);
-      enc.noalias() = dc(begin) * x(begin);
+      if (onto) {
+        dec.noalias() += z(begin) * u(begin);
+        enc.noalias() += dc(begin) * x(begin);
+      } else {
+        dec.noalias() = z(begin) * u(begin);
+        enc.noalias() = dc(begin) * x(begin);
+      }
       std::int64_t p = begin + 1;
       for (; p + 4 <= end; p += 4) {
         dec.noalias() += z(p) * u(p) + z(p + 1) * u(p + 1) + z(p + 2) * u(p + 2) + z(p + 3) * u(p + 3);
@@ -128,7 +165,8 @@ void weight_gradients(const SparseCodes<Scalar>& codes, Upstream&& upstream, con
       if (c0 == 0) {
         Scalar bias = 0;
         for (std::int64_t q = begin; q < end; ++q) bias += dc(q);
-        db_enc[j] = bias;
+        if (add) db_enc[j] += bias;
+        else db_enc[j] = bias;
       }
     }
   }
@@ -142,6 +180,16 @@ void sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, const Matrix
                              Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
   detail::weight_gradients(codes, [&g](index_t i, std::int32_t) { return g.row(i); }, x_in, groups, dcode, dw_enc, db_enc,
                            dw_dec);
+}
+
+// sparse_weight_gradients added to the gradients already in dw_enc, db_enc, dw_dec (AuxK's second
+// set of codes); rows not there yet are appended.
+template <class Scalar>
+void add_sparse_weight_gradients(cpu, const SparseCodes<Scalar>& codes, const Matrix<Scalar>& g, const Matrix<Scalar>& x_in,
+                                 LatentMajor& groups, const std::vector<Scalar>& dcode, RowSparse<Scalar>& dw_enc,
+                                 Vector<Scalar>& db_enc, RowSparse<Scalar>& dw_dec) {
+  detail::weight_gradients(codes, [&g](index_t i, std::int32_t) { return g.row(i); }, x_in, groups, dcode, dw_enc, db_enc,
+                           dw_dec, true);
 }
 
 // The whole sparse backward pass for a per-latent upstream gradient u(i, j): the code gradients
