@@ -94,29 +94,47 @@ BOOST_AUTO_TEST_CASE(our_models_round_trip_through_both_formats) {
   BOOST_TEST((bf.parameters().w_dec - model.parameters().w_dec).cwiseAbs().maxCoeff() <= 4e-3f);
 }
 
-BOOST_AUTO_TEST_CASE(matryoshka_exports_as_a_jumprelu_folder) {
-  sae::test::ScratchDir dir("interop-mat");
-  sae::MatryoshkaConfig c;
-  c.input_dim = 6, c.num_latents = 16, c.k = 3, c.seed = 2;
-  sae::MatryoshkaAutoencoder<float> model(c);
-  model.set_threshold(0.125f);
-  sae::export_saelens(dir / "mat", model);
-  const auto cfg = sae::io::read_json_file((dir / "mat" / "cfg.json").string());
-  BOOST_TEST(cfg.at("architecture").as_string() == "jumprelu");
-  const sae::io::SafetensorsFile w(dir / "mat" / "sae_weights.safetensors");
-  BOOST_TEST((w.vector<float>("threshold", 16).array() == 0.125f).all());
-  // JumpReLU's rule, relu(pre) * (pre > threshold), fires exactly the latents our encode keeps.
+BOOST_AUTO_TEST_CASE(threshold_models_export_as_jumprelu_folders) {
+  // JumpReLU, BatchTopK and Matryoshka as SAELens "jumprelu" folders: its rule,
+  // relu(pre) * (pre > threshold), fires exactly the latents our encode keeps, with the same values.
+  sae::test::ScratchDir dir("interop-jump");
   const auto x = sae::test::random_matrix<float>(7, 6, 3);
-  const sae::Matrix<float> pre =
-      (x * w.matrix<float>("W_enc", 6, 16)).rowwise() + w.vector<float>("b_enc", 16).transpose();
-  const sae::Matrix<float> jump = (pre.array() > 0.125f).select(pre, 0.0f);
-  const sae::Matrix<float> ours = model.encode(x).to_dense();
-  BOOST_TEST(((jump.array() > 0) == (ours.array() > 0)).all());  // the same latents fire
-  BOOST_TEST((jump - ours).cwiseAbs().maxCoeff() <= 1e-5f);     // GEMM order aside, the same values
-  BOOST_TEST((ours.array() > 0).count() > 0);
-  // Importing it is refused by name: no JumpReLU model here yet.
-  require_throws_with<sae::io_error>([&] { sae::import_saelens<float>(dir / "mat"); },
-                                     {"cfg.json", "architecture 'jumprelu' cannot be loaded here"});
+  const auto check = [&](const std::string& name, const auto& model, const sae::Vector<float>& expected_threshold) {
+    BOOST_TEST_CONTEXT(name) {
+      sae::export_saelens(dir / name, model);
+      const auto cfg = sae::io::read_json_file((dir / name / "cfg.json").string());
+      BOOST_TEST(cfg.at("architecture").as_string() == "jumprelu");
+      const sae::io::SafetensorsFile w(dir / name / "sae_weights.safetensors");
+      const sae::Vector<float> threshold = w.vector<float>("threshold", 16);
+      BOOST_TEST((threshold - expected_threshold).cwiseAbs().maxCoeff() == 0.0f);
+      const sae::Matrix<float> pre =
+          (x * w.matrix<float>("W_enc", 6, 16)).rowwise() + w.vector<float>("b_enc", 16).transpose();
+      const sae::Matrix<float> cut = threshold.transpose().replicate(pre.rows(), 1);
+      const sae::Matrix<float> jump = (pre.array() > cut.array()).select(pre, 0.0f);
+      const sae::Matrix<float> ours = model.encode(x).to_dense();
+      BOOST_TEST(((jump.array() > 0) == (ours.array() > 0)).all());  // the same latents fire
+      BOOST_TEST((jump - ours).cwiseAbs().maxCoeff() <= 1e-5f);     // GEMM order aside, the same values
+      BOOST_TEST((ours.array() > 0).count() > 0);
+      // Importing it is refused by name: import_saelens loads SAELens 'topk' folders.
+      require_throws_with<sae::io_error>([&] { sae::import_saelens<float>(dir / name); },
+                                         {"cfg.json", "architecture 'jumprelu' cannot be loaded here"});
+    }
+  };
+  sae::MatryoshkaConfig mc;
+  mc.input_dim = 6, mc.num_latents = 16, mc.k = 3, mc.seed = 2;
+  sae::MatryoshkaAutoencoder<float> mat(mc);
+  mat.set_threshold(0.125f);
+  check("matryoshka", mat, sae::Vector<float>::Constant(16, 0.125f));
+  sae::BatchTopKConfig bc;
+  bc.input_dim = 6, bc.num_latents = 16, bc.k = 3, bc.seed = 2;
+  sae::BatchTopKAutoencoder<float> batch(bc);
+  batch.set_threshold(0.25f);
+  check("batchtopk", batch, sae::Vector<float>::Constant(16, 0.25f));
+  sae::JumpReluConfig jc;
+  jc.input_dim = 6, jc.num_latents = 16, jc.seed = 2;
+  sae::JumpReluAutoencoder<float> jump(jc);
+  jump.parameters().log_threshold = (sae::test::random_matrix<float>(16, 1, 5).col(0).array() * 0.5f - 1.5f).matrix();
+  check("jumprelu", jump, jump.thresholds());
 }
 
 BOOST_AUTO_TEST_CASE(what_cannot_be_expressed_is_refused_by_name) {

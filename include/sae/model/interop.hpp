@@ -22,6 +22,8 @@
 #include <sae/io/atomic_file.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/safetensors.hpp>
+#include <sae/model/batch_topk_autoencoder.hpp>
+#include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 
@@ -150,15 +152,39 @@ void export_saelens(const std::filesystem::path& dir, const TopKAutoencoder<Scal
   interop_detail::write_saelens(dir, model.parameters(), cfg, {}, opt);
 }
 
-// A Matryoshka model as SAELens saves BatchTopK-family SAEs for inference: a "jumprelu" folder.
+namespace interop_detail {
+// A SAELens "jumprelu" folder: a latent fires when its pre-activation exceeds its threshold.
+template <class Scalar>
+void write_saelens_jumprelu(const std::filesystem::path& dir, const AutoencoderParameters<Scalar>& p, bool decoder_bias,
+                            const Vector<Scalar>& threshold, const ExportOptions& opt) {
+  io::Json cfg = io::Json::object();
+  cfg["apply_b_dec_to_input"] = decoder_bias;
+  cfg["architecture"] = "jumprelu";
+  write_saelens(dir, p, cfg, {io::tensor_to_write("threshold", threshold, opt.dtype, true)}, opt);
+}
+// A model with one inference threshold (BatchTopK, Matryoshka): every latent gets it.
+template <class Model>
+void write_saelens_batch_threshold(const std::filesystem::path& dir, const Model& model, const ExportOptions& opt) {
+  using Scalar = typename Model::scalar_type;
+  const Vector<Scalar> threshold = Vector<Scalar>::Constant(model.num_latents(), std::max(model.threshold(), Scalar(0)));
+  write_saelens_jumprelu(dir, model.parameters(), model.config().decoder_bias, threshold, opt);
+}
+}  // namespace interop_detail
+
+// Threshold models as SAELens saves them for inference, "jumprelu" folders: JumpReLU with its
+// thresholds; BatchTopK and Matryoshka (SAELens's BatchTopK family) with their inference threshold
+// for every latent.
+template <class Scalar>
+void export_saelens(const std::filesystem::path& dir, const JumpReluAutoencoder<Scalar>& model, const ExportOptions& opt = {}) {
+  interop_detail::write_saelens_jumprelu(dir, model.parameters(), model.config().decoder_bias, model.thresholds(), opt);
+}
+template <class Scalar>
+void export_saelens(const std::filesystem::path& dir, const BatchTopKAutoencoder<Scalar>& model, const ExportOptions& opt = {}) {
+  interop_detail::write_saelens_batch_threshold(dir, model, opt);
+}
 template <class Scalar>
 void export_saelens(const std::filesystem::path& dir, const MatryoshkaAutoencoder<Scalar>& model, const ExportOptions& opt = {}) {
-  io::Json cfg = io::Json::object();
-  cfg["apply_b_dec_to_input"] = model.config().decoder_bias;
-  cfg["architecture"] = "jumprelu";
-  const Vector<Scalar> threshold = Vector<Scalar>::Constant(model.num_latents(), std::max(model.threshold(), Scalar(0)));
-  interop_detail::write_saelens(dir, model.parameters(), cfg, {io::tensor_to_write("threshold", threshold, opt.dtype, true)},
-                                opt);
+  interop_detail::write_saelens_batch_threshold(dir, model, opt);
 }
 
 // A TopK model as a sparsify folder (one dtype for every tensor, as sparsify loads them).
