@@ -87,6 +87,25 @@ BOOST_AUTO_TEST_CASE(sparse_gradient_sum_equals_the_whole_batch) { check_one_ste
 // Every row touched on every rank: the dense allreduce moves fewer bytes.
 BOOST_AUTO_TEST_CASE(dense_gradient_sum_equals_the_whole_batch) { check_one_step(8, 200, false); }
 
+// JumpReLU's log-threshold gradient is summed too (a dense vector beside the biases).
+BOOST_AUTO_TEST_CASE(jumprelu_threshold_gradients_are_summed) {
+  const sae::mpi::Communicator comm;
+  const auto data = planted(60, 24);
+  sae::JumpReluConfig c;
+  c.input_dim = 16, c.num_latents = 32, c.bandwidth = 0.5, c.sparsity_coefficient = 2;
+  sae::JumpReluAutoencoder<float> model(c);
+  model.parameters().log_threshold.setConstant(std::log(0.3f));
+  sae::JumpReluAutoencoder<float>::Gradients whole, share;
+  sae::JumpReluAutoencoder<float>::Workspace ws;
+  model.loss_and_gradient(data.x, whole, ws);
+  const auto [first, last] = sae::rank_share(0, 60, comm.rank(), comm.size());
+  model.loss_and_gradient(data.x.middleRows(first, last - first), share, ws);
+  sae::mpi::GradientExchange(comm).sum_gradients(share, static_cast<double>(last - first) / 60.0);
+  BOOST_TEST((whole.log_threshold.array() != 0).count() > 0);
+  BOOST_TEST((share.log_threshold - whole.log_threshold).cwiseAbs().maxCoeff() <= 1e-5 * whole.log_threshold.cwiseAbs().maxCoeff());
+  BOOST_TEST(max_relative_difference(share.w_enc.to_dense(), whole.w_enc.to_dense()) < 1e-5);
+}
+
 // Whole trainings: the replicas stay bitwise identical, and match one process up to the
 // floating-point summation order (tolerance stated in sae/mpi/gradient_exchange.hpp).
 BOOST_AUTO_TEST_CASE(data_parallel_training_matches_one_process) {

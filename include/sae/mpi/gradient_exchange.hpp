@@ -1,8 +1,8 @@
 // Data-parallel training over MPI: the trainer's Exchange (train/exchange.hpp) for CPU models
-// whose gradients are AutoencoderGradients (TopK, Matryoshka). Each rank's gradient, scaled by its
-// share of the batch's rows, is summed over the ranks:
+// whose gradients are AutoencoderGradients (TopK, BatchTopK, Matryoshka) or JumpReLU's. Each rank's
+// gradient, scaled by its share of the batch's rows, is summed over the ranks:
 //
-// - the dense biases with MPI_Allreduce;
+// - the dense biases (and JumpReLU's log thresholds) with MPI_Allreduce;
 // - a row-sparse weight gradient sparsely when that moves fewer bytes: every rank's touched rows
 //   and their values are all-gathered and merged in rank order; otherwise densely, as an
 //   allreduce of the [F, D] matrix plus a mask of the touched rows, so the result lists the union
@@ -16,6 +16,7 @@
 
 #include <sae/core/row_sparse.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/mpi/communicator.hpp>
 
 #include <algorithm>
@@ -44,6 +45,13 @@ class GradientExchange {
     sum_rows(g.w_dec, w);
     if (g.b_dec.size() > 0) sum_dense(g.b_dec, w);  // the same on every rank: they train one model
     ++steps_;
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  template <class Scalar>
+  void sum_gradients(JumpReluGradients<Scalar>& g, double weight) {
+    sum_gradients(static_cast<AutoencoderGradients<Scalar, cpu>&>(g), weight);
+    const auto start = std::chrono::steady_clock::now();
+    sum_dense(g.log_threshold, static_cast<Scalar>(weight));
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
