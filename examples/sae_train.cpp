@@ -1,5 +1,6 @@
-// sae-train: train one TopK SAE on .npy activations (or on planted synthetic data when --data is
-// empty, the default), print its metrics, and write metrics.json, history.csv and a checkpoint.
+// sae-train: train one SAE — TopK (the reports'), BatchTopK or JumpReLU — on .npy activations (or
+// on planted synthetic data when --data is empty, the default), print its metrics, and write
+// metrics.json, history.csv and a checkpoint.
 #include "common.hpp"
 #include "mpi_mode.hpp"
 
@@ -57,10 +58,17 @@ TrainData load_data(const cxxopts::ParseResult& args, std::uint64_t seed) {
 int main(int argc, char** argv) {
   sae::examples::MpiMode mpi(argc, argv);
   const int status = sae::examples::run_main("sae-train", [&] {
-    cxxopts::Options options("sae-train", "Train one TopK sparse autoencoder and report its metrics.");
+    cxxopts::Options options("sae-train", "Train one sparse autoencoder (TopK, BatchTopK or JumpReLU) and report its metrics.");
     // clang-format off
     options.add_options()
-      ("k,topk", "latents kept per sample (K)", cxxopts::value<long>()->default_value("20"))
+      ("arch", "'topk' (the reports' model), 'batchtopk' (k x B per batch in training, a threshold at inference) or "
+               "'jumprelu' (learnt thresholds, L0 penalty; started at K's L0)", cxxopts::value<std::string>()->default_value("topk"))
+      ("k,topk", "latents kept per sample (K; BatchTopK's mean, JumpReLU's starting L0)", cxxopts::value<long>()->default_value("20"))
+      ("l0-coefficient", "JumpReLU: the L0 penalty's lambda (the paper's, for data scaled to E||x||^2 = D)",
+       cxxopts::value<double>()->default_value("1"))
+      ("jumprelu-bandwidth", "JumpReLU: the threshold kernel's bandwidth in units of the data's RMS entry (the paper's 0.001 "
+                             "needs far longer runs than 25 epochs for the thresholds to move)",
+       cxxopts::value<double>()->default_value("0.1"))
       ("latents", "dictionary size F (the reports' latent_dim)", cxxopts::value<long>()->default_value("512"))
       ("epochs", "training epochs", cxxopts::value<long>()->default_value("25"))
       ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
@@ -124,6 +132,22 @@ int main(int argc, char** argv) {
     const long latents = int_flag(args, "latents", 1), k = int_flag(args, "topk", 1);
     sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
                                                 "), got " + std::to_string(k));
+    const std::string arch = args["arch"].as<std::string>();
+    sae::examples::check_flag(arch == "topk" || arch == "batchtopk" || arch == "jumprelu",
+                              "--arch: expected 'topk', 'batchtopk' or 'jumprelu', got '" + arch + "'");
+    const double l0_coefficient = sae::examples::number_flag(args, "l0-coefficient", 0, 1e12);
+    const double bandwidth = sae::examples::number_flag(args, "jumprelu-bandwidth", 0, 1e6, true);
+    if (arch != "topk")  // what only the TopK model has
+      for (const char* f : {"selection", "encoder-precision", "median-decoder-bias", "aux-k", "aux-alpha", "dead-window",
+                            "resample-every", "project-decoder-grad"})
+        sae::examples::check_flag(args[f].count() == 0, "--" + std::string(f) + " is for --arch topk only");
+    sae::examples::check_flag(arch == "topk" || sae::examples::recipe_flag(args) == sae::Recipe::reports,
+                              "--recipe modern is for --arch topk only");
+    sae::examples::check_flag(arch == "jumprelu" || (args["l0-coefficient"].count() == 0 && args["jumprelu-bandwidth"].count() == 0),
+                              "--l0-coefficient and --jumprelu-bandwidth are for --arch jumprelu only");
+    sae::examples::check_flag(!(args.count("mpi") && arch == "batchtopk"),
+                              "--mpi with --arch batchtopk: BatchTopK would select over each rank's share of a batch, not "
+                              "the whole batch; train it in one process");
     const sae::TopKConfig dead_latents = sae::examples::dead_latent_flags(args);  // checked before the data loads
     sae::examples::check_flag(dead_latents.aux_k <= latents, "--aux-k: expected at most --latents (" +
                                                                  std::to_string(latents) + "), got " +
@@ -138,6 +162,8 @@ int main(int argc, char** argv) {
           throw sae::invalid_argument(std::string("--export: ") + e.what());
         }
         sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
+        sae::examples::check_flag(arch == "topk" || exports.back() == sae::ExternalFormat::saelens,
+                                  "--export sparsify: sparsify has no threshold SAE (BatchTopK and JumpReLU export to saelens)");
       }
 
     sae::examples::check_flag(!(args.count("mpi") && (dead_latents.tracks_dead_latents() ||
@@ -161,136 +187,163 @@ int main(int argc, char** argv) {
     config = sae::apply_recipe(config, sae::examples::recipe_flag(args), data.train.rows());
     sae::examples::require_training_memory(config, train_config.batch_size);
 
-    using Model = sae::TopKAutoencoder<float>;
-    Model model(config);
-    // Intermediate checkpoints only when asked; the final one is written after timing stops.
-    struct PeriodicCheckpoint {
-      std::filesystem::path dir;
-      long every;
-      void on_epoch_end(const sae::EpochStats& s, const Model& m) const {
-        if (every > 0 && s.epoch % every == 0 && s.epoch < s.epochs) sae::save_checkpoint(dir, m);
-      }
-    };
-    std::ostringstream sink;
-    sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
-    const auto fit = [&](auto&& trainer) {
-      if (!mpi.root()) return trainer.fit(model, data.train, &data.validation, sae::EarlyStop(early_stop));
-      return trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run_folder->stage("history.csv")),
-                         PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
-    };
-    std::optional<sae::io::Json> data_parallel;
-    // Trains with `optimizer`; data parallel under --mpi.
-    const auto train_with = [&](auto optimizer) {
+    // Trains, scores and writes out `model`, whichever architecture it is.
+    const auto run_model = [&](auto& model) -> int {
+      using Model = std::decay_t<decltype(model)>;
+      constexpr bool topk = std::is_same_v<Model, sae::TopKAutoencoder<float>>;
+      // Intermediate checkpoints only when asked; the final one is written after timing stops.
+      struct PeriodicCheckpoint {
+        std::filesystem::path dir;
+        long every;
+        void on_epoch_end(const sae::EpochStats& s, const Model& m) const {
+          if (every > 0 && s.epoch % every == 0 && s.epoch < s.epochs) sae::save_checkpoint(dir, m);
+        }
+      };
+      std::ostringstream sink;
+      sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
+      const auto fit = [&](auto&& trainer) {
+        if (!mpi.root()) return trainer.fit(model, data.train, &data.validation, sae::EarlyStop(early_stop));
+        return trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run_folder->stage("history.csv")),
+                           PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
+      };
+      std::optional<sae::io::Json> data_parallel;
+      // Trains with `optimizer`; data parallel under --mpi.
+      const auto train_with = [&](auto optimizer) {
 #if SAE_HAVE_MPI
-      if (mpi.on()) {
-        auto trainer = sae::make_trainer<Model>(train_config, std::move(optimizer), sae::mpi::GradientExchange(mpi.comm()));
-        const auto summary = fit(trainer);
-        const auto& x = trainer.exchange();
-        data_parallel = sae::io::Json::object();
-        (*data_parallel)["ranks"] = mpi.size();
-        (*data_parallel)["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
-        (*data_parallel)["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
-        (*data_parallel)["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
-        if (mpi.root())
-          std::printf("data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %llu of %llu exchanges)\n",
-                      mpi.size(), (*data_parallel)["bytes_received_per_step"].as_number() / 1e6,
-                      static_cast<unsigned long long>(x.sparse_exchanges()),
-                      static_cast<unsigned long long>(x.sparse_exchanges() + x.dense_exchanges()));
-        return summary;
-      }
+        if (mpi.on()) {
+          auto trainer = sae::make_trainer<Model>(train_config, std::move(optimizer), sae::mpi::GradientExchange(mpi.comm()));
+          const auto summary = fit(trainer);
+          const auto& x = trainer.exchange();
+          data_parallel = sae::io::Json::object();
+          (*data_parallel)["ranks"] = mpi.size();
+          (*data_parallel)["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
+          (*data_parallel)["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
+          (*data_parallel)["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
+          if (mpi.root())
+            std::printf("data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %llu of %llu exchanges)\n",
+                        mpi.size(), (*data_parallel)["bytes_received_per_step"].as_number() / 1e6,
+                        static_cast<unsigned long long>(x.sparse_exchanges()),
+                        static_cast<unsigned long long>(x.sparse_exchanges() + x.dense_exchanges()));
+          return summary;
+        }
 #endif
-      return fit(sae::make_trainer<Model>(train_config, std::move(optimizer)));
-    };
-    const auto train_model = [&] {
-      return use_sgd ? train_with(sae::Sgd<float>(sgd)) : train_with(sae::Adam<float>(adam));
-    };
-    if (!mpi.root()) {
-      train_model();
+        return fit(sae::make_trainer<Model>(train_config, std::move(optimizer)));
+      };
+      const auto train_model = [&] {
+        return use_sgd ? train_with(sae::Sgd<float>(sgd)) : train_with(sae::Adam<float>(adam));
+      };
+      if (!mpi.root()) {
+        train_model();
+        return 0;
+      }
+      auto& run = *run_folder;
+      const std::filesystem::path out = run.out();
+
+      std::cout << "data: " << data.source << "\n"
+                << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
+                << " validation)\n"
+                << "model: " << Model::architecture << ", D=" << data.train.cols() << " F=" << latents << " K=" << k
+                << (topk ? ", encoder GEMM " + precision : std::string())
+                << ", threads=" << sae::max_threads() << (mpi.on() ? " per rank, " + std::to_string(mpi.size()) + " ranks (data parallel)" : "")
+                << "\n";
+      const sae::TrainSummary summary = train_model();
+      sae::save_checkpoint(run.stage("checkpoint"), model);
+
+      const auto val = sae::metrics::evaluate(model, data.validation);
+      const auto train = sae::metrics::evaluate(model, data.train);
+      const sae::io::Json model_json = Model::config_to_json(model.config());
+      sae::io::Json doc = sae::io::Json::object();
+      doc["data"] = data.source;
+      sae::io::Json fingerprint = sae::io::Json::object();
+      fingerprint["library"] = sae::io::library_fingerprint();
+      fingerprint["data"] = loaded.fingerprint;
+      fingerprint["model"] = model_json;
+      if (!topk) fingerprint["architecture"] = Model::architecture;  // TopK's fingerprints stay as they were
+      fingerprint["encoder_precision"] = precision;
+      fingerprint["training"] = sae::training_fingerprint(train_config, adam);
+      if (use_sgd) {
+        fingerprint["training"]["optimizer"] = "sgd";
+        fingerprint["training"]["momentum"] = sgd.momentum;
+      }
+      fingerprint["early_stop"] = early_stop;
+      doc["fingerprint"] = fingerprint;
+      doc["split"] = data.split;
+      doc["architecture"] = Model::architecture;
+      doc["model"] = model_json;
+      doc["encoder_precision"] = precision;
+      doc["epochs_run"] = static_cast<long>(summary.history.size());
+      doc["stopped_early"] = summary.stopped_early;
+      doc["batch_size"] = train_config.batch_size;
+      doc["lr"] = adam.lr;
+      doc["optimizer"] = optimizer;
+      doc["threads"] = sae::max_threads();
+      doc["train_seconds"] = summary.seconds;
+      if (data_parallel) doc["data_parallel"] = *data_parallel;
+      doc["validation"] = sae::metrics::to_json(val);
+      doc["train"] = sae::metrics::to_json(train);
+      // bf16's accuracy effect: the same weights scored with the fp32 encoder GEMM.
+      std::optional<sae::metrics::Evaluation> val_fp32;
+      double overlap = 1.0;
+      if constexpr (topk) {
+        if (model.config().encoder_precision == sae::EncoderPrecision::bf16) {
+          sae::TopKConfig exact = model.config();
+          exact.encoder_precision = sae::EncoderPrecision::fp32;
+          const Model reference(exact, model.parameters());
+          val_fp32 = sae::metrics::evaluate(reference, data.validation);
+          overlap = sae::metrics::active_overlap(model.encode(data.validation), reference.encode(data.validation));
+          doc["validation_fp32_encoder"] = sae::metrics::to_json(*val_fp32);
+          doc["bf16_active_overlap"] = overlap;
+        }
+      }
+      sae::io::write_text_atomically(run.stage("metrics.json"), doc.dump() + "\n");
+      sae::io::save_npy(run.stage("activation_frequency.npy"),
+                        Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
+                                                          static_cast<long>(val.activation_frequency.size())));
+      std::string exported;
+      for (auto format : exports) {
+        sae::ExportOptions opt;
+        opt.activation_frequency = &val.activation_frequency;  // SAELens's sparsity.safetensors
+        if constexpr (topk) sae::export_model(format, run.stage(sae::name(format)), model, opt);
+        else sae::export_saelens(run.stage(sae::name(format)), model, opt);
+        exported += std::string(", ") + sae::name(format) + "/";
+      }
+
+      std::printf("\nvalidation metrics (%lld samples)\n", static_cast<long long>(data.validation.rows()));
+      std::printf("  explained variance        %.4f   (reports' formula: %.4f)\n", val.explained_variance,
+                  val.explained_variance_reports);
+      std::printf("  MSE                       %.6g\n", val.mse);
+      std::printf("  L0                        %.2f\n", val.l0);
+      std::printf("  dead latents              %.1f%%  (%lld of %lld alive)\n", 100 * val.dead_fraction,
+                  static_cast<long long>(val.alive_latents), static_cast<long long>(latents));
+      std::printf("  mean / max activation     %.4g / %.4g\n", val.mean_active_activation, val.max_activation);
+      std::printf("  EV per active latent      %.3g%%\n", 100 * val.ev_per_active_latent);
+      if (val_fp32)
+        std::printf("  fp32 encoder, same weights explained variance %.4f; %.2f%% of active latents the same\n",
+                    val_fp32->explained_variance, 100 * overlap);
+      std::printf("  training time             %.1f s\n", summary.seconds);
+      sae::examples::test_fault_point("before-commit");
+      run.commit();
+      std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/"
+                << exported << "\n";
       return 0;
-    }
-    auto& run = *run_folder;
-    const std::filesystem::path out = run.out();
+    };
 
-    std::cout << "data: " << data.source << "\n"
-              << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
-              << " validation)\n"
-              << "model: D=" << config.input_dim << " F=" << config.num_latents << " K=" << config.k << ", encoder GEMM " << precision
-              << ", threads=" << sae::max_threads() << (mpi.on() ? " per rank, " + std::to_string(mpi.size()) + " ranks (data parallel)" : "")
-              << "\n";
-    const sae::TrainSummary summary = train_model();
-    sae::save_checkpoint(run.stage("checkpoint"), model);
-
-    const auto val = sae::metrics::evaluate(model, data.validation);
-    const auto train = sae::metrics::evaluate(model, data.train);
-    sae::io::Json doc = sae::io::Json::object();
-    doc["data"] = data.source;
-    sae::io::Json fingerprint = sae::io::Json::object();
-    fingerprint["library"] = sae::io::library_fingerprint();
-    fingerprint["data"] = loaded.fingerprint;
-    fingerprint["model"] = sae::to_json(config);
-    fingerprint["encoder_precision"] = precision;
-    fingerprint["training"] = sae::training_fingerprint(train_config, adam);
-    if (use_sgd) {
-      fingerprint["training"]["optimizer"] = "sgd";
-      fingerprint["training"]["momentum"] = sgd.momentum;
+    if (arch == "batchtopk") {
+      sae::BatchTopKConfig c;
+      c.input_dim = config.input_dim, c.num_latents = latents, c.k = k, c.decoder_bias = config.decoder_bias;
+      c.seed = seed, c.tied_init = config.tied_init;
+      sae::BatchTopKAutoencoder<float> model(c);
+      return run_model(model);
     }
-    fingerprint["early_stop"] = early_stop;
-    doc["fingerprint"] = fingerprint;
-    doc["split"] = data.split;
-    doc["model"] = sae::to_json(config);
-    doc["encoder_precision"] = precision;
-    doc["epochs_run"] = static_cast<long>(summary.history.size());
-    doc["stopped_early"] = summary.stopped_early;
-    doc["batch_size"] = train_config.batch_size;
-    doc["lr"] = adam.lr;
-    doc["optimizer"] = optimizer;
-    doc["threads"] = sae::max_threads();
-    doc["train_seconds"] = summary.seconds;
-    if (data_parallel) doc["data_parallel"] = *data_parallel;
-    doc["validation"] = sae::metrics::to_json(val);
-    doc["train"] = sae::metrics::to_json(train);
-    // bf16's accuracy effect: the same weights scored with the fp32 encoder GEMM.
-    std::optional<sae::metrics::Evaluation> val_fp32;
-    double overlap = 1.0;
-    if (config.encoder_precision == sae::EncoderPrecision::bf16) {
-      sae::TopKConfig exact = config;
-      exact.encoder_precision = sae::EncoderPrecision::fp32;
-      const Model reference(exact, model.parameters());
-      val_fp32 = sae::metrics::evaluate(reference, data.validation);
-      overlap = sae::metrics::active_overlap(model.encode(data.validation), reference.encode(data.validation));
-      doc["validation_fp32_encoder"] = sae::metrics::to_json(*val_fp32);
-      doc["bf16_active_overlap"] = overlap;
+    if (arch == "jumprelu") {
+      sae::JumpReluConfig c;
+      c.input_dim = config.input_dim, c.num_latents = latents, c.sparsity_coefficient = l0_coefficient, c.bandwidth = bandwidth;
+      c.initial_l0 = k, c.decoder_bias = config.decoder_bias, c.seed = seed, c.tied_init = config.tied_init;
+      sae::JumpReluAutoencoder<float> model(c);
+      return run_model(model);
     }
-    sae::io::write_text_atomically(run.stage("metrics.json"), doc.dump() + "\n");
-    sae::io::save_npy(run.stage("activation_frequency.npy"),
-                      Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
-                                                        static_cast<long>(val.activation_frequency.size())));
-    std::string exported;
-    for (auto format : exports) {
-      sae::ExportOptions opt;
-      opt.activation_frequency = &val.activation_frequency;  // SAELens's sparsity.safetensors
-      sae::export_model(format, run.stage(sae::name(format)), model, opt);
-      exported += std::string(", ") + sae::name(format) + "/";
-    }
-
-    std::printf("\nvalidation metrics (%lld samples)\n", static_cast<long long>(data.validation.rows()));
-    std::printf("  explained variance        %.4f   (reports' formula: %.4f)\n", val.explained_variance,
-                val.explained_variance_reports);
-    std::printf("  MSE                       %.6g\n", val.mse);
-    std::printf("  L0                        %.2f\n", val.l0);
-    std::printf("  dead latents              %.1f%%  (%lld of %lld alive)\n", 100 * val.dead_fraction,
-                static_cast<long long>(val.alive_latents), static_cast<long long>(config.num_latents));
-    std::printf("  mean / max activation     %.4g / %.4g\n", val.mean_active_activation, val.max_activation);
-    std::printf("  EV per active latent      %.3g%%\n", 100 * val.ev_per_active_latent);
-    if (val_fp32)
-      std::printf("  fp32 encoder, same weights explained variance %.4f; %.2f%% of active latents the same\n",
-                  val_fp32->explained_variance, 100 * overlap);
-    std::printf("  training time             %.1f s\n", summary.seconds);
-    sae::examples::test_fault_point("before-commit");
-    run.commit();
-    std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/"
-              << exported << "\n";
-    return 0;
+    sae::TopKAutoencoder<float> model(config);
+    return run_model(model);
   });
   return mpi.finish(status);
 }

@@ -173,6 +173,13 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-convert", {"--from", out, "--encode", "rows.npy"}, {"--encode and --codes go together"}},
       {"sae-train", {"--export", "onnx", "--out", out}, {"--export", "unknown SAE format 'onnx'", "'saelens' or 'sparsify'"}},
       {"sae-train", {"--export", "saelens", "--selection", "magnitude", "--out", out}, {"--export", "magnitude selection"}},
+      {"sae-train", {"--arch", "gated", "--out", out}, {"--arch", "'gated'", "'jumprelu'"}},
+      {"sae-train", {"--arch", "batchtopk", "--aux-k", "4", "--out", out}, {"--aux-k is for --arch topk only"}},
+      {"sae-train", {"--arch", "jumprelu", "--recipe", "modern", "--out", out}, {"--recipe modern is for --arch topk only"}},
+      {"sae-train", {"--l0-coefficient", "2", "--out", out}, {"--l0-coefficient", "--arch jumprelu only"}},
+      {"sae-train", {"--arch", "jumprelu", "--l0-coefficient", "-1", "--out", out}, {"--l0-coefficient", "got -1"}},
+      {"sae-train", {"--arch", "jumprelu", "--export", "sparsify", "--out", out}, {"--export sparsify", "no threshold SAE"}},
+      {"sae-train", {"--arch", "batchtopk", "--mpi", "--out", out}, {"--mpi with --arch batchtopk"}},
       {"sae-compare", {"--variants", "topk,gated"}, {"--variants", "'gated'", "jumprelu"}},
       {"sae-compare", {"--jumprelu-bandwidth", "0"}, {"--jumprelu-bandwidth", "got 0"}},
       {"sae-compare", {"--ks", "20", "--latents", "16"}, {"K=20", "latent_dim=16"}},
@@ -227,6 +234,39 @@ BOOST_AUTO_TEST_CASE(exports_and_conversions_encode_as_the_trained_model) {
       BOOST_TEST(sae::test::same(sae::load_checkpoint<float>(ckpt).parameters().w_dec, model.parameters().w_dec));
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(sae_train_trains_each_architecture_and_its_checkpoint_scores_as_reported) {
+  // --arch batchtopk / jumprelu: the checkpoint loads as that model and scores the validation rows
+  // (the reports' split of the bundled layer-1 slice) exactly as metrics.json says.
+  sae::test::ScratchDir dir("cli-arch");
+  const auto all = sae::data::load_activations<float>(kData);
+  const auto split = sae::data::split_activations(all, "x", {std::nullopt, 0});
+  const auto check = [&](const std::string& arch, auto model_type) {
+    BOOST_TEST_CONTEXT(arch) {
+      using Model = decltype(model_type);
+      const fs::path out = dir / arch;
+      const Exit e = run("sae-train", {"--arch", arch, "--data", kData, "-k", "4", "--latents", "32", "--epochs", "3",
+                                       "--quiet", "--export", "saelens", "--out", out.string()},
+                         dir / "log");
+      BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+      BOOST_TEST(e.out.find("model: " + arch + ", D=") != std::string::npos, e.out);
+      const Model model = sae::load_model<Model>(out / "checkpoint");
+      const auto metrics = sae::io::read_json_file((out / "metrics.json").string());
+      BOOST_TEST(metrics.at("architecture").as_string() == arch);
+      const auto val = sae::metrics::evaluate(model, split.validation);
+      BOOST_TEST(metrics.at("validation").at("explained_variance").as_number() == val.explained_variance,
+                 boost::test_tools::tolerance(1e-12));
+      BOOST_TEST(metrics.at("validation").at("l0").as_number() == val.l0, boost::test_tools::tolerance(1e-12));
+      BOOST_TEST(sae::io::read_json_file((out / "saelens" / "cfg.json").string()).at("architecture").as_string() == "jumprelu");
+    }
+  };
+  check("batchtopk", sae::BatchTopKAutoencoder<float>(sae::BatchTopKConfig{16, 8, 2}));
+  check("jumprelu", sae::JumpReluAutoencoder<float>([] {
+          sae::JumpReluConfig c;
+          c.input_dim = 16, c.num_latents = 8;
+          return c;
+        }()));
 }
 
 BOOST_AUTO_TEST_CASE(programs_read_activations_from_safetensors) {
