@@ -83,6 +83,35 @@ BOOST_AUTO_TEST_CASE(batch_topk_ties_and_shortage) {
   BOOST_TEST(sae::test::same(codes.to_dense(), pre.cwiseMax(0.0)));
 }
 
+BOOST_AUTO_TEST_CASE(batch_topk_matches_the_naive_selection_on_large_batches) {
+  // Large enough for the sampled guess (every 16th entry) to be used: heavy ties at the cut, a
+  // guess that happens to sit exactly on the cut (every value equal), and too few positives (the
+  // guess rejected for every positive entry).
+  sae::Matrix<double> rounded = random_matrix(200, 96, 5);
+  rounded = (rounded.array() * 3).round() / 3;
+  sae::Matrix<double> equal = sae::Matrix<double>::Constant(40, 32, 0.5);
+  sae::Matrix<double> sparse = random_matrix(200, 96, 6).array() - 2.2;  // ~1.4% positive
+  // Exactly `total` entries at or above the guess: 56 large unsampled entries plus the 8 sampled
+  // ones at or above the sample's 8th largest (total 64: rank 2 x 64 / 16).
+  sae::Matrix<double> exact = sae::Matrix<double>::Constant(100, 16, -1.0);
+  for (index_t r = 0; r < 100; ++r) exact(r, 0) = 100.0 - static_cast<double>(r);  // the sampled column
+  for (index_t r = 0; r < 56; ++r) exact(r, 5) = 1000.0 + static_cast<double>(r);
+  {
+    sae::SparseCodes<double> codes;
+    sae::ops::batch_topk(sae::cpu{}, exact, 64, codes);
+    BOOST_TEST(sae::test::same(codes.to_dense(), naive_batch_topk(exact, 64)));
+  }
+  for (const sae::Matrix<double>* pre : {&rounded, &equal, &sparse})
+    for (index_t total : {1, 37, 640, 1300, 5000}) {
+      BOOST_TEST_CONTEXT("rows " << pre->rows() << ", total " << total) {
+        sae::SparseCodes<double> codes;
+        sae::ops::batch_topk(sae::cpu{}, *pre, total, codes);
+        BOOST_TEST(sae::test::same(codes.to_dense(), naive_batch_topk(*pre, total)));
+        require_ascending_then_padding(codes);
+      }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(threshold_select_keeps_activations_above_the_threshold) {
   const auto pre = random_matrix(9, 20, 3);
   sae::SparseCodes<double> codes;

@@ -127,7 +127,8 @@ class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig> {
   const BatchTopKConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
   Parameters& parameters() {
-    decoder_normalized_ = false;  // the caller may change w_dec
+    decoder_normalized_ = false;  // the caller may change the weights
+    packing_.invalidate();
     return p_;
   }
   index_t input_dim() const { return config_.input_dim; }
@@ -191,7 +192,8 @@ class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig> {
 
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn, packing_.hook(p_.w_enc));
+    packing_.updated(decoder_normalized_);
   }
 
  private:
@@ -202,11 +204,12 @@ class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig> {
 
   const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
     return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre,
-                                                           EncoderPrecision::fp32, ws.gemm);
+                                                           EncoderPrecision::fp32, ws.gemm, packing_.packed());
   }
 
   BatchTopKConfig config_;
   Parameters p_;
+  detail::EncoderPacking<Scalar> packing_;
   bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
   Scalar threshold_ = Scalar(-1);
 };

@@ -171,7 +171,8 @@ class JumpReluAutoencoder {
   const JumpReluConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
   Parameters& parameters() {
-    decoder_normalized_ = false;  // the caller may change w_dec
+    decoder_normalized_ = false;  // the caller may change the weights
+    packing_.invalidate();
     return p_;
   }
   index_t input_dim() const { return config_.input_dim; }
@@ -274,7 +275,8 @@ class JumpReluAutoencoder {
   // The shared slots 0-3, then log_threshold as slot 4.
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn, packing_.hook(p_.w_enc));
+    packing_.updated(decoder_normalized_);
     if constexpr (std::is_invocable_v<Fn&, int, Vector<Scalar>&, const Vector<Scalar>&, const RowHooks&>)
       fn(4, p_.log_threshold, g.log_threshold, RowHooks{});
     else
@@ -291,7 +293,7 @@ class JumpReluAutoencoder {
 
   const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
     return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre,
-                                                           EncoderPrecision::fp32, ws.gemm);
+                                                           EncoderPrecision::fp32, ws.gemm, packing_.packed());
   }
 
   // Fills ws.pre, ws.theta and ws.codes (every latent above its threshold); returns the encoder's input.
@@ -305,6 +307,7 @@ class JumpReluAutoencoder {
 
   JumpReluConfig config_;
   Parameters p_;
+  detail::EncoderPacking<Scalar> packing_;
   double data_scale_ = 1;
   bool needs_data_init_ = true;      // fresh: initialize_from_data has yet to start the thresholds
   bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm

@@ -151,7 +151,8 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   const MatryoshkaConfig& config() const { return config_; }
   const Parameters& parameters() const { return p_; }
   Parameters& parameters() {
-    decoder_normalized_ = false;  // the caller may change w_dec
+    decoder_normalized_ = false;  // the caller may change the weights
+    packing_.invalidate();
     return p_;
   }
   index_t input_dim() const { return config_.input_dim; }
@@ -260,7 +261,8 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
 
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn);
+    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn, packing_.hook(p_.w_enc));
+    packing_.updated(decoder_normalized_);
   }
 
  private:
@@ -277,11 +279,12 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
 
   const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
     return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre, EncoderPrecision::fp32,
-                                          ws.gemm);
+                                                           ws.gemm, packing_.packed());
   }
 
   MatryoshkaConfig config_;
   Parameters p_;
+  detail::EncoderPacking<Scalar> packing_;
   bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
   std::vector<std::int32_t> group_of_;  // [F] group of each latent
   std::vector<index_t> group_end_;      // cumulative group ends

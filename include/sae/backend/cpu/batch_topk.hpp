@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 namespace sae::ops {
@@ -49,24 +50,56 @@ void gather_kept(const Matrix<Scalar>& pre, Keep&& keep, SparseCodes<Scalar>& ou
 // fewer are positive); ties at the cut go to the earlier (row, latent) in row-major order.
 // Returns the smallest kept value (0 when nothing is positive), the statistic the inference
 // threshold tracks.
+//
+// The cut is found among candidates: the entries at or above a guess read off every 16th entry
+// (at twice the rank that would put the cut there). When more than `total` entries pass, the cut
+// is at or above the guess, so every kept entry is a candidate and the selection is exact;
+// otherwise every positive entry is a candidate.
 template <class Scalar>
 Scalar batch_topk(cpu, const Matrix<Scalar>& pre, index_t total, SparseCodes<Scalar>& out) {
   sae::detail::require(total >= 1, "batch_topk()", "the number of kept activations must be >= 1, got " +
                                                        std::to_string(total));
+  constexpr index_t kStride = 16;
   const index_t n = pre.size();
   const Scalar* v = pre.data();
-  std::vector<Scalar> positive;
-  positive.reserve(static_cast<std::size_t>(n));
-  for (index_t e = 0; e < n; ++e)
-    if (v[e] > Scalar(0)) positive.push_back(v[e]);
-  if (static_cast<index_t>(positive.size()) <= total) {
-    detail::gather_kept(pre, [&pre](index_t i, index_t j) { return pre(i, j) > Scalar(0); }, out);
-    return positive.empty() ? Scalar(0) : *std::min_element(positive.begin(), positive.end());
+  // One comparison per entry, written branch-free (about half the entries are positive, so a
+  // branch on the sign would be mispredicted half the time): kept entries are >= `floor`.
+  Scalar floor = std::numeric_limits<Scalar>::denorm_min();  // v >= floor: v > 0
+  std::vector<Scalar> candidates(static_cast<std::size_t>(n / kStride + 1));
+  if (const index_t rank = 2 * total / kStride; rank >= 1) {
+    index_t m = 0;
+    for (index_t e = 0; e < n; e += kStride) candidates[static_cast<std::size_t>(m)] = v[e], m += v[e] >= floor;
+    if (m > rank) {
+      std::nth_element(candidates.begin(), candidates.begin() + (rank - 1), candidates.begin() + m, std::greater<Scalar>());
+      floor = candidates[static_cast<std::size_t>(rank - 1)];
+    }
   }
-  const auto cut = positive.begin() + (total - 1);
-  std::nth_element(positive.begin(), cut, positive.end(), std::greater<Scalar>());
+  const auto count_passing = [&] {
+    index_t c = 0;
+    for (index_t e = 0; e < n; ++e) c += v[e] >= floor;
+    return c;
+  };
+  index_t passing = count_passing();
+  if (passing <= total && floor > std::numeric_limits<Scalar>::denorm_min()) {  // the guess may be above the cut
+    floor = std::numeric_limits<Scalar>::denorm_min();
+    passing = count_passing();
+  }
+  candidates.resize(static_cast<std::size_t>(passing + 1));
+  for (index_t e = 0, m = 0; e < n; ++e) candidates[static_cast<std::size_t>(m)] = v[e], m += v[e] >= floor;
+  candidates.resize(static_cast<std::size_t>(passing));
+  if (passing <= total) {  // every positive entry is kept
+    detail::gather_kept(pre, [&pre](index_t i, index_t j) { return pre(i, j) > Scalar(0); }, out);
+    return candidates.empty() ? Scalar(0) : *std::min_element(candidates.begin(), candidates.end());
+  }
+  const auto cut = candidates.begin() + (total - 1);
+  std::nth_element(candidates.begin(), cut, candidates.end(), std::greater<Scalar>());
   const Scalar t = *cut;
-  const auto above = static_cast<index_t>(std::count_if(positive.begin(), cut, [t](Scalar x) { return x > t; }));
+  const auto above = static_cast<index_t>(std::count_if(candidates.begin(), cut, [t](Scalar x) { return x > t; }));
+  const auto at_cut = static_cast<index_t>(std::count(candidates.begin(), candidates.end(), t));
+  if (above + at_cut == total) {  // no tie at the cut to break
+    detail::gather_kept(pre, [&pre, t](index_t i, index_t j) { return pre(i, j) >= t; }, out);
+    return t;
+  }
   // Which entries equal to t are kept: the first (total - above) in row-major order.
   std::vector<std::uint8_t> tie_kept(static_cast<std::size_t>(n), 0);
   for (index_t e = 0, quota = total - above; e < n && quota > 0; ++e)

@@ -242,18 +242,23 @@ double decode_with_code_gradients(cpu, const SparseCodes<Scalar>& codes, const M
       else out.setZero();
       const std::int32_t* idx = codes.row_indices(i);
       const Scalar* val = codes.row_values(i);
+      // Slots past the row's last active one are padding (codes of varying width) or ReLU zeros:
+      // the groups of four stop at the first group wholly past it, so TopK's sums are unchanged.
+      index_t used = k;
+      while (used > 0 && val[used - 1] == Scalar(0)) --used;
+      const index_t grouped = std::min(k, (used + 3) / 4 * 4);
       index_t s = 0;
       // Four decoder rows per pass over x_hat[i]: one load and store of it per four FMAs.
-      for (; s + 4 <= k; s += 4)
+      for (; s + 4 <= grouped; s += 4)
         out.noalias() += val[s] * w(idx[s]) + val[s + 1] * w(idx[s + 1]) + val[s + 2] * w(idx[s + 2]) +
                          val[s + 3] * w(idx[s + 3]);
-      for (; s < k; ++s)
+      for (; s < used; ++s)
         if (val[s] != Scalar(0)) out.noalias() += val[s] * w(idx[s]);
       auto gi = g.row(i).segment(c0, len);
       gi = out - x.row(i).segment(c0, len);
       row_sse[static_cast<std::size_t>(i)] += gi.template cast<double>().squaredNorm();
       gi *= scale;
-      for (index_t s = 0; s < k; ++s)
+      for (index_t s = 0; s < used; ++s)
         if (val[s] > Scalar(0)) dcode[static_cast<std::size_t>(i * k + s)] += gi.dot(w(idx[s]));
     }
   }
