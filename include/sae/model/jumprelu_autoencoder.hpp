@@ -29,6 +29,7 @@
 #include <sae/core/types.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
+#include <sae/model/cpu_dictionary.hpp>
 #include <sae/model/model_concept.hpp>
 
 #include <cmath>
@@ -89,10 +90,12 @@ struct JumpReluWorkspace {
 };
 
 template <class Scalar, class Backend = cpu>
-class JumpReluAutoencoder {
+class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParameters<Scalar>> {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "JumpReluAutoencoder<Scalar>: Scalar must be float or double");
   static_assert(std::is_same_v<Backend, cpu>, "JumpReluAutoencoder has CPU kernels only");
+  using Base = detail::CpuDictionary<Scalar, JumpReluParameters<Scalar>>;
+  using Base::p_;
 
  public:
   using scalar_type = Scalar;
@@ -102,16 +105,14 @@ class JumpReluAutoencoder {
   using Gradients = JumpReluGradients<Scalar>;
   using Workspace = JumpReluWorkspace<Scalar>;
 
-  explicit JumpReluAutoencoder(const JumpReluConfig& config) : config_(validated(config)) {
-    static_cast<AutoencoderParameters<Scalar>&>(p_) = detail::init_parameters<Scalar>(
-        config_.input_dim, config_.num_latents, config_.decoder_bias, config_.seed, config_.tied_init);
-    p_.log_threshold.setConstant(config_.num_latents, static_cast<Scalar>(std::log(config_.initial_threshold)));
+  explicit JumpReluAutoencoder(const JumpReluConfig& config) : JumpReluAutoencoder(config, fresh_parameters(config)) {
+    needs_data_init_ = true;
   }
 
   // A model from stored parameters (checkpoints); shapes are checked against the config.
   JumpReluAutoencoder(const JumpReluConfig& config, Parameters params)
-      : config_(validated(config)), p_(std::move(params)), needs_data_init_(false) {
-    detail::check_parameter_shapes(p_, config_.input_dim, config_.num_latents, config_.decoder_bias, "JumpReluAutoencoder");
+      : Base(std::move(params), validated(config).input_dim, config.num_latents, config.decoder_bias, "JumpReluAutoencoder"),
+        config_(config) {
     detail::require(p_.log_threshold.size() == config_.num_latents, "JumpReluAutoencoder",
                     "log_threshold has " + std::to_string(p_.log_threshold.size()) + " entries, expected " +
                         std::to_string(config_.num_latents));
@@ -138,8 +139,7 @@ class JumpReluAutoencoder {
     return j;
   }
   static Config config_from_json(const io::Json& j, const std::string& source) {
-    try {
-      Config c;
+    return detail::config_from_checkpoint<Config>(source, [&](Config& c) {
       c.input_dim = j.at("input_dim").as_int();
       c.num_latents = j.at("num_latents").as_int();
       c.sparsity_coefficient = j.at("sparsity_coefficient").as_number();
@@ -149,13 +149,7 @@ class JumpReluAutoencoder {
       c.decoder_bias = j.at("decoder_bias").as_bool();
       c.seed = std::stoull(j.at("seed").as_string());
       c.tied_init = j.at("tied_init").as_bool();
-      c.validate("checkpoint config");
-      return c;
-    } catch (const io_error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw io_error(source, e.what());
-    }
+    });
   }
   io::Json state_to_json() const {
     io::Json j = io::Json::object();
@@ -169,12 +163,6 @@ class JumpReluAutoencoder {
   }
 
   const JumpReluConfig& config() const { return config_; }
-  const Parameters& parameters() const { return p_; }
-  Parameters& parameters() {
-    decoder_normalized_ = false;  // the caller may change the weights
-    packing_.invalidate();
-    return p_;
-  }
   index_t input_dim() const { return config_.input_dim; }
   index_t num_latents() const { return config_.num_latents; }
   // The data's RMS entry the bandwidth and the penalty are scaled by (1 before initialize_from_data).
@@ -194,7 +182,7 @@ class JumpReluAutoencoder {
       const index_t stride = (x.rows() + 4095) / 4096;  // at most 4,096 evenly spaced rows
       Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
       for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
-      preactivations(sample, ws);
+      this->preactivations(sample, ws);
       const Scalar cut = ops::batch_topk(Backend{}, ws.pre, config_.initial_l0 * sample.rows(), ws.codes);
       if (cut > Scalar(0)) start = static_cast<double>(cut);
     }
@@ -208,14 +196,7 @@ class JumpReluAutoencoder {
     return std::move(ws.codes);
   }
 
-  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const {
-    detail::require(codes.num_latents == config_.num_latents, "decode()",
-                    "codes have " + std::to_string(codes.num_latents) + " latents, model has " +
-                        std::to_string(config_.num_latents));
-    Matrix<Scalar> x_hat;
-    ops::sparse_decode(Backend{}, codes, p_.w_dec, decoder_bias(), x_hat);
-    return x_hat;
-  }
+  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const { return this->decode_codes(codes); }
 
   Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
 
@@ -231,7 +212,7 @@ class JumpReluAutoencoder {
     const Matrix<Scalar>& x_in = encode_into(x, ws);
     const index_t rows = x.rows(), f = config_.num_latents;
     const double n = static_cast<double>(rows) * static_cast<double>(x.cols());
-    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, decoder_bias(), x,
+    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
                                                        static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
     ops::sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
     if (config_.decoder_bias) ops::decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
@@ -267,16 +248,10 @@ class JumpReluAutoencoder {
     return {mse + l0w * l0, mse};
   }
 
-  // A no-op right after an optimizer step that already applied the unit-norm row constraint.
-  void normalize_decoder() {
-    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(Backend{}, p_.w_dec);
-  }
-
   // The shared slots 0-3, then log_threshold as slot 4.
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn, packing_.hook(p_.w_enc));
-    packing_.updated(decoder_normalized_);
+    this->visit_shared_slots(g, fn);
     if constexpr (std::is_invocable_v<Fn&, int, Vector<Scalar>&, const Vector<Scalar>&, const RowHooks&>)
       fn(4, p_.log_threshold, g.log_threshold, RowHooks{});
     else
@@ -289,16 +264,18 @@ class JumpReluAutoencoder {
     return c;
   }
 
-  const Vector<Scalar>* decoder_bias() const { return config_.decoder_bias ? &p_.b_dec : nullptr; }
-
-  const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
-    return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre,
-                                                           EncoderPrecision::fp32, ws.gemm, packing_.packed());
+  static Parameters fresh_parameters(const JumpReluConfig& config) {
+    const JumpReluConfig& c = validated(config);  // before anything is allocated
+    Parameters p;
+    static_cast<AutoencoderParameters<Scalar>&>(p) =
+        detail::init_parameters<Scalar>(c.input_dim, c.num_latents, c.decoder_bias, c.seed, c.tied_init);
+    p.log_threshold.setConstant(c.num_latents, static_cast<Scalar>(std::log(c.initial_threshold)));
+    return p;
   }
 
   // Fills ws.pre, ws.theta and ws.codes (every latent above its threshold); returns the encoder's input.
   const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
-    const Matrix<Scalar>& in = preactivations(x, ws);
+    const Matrix<Scalar>& in = this->preactivations(x, ws);
     ws.theta = p_.log_threshold.array().exp();
     const Vector<Scalar>& theta = ws.theta;
     ops::detail::gather_kept(ws.pre, [&](index_t i, index_t j) { return ws.pre(i, j) > theta[j]; }, ws.codes);
@@ -306,11 +283,8 @@ class JumpReluAutoencoder {
   }
 
   JumpReluConfig config_;
-  Parameters p_;
-  detail::EncoderPacking<Scalar> packing_;
   double data_scale_ = 1;
-  bool needs_data_init_ = true;      // fresh: initialize_from_data has yet to start the thresholds
-  bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
+  bool needs_data_init_ = false;  // fresh: initialize_from_data has yet to start the thresholds
 };
 
 }  // namespace sae

@@ -12,6 +12,7 @@
 
 #include <sae/backend/cpu/batch_topk.hpp>
 #include <sae/model/batch_topk_autoencoder.hpp>
+#include <sae/model/cpu_dictionary.hpp>
 #include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
@@ -82,10 +83,14 @@ struct MatryoshkaWorkspace {
 };
 
 template <class Scalar, class Backend = cpu>
-class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
+class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
+                              public detail::CpuDictionary<Scalar>,
+                              public detail::BatchThreshold<Scalar> {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
                 "MatryoshkaAutoencoder<Scalar>: Scalar must be float or double");
   static_assert(std::is_same_v<Backend, cpu>, "MatryoshkaAutoencoder has CPU kernels only");
+  using Base = detail::CpuDictionary<Scalar>;
+  using Base::p_;
 
  public:
   using scalar_type = Scalar;
@@ -98,9 +103,8 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
 
   // A model from stored parameters (checkpoints); shapes are checked against the config.
   MatryoshkaAutoencoder(const MatryoshkaConfig& config, Parameters params)
-      : config_(completed(config)), p_(std::move(params)) {
-    detail::check_parameter_shapes(p_, config_.input_dim, config_.num_latents, config_.decoder_bias,
-                                   "MatryoshkaAutoencoder");
+      : Base(std::move(params), completed(config).input_dim, config.num_latents, config.decoder_bias, "MatryoshkaAutoencoder"),
+        config_(completed(config)) {
     index_t end = 0;
     for (std::size_t g = 0; g < config_.group_sizes.size(); ++g) {
       group_of_.insert(group_of_.end(), static_cast<std::size_t>(config_.group_sizes[g]), static_cast<std::int32_t>(g));
@@ -109,7 +113,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   }
 
   // For checkpoints (model/checkpoint.hpp; the slots come from AutoencoderSlots): the
-  // architecture's name, its config as JSON, and the state beyond the parameters (the threshold).
+  // architecture's name and its config as JSON; the threshold is the state (BatchThreshold).
   static constexpr const char* architecture = "matryoshka";
   static io::Json config_to_json(const Config& c) {
     io::Json j = io::Json::object();
@@ -124,8 +128,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
     return j;
   }
   static Config config_from_json(const io::Json& j, const std::string& source) {
-    try {
-      Config c;
+    return detail::config_from_checkpoint<Config>(source, [&](Config& c) {
       c.input_dim = j.at("input_dim").as_int();
       c.num_latents = j.at("num_latents").as_int();
       c.k = j.at("k").as_int();
@@ -133,28 +136,10 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
       c.threshold_beta = j.at("threshold_beta").as_number();
       c.decoder_bias = j.at("decoder_bias").as_bool();
       c.seed = std::stoull(j.at("seed").as_string());
-      c.validate("checkpoint config");
-      return c;
-    } catch (const io_error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw io_error(source, e.what());
-    }
+    });
   }
-  io::Json state_to_json() const {
-    io::Json j = io::Json::object();
-    j["threshold"] = static_cast<double>(threshold_);
-    return j;
-  }
-  void state_from_json(const io::Json& j) { threshold_ = static_cast<Scalar>(j.at("threshold").as_number()); }
 
   const MatryoshkaConfig& config() const { return config_; }
-  const Parameters& parameters() const { return p_; }
-  Parameters& parameters() {
-    decoder_normalized_ = false;  // the caller may change the weights
-    packing_.invalidate();
-    return p_;
-  }
   index_t input_dim() const { return config_.input_dim; }
   index_t num_latents() const { return config_.num_latents; }
   index_t k() const { return config_.k; }
@@ -162,23 +147,18 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   // One past the last latent of groups 1..m (m >= 1).
   index_t prefix_end(index_t m) const { return group_end_[static_cast<std::size_t>(m - 1)]; }
 
-  // The inference threshold; negative until the first training step (then encode() keeps every
-  // positive activation).
-  Scalar threshold() const { return threshold_; }
-  void set_threshold(Scalar t) { threshold_ = t; }
-
   // Per-sample codes: every latent whose activation exceeds the threshold.
   SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
     Workspace ws;
-    preactivations(x, ws);
-    ops::threshold_select(Backend{}, ws.pre, threshold_, ws.codes);
+    this->preactivations(x, ws);
+    ops::threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
     return std::move(ws.codes);
   }
 
   // The training-time selection: the k x rows(x) largest activations of x taken as one batch.
   SparseCodes<Scalar> encode_batch(const Matrix<Scalar>& x) const {
     Workspace ws;
-    preactivations(x, ws);
+    this->preactivations(x, ws);
     ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
     return std::move(ws.codes);
   }
@@ -187,16 +167,11 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
 
   // Reconstruction from groups 1..m only.
   Matrix<Scalar> decode_prefix(SparseCodes<Scalar> codes, index_t m) const {
-    detail::require(codes.num_latents == config_.num_latents, "decode()",
-                    "codes have " + std::to_string(codes.num_latents) + " latents, model has " +
-                        std::to_string(config_.num_latents));
     detail::require(m >= 1 && m <= num_groups(), "decode_prefix()",
                     "m must be in [1, " + std::to_string(num_groups()) + "], got " + std::to_string(m));
     for (std::size_t e = 0; e < codes.values.size(); ++e)
       if (codes.indices[e] >= prefix_end(m)) codes.values[e] = Scalar(0);
-    Matrix<Scalar> x_hat;
-    ops::sparse_decode(Backend{}, codes, p_.w_dec, config_.decoder_bias ? &p_.b_dec : nullptr, x_hat);
-    return x_hat;
+    return this->decode_codes(codes);
   }
 
   Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
@@ -206,9 +181,8 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
   // Also moves the inference threshold toward this batch's smallest kept activation, so it is not
   // const.
   StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
-    const Matrix<Scalar>& x_in = preactivations(x, ws);
-    threshold_ = detail::tracked_threshold(threshold_, ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes),
-                                           config_.threshold_beta);
+    const Matrix<Scalar>& x_in = this->preactivations(x, ws);
+    this->track(ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
 
     const index_t rows = x.rows(), d = x.cols(), groups = num_groups();
     ws.prefix.resize(static_cast<std::size_t>(groups));
@@ -254,15 +228,9 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
     return {static_cast<double>(static_cast<Scalar>(loss)), reconstruction_mse};
   }
 
-  // A no-op right after an optimizer step that already applied the unit-norm row constraint.
-  void normalize_decoder() {
-    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(Backend{}, p_.w_dec);
-  }
-
   template <class Fn>
   void for_each_parameter(const Gradients& g, Fn&& fn) {
-    decoder_normalized_ = detail::visit_parameters(p_, g, config_.decoder_bias, fn, packing_.hook(p_.w_enc));
-    packing_.updated(decoder_normalized_);
+    this->visit_shared_slots(g, fn);
   }
 
  private:
@@ -277,18 +245,9 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig> {
     return c;
   }
 
-  const Matrix<Scalar>& preactivations(const Matrix<Scalar>& x, Workspace& ws) const {
-    return detail::encoder_preactivations<Scalar, Backend>(p_, config_.decoder_bias, x, ws.x_in, ws.pre, EncoderPrecision::fp32,
-                                                           ws.gemm, packing_.packed());
-  }
-
   MatryoshkaConfig config_;
-  Parameters p_;
-  detail::EncoderPacking<Scalar> packing_;
-  bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
   std::vector<std::int32_t> group_of_;  // [F] group of each latent
   std::vector<index_t> group_end_;      // cumulative group ends
-  Scalar threshold_ = Scalar(-1);
 };
 
 }  // namespace sae
