@@ -4,6 +4,7 @@
 // norm, and reading a config back from a checkpoint. Each model adds its selection and its loss.
 #pragma once
 
+#include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/error.hpp>
@@ -13,10 +14,37 @@
 #include <sae/model/autoencoder_parameters.hpp>
 
 #include <exception>
+#include <functional>
 #include <string>
 #include <utility>
 
 namespace sae::detail {
+
+// W_enc packed for the CPU encoder GEMM (fp32), for the CPU-only models: the optimizer's row hooks
+// repack each block of encoder rows right after updating it, so the next step's GEMM reuses the
+// panels instead of packing W_enc again (TopK keeps its backend's own).
+template <class Scalar>
+class EncoderPacking {
+ public:
+  // The panels when fresh for the current W_enc, else null (the GEMM then packs into its scratch).
+  const ops::PackedEncoder* packed() const { return ops::packs_encoder<Scalar> ? &packed_ : nullptr; }
+  // W_enc changed outside an optimizer step.
+  void invalidate() { packed_.fresh = false; }
+  // The hook visit_parameters hands the optimizer for W_enc; call `updated(hooked)` after the visit.
+  std::function<void(index_t, index_t)> hook(const Matrix<Scalar>& w_enc) {
+    packed_.fresh = false;
+    if constexpr (ops::packs_encoder<Scalar>) {
+      ops::shape_packed_encoder(packed_, w_enc.rows(), w_enc.cols(), EncoderPrecision::fp32);
+      return [this, &w_enc](index_t begin, index_t end) { ops::pack_encoder_rows(w_enc, begin, end, packed_); };
+    } else {
+      return {};
+    }
+  }
+  void updated(bool hooked) { packed_.fresh = hooked && ops::packs_encoder<Scalar>; }
+
+ private:
+  ops::PackedEncoder packed_;
+};
 
 template <class Scalar, class Params = AutoencoderParameters<Scalar>>
 class CpuDictionary {
