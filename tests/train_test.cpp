@@ -198,6 +198,12 @@ BOOST_AUTO_TEST_CASE(checkpoint_round_trip_and_bad_checkpoints) {
   BOOST_TEST(back.config().decoder_bias);
   BOOST_TEST(sae::test::same(back.parameters().w_enc, model.parameters().w_enc));
   BOOST_TEST(sae::test::same(back.parameters().w_dec, model.parameters().w_dec));
+  {  // a seed no 64-bit integer holds is refused, not cast (the fuzzer's find)
+    auto json = sae::to_json(c);
+    json["seed"] = 5.66667e38;
+    sae::test::require_throws_with<sae::io_error>([&] { sae::topk_config_from_json(json, "cfg.json"); },
+                                                  {"cfg.json", "seed must be a non-negative integer below 2^64"});
+  }
   BOOST_TEST(sae::test::same(back.parameters().b_dec, model.parameters().b_dec));
   // A double model can load a float checkpoint.
   const auto as_double = sae::load_checkpoint<double>(dir / "ckpt");

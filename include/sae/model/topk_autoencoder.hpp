@@ -119,7 +119,10 @@ inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& so
     if (sel != "value" && sel != "magnitude") throw error("selection must be 'value' or 'magnitude', got '" + sel + "'");
     c.selection = sel == "magnitude" ? Selection::magnitude : Selection::value;
     c.decoder_bias = j.at("decoder_bias").as_bool();
-    c.seed = static_cast<std::uint64_t>(j.at("seed").as_number());
+    const double seed = j.at("seed").as_number();  // a number the cast below can hold exactly
+    if (!(seed >= 0 && seed < 18446744073709551616.0 && seed == std::floor(seed)))
+      throw error("seed must be a non-negative integer below 2^64, got " + j.at("seed").dump(-1));
+    c.seed = static_cast<std::uint64_t>(seed);
     if (const io::Json* t = j.find("tied_init")) c.tied_init = t->as_bool();
     if (const io::Json* t = j.find("project_decoder_gradient")) c.project_decoder_gradient = t->as_bool();
     if (const io::Json* t = j.find("median_decoder_bias")) c.median_decoder_bias = t->as_bool();
