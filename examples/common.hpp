@@ -5,6 +5,8 @@
 
 #include <cxxopts.hpp>
 
+#include "config_file.hpp"
+
 #include <sae/data/activation_split.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/run_directory.hpp>
@@ -122,11 +124,19 @@ inline std::pair<std::string, std::string> flag_refusing(cxxopts::Options& optio
 
 }  // namespace detail
 
-// Parses the command line; prints help and returns nothing for --help. A value cxxopts cannot
-// parse is reported with its flag and what the flag takes; positional leftovers, which cxxopts
-// would otherwise ignore, are an error.
-inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options, int argc, char** argv) {
-  options.add_options()("h,help", "show this help");
+// Parses the command line, with the flags of --config FILE under it (config_file.hpp); prints help
+// and returns nothing for --help. A value cxxopts cannot parse is reported with its flag and what
+// the flag takes; positional leftovers, which cxxopts would otherwise ignore, are an error.
+inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options, int given_argc, char** given_argv) {
+  options.add_options()("h,help", "show this help")(
+      "config", "a JSON file of flag values by long name (the command line overrides it; every run writes its own as "
+                "resolved_config.json)", cxxopts::value<std::string>());
+  std::vector<std::string> tokens = apply_config_file(options, std::vector<std::string>(given_argv + 1, given_argv + given_argc));
+  tokens.insert(tokens.begin(), given_argv[0]);
+  std::vector<char*> pointers;
+  for (auto& t : tokens) pointers.push_back(t.data());
+  const int argc = static_cast<int>(pointers.size());
+  char** argv = pointers.data();
   std::optional<cxxopts::ParseResult> args;
   try {
     args = options.parse(argc, argv);

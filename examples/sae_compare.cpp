@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
     }
 
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-compare");
+    sae::examples::write_resolved_config(run, options, args);
     const auto file = sae::examples::load_data_flag(args);
     const auto data = sae::data::split_activations(file.all, file.source, {sae::examples::val_fraction_flag(args), seed});
     const index_t input_dim = data.train.cols(), train_rows = data.train.rows();

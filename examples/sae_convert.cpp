@@ -3,6 +3,7 @@
 #include "common.hpp"
 
 #include <sae/model/interop.hpp>
+#include <sae/model/registry.hpp>
 
 #include <filesystem>
 #include <variant>
@@ -10,17 +11,21 @@
 namespace {
 
 namespace fs = std::filesystem;
-using TopK = sae::TopKAutoencoder<float>;
-using Matryoshka = sae::MatryoshkaAutoencoder<float>;
-using Model = std::variant<TopK, Matryoshka>;
+using Model = sae::AnyModel<float>;  // every registered architecture
 
-// Our checkpoint (config.json), or a SAELens / sparsify folder.
+// Whether sparsify has a class for M (it has TopK only).
+template <class M, class = void>
+struct sparsify_exports : std::false_type {};
+template <class M>
+struct sparsify_exports<M, std::void_t<decltype(sae::export_sparsify(std::declval<const fs::path&>(), std::declval<const M&>(),
+                                                                     std::declval<const sae::ExportOptions&>()))>>
+    : std::true_type {};
+
+// Our checkpoint (config.json) of any architecture, or a SAELens / sparsify folder.
 Model load_any(const fs::path& dir, std::string& kind) {
   if (fs::exists(dir / "config.json")) {
-    const std::string arch = sae::checkpoint_architecture(dir);
-    kind = "checkpoint (" + arch + ")";
-    if (arch == "matryoshka") return sae::load_model<Matryoshka>(dir);
-    return sae::load_checkpoint<float>(dir);
+    kind = "checkpoint (" + sae::checkpoint_architecture(dir) + ")";
+    return sae::load_any_checkpoint<float>(dir);
   }
   if (!fs::is_directory(dir)) throw sae::io_error(dir.string(), "no such folder");
   const auto format = sae::detect_external_format(dir);
@@ -79,8 +84,9 @@ int main(int argc, char** argv) {
             } else if (format == "saelens") {
               sae::export_saelens(to, m, opt);
             } else if (format == "sparsify") {
-              if constexpr (std::is_same_v<M, TopK>) sae::export_sparsify(to, m, opt);
-              else throw sae::invalid_argument("--format sparsify: sparsify has no Matryoshka/threshold SAE; use saelens");
+              if constexpr (sparsify_exports<M>::value) sae::export_sparsify(to, m, opt);
+              else throw sae::invalid_argument(std::string("--format sparsify: sparsify has no ") + M::architecture +
+                                               " SAE; use saelens");
             } else {
               throw sae::invalid_argument("--format: expected 'checkpoint', 'saelens' or 'sparsify', got '" + format + "'");
             }

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
     const long epochs = grid.train.epochs, batch = grid.train.batch_size;
 
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
+    sae::examples::write_resolved_config(run, options, args);
     const std::string data_path = args["data"].as<std::string>();
     const sae::io::ArrayFile view(data_path);
     const auto slice = sae::data::slice_or_default(view, sae::examples::layer_position_flags(args));

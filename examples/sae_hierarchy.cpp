@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
 
     const auto layers = sae::examples::load_two_layers(args);
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-hierarchy");
+    sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();
     std::cout << "late layer: " << layers.late.data.source << "\nearly layer: " << layers.early.data.source << "\n"
               << "K=" << k << ", d=" << d << "; top " << top_samples << " samples per latent\n";

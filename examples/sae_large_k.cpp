@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
                                                  sae::data::load_samples(samples_path), samples_path,
                                                  sae::examples::split_policy_flags(args));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
+    sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();
     std::cout << "data: " << layer.data.source << " — " << layer.data.train.rows() << " train, "
               << layer.data.validation.rows() << " validation rows; specialization over ranks " << range.label()

@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
     mat_config.input_dim = late.data.train.cols();
     mat_config.validate("--mat-*");
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-matryoshka");
+    sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();
     std::cout << "late layer: " << late.data.source << "\nearly layer: " << early.data.source << "\n"
               << late.data.train.rows() << " train, " << late.data.validation.rows() << " validation rows (" << late.data.split

@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto& run = *run_folder;
+    sae::examples::write_resolved_config(run, options, args);
     std::cout << "data: " << view.path() << " " << view.shape_string() << " '" << view.dtype()
               << "', memory-mapped\n";
     std::vector<SweepResult> results;

@@ -5,6 +5,7 @@
 #include "mpi_mode.hpp"
 
 #include <sae/model/interop.hpp>
+#include <sae/model/registry.hpp>
 
 #include <cstdio>
 #include <optional>
@@ -61,8 +62,9 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-train", "Train one sparse autoencoder (TopK, BatchTopK or JumpReLU) and report its metrics.");
     // clang-format off
     options.add_options()
-      ("arch", "'topk' (the reports' model), 'batchtopk' (k x B per batch in training, a threshold at inference) or "
-               "'jumprelu' (learnt thresholds, L0 penalty; started at K's L0)", cxxopts::value<std::string>()->default_value("topk"))
+      ("arch", "'topk' (the reports' model), 'batchtopk' (k x B per batch in training, a threshold at inference), "
+               "'jumprelu' (learnt thresholds, L0 penalty; started at K's L0) or 'matryoshka' (BatchTopK over nested "
+               "groups, the default split)", cxxopts::value<std::string>()->default_value("topk"))
       ("k,topk", "latents kept per sample (K; BatchTopK's mean, JumpReLU's starting L0)", cxxopts::value<long>()->default_value("20"))
       ("l0-coefficient", "JumpReLU: the L0 penalty's lambda (the paper's, for data scaled to E||x||^2 = D)",
        cxxopts::value<double>()->default_value("1"))
@@ -133,8 +135,9 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
                                                 "), got " + std::to_string(k));
     const std::string arch = args["arch"].as<std::string>();
-    sae::examples::check_flag(arch == "topk" || arch == "batchtopk" || arch == "jumprelu",
-                              "--arch: expected 'topk', 'batchtopk' or 'jumprelu', got '" + arch + "'");
+    const auto architectures = sae::architecture_names();
+    sae::examples::check_flag(std::find(architectures.begin(), architectures.end(), arch) != architectures.end(),
+                              "--arch: expected " + sae::architecture_choices() + ", got '" + arch + "'");
     const double l0_coefficient = sae::examples::number_flag(args, "l0-coefficient", 0, 1e12);
     const double bandwidth = sae::examples::number_flag(args, "jumprelu-bandwidth", 0, 1e6, true);
     if (arch != "topk")  // what only the TopK model has
@@ -145,8 +148,8 @@ int main(int argc, char** argv) {
                               "--recipe modern is for --arch topk only");
     sae::examples::check_flag(arch == "jumprelu" || (args["l0-coefficient"].count() == 0 && args["jumprelu-bandwidth"].count() == 0),
                               "--l0-coefficient and --jumprelu-bandwidth are for --arch jumprelu only");
-    sae::examples::check_flag(!(args.count("mpi") && arch == "batchtopk"),
-                              "--mpi with --arch batchtopk: BatchTopK would select over each rank's share of a batch, not "
+    sae::examples::check_flag(!(args.count("mpi") && (arch == "batchtopk" || arch == "matryoshka")),
+                              "--mpi with --arch " + arch + ": BatchTopK would select over each rank's share of a batch, not "
                               "the whole batch; train it in one process");
     const sae::TopKConfig dead_latents = sae::examples::dead_latent_flags(args);  // checked before the data loads
     sae::examples::check_flag(dead_latents.aux_k <= latents, "--aux-k: expected at most --latents (" +
@@ -163,7 +166,7 @@ int main(int argc, char** argv) {
         }
         sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
         sae::examples::check_flag(arch == "topk" || exports.back() == sae::ExternalFormat::saelens,
-                                  "--export sparsify: sparsify has no threshold SAE (BatchTopK and JumpReLU export to saelens)");
+                                  "--export sparsify: sparsify has no threshold SAE (BatchTopK, JumpReLU and Matryoshka export to saelens)");
       }
 
     sae::examples::check_flag(!(args.count("mpi") && (dead_latents.tracks_dead_latents() ||
@@ -237,6 +240,7 @@ int main(int argc, char** argv) {
         return 0;
       }
       auto& run = *run_folder;
+      sae::examples::write_resolved_config(run, options, args);
       const std::filesystem::path out = run.out();
 
       std::cout << "data: " << data.source << "\n"
@@ -251,7 +255,7 @@ int main(int argc, char** argv) {
 
       const auto val = sae::metrics::evaluate(model, data.validation);
       const auto train = sae::metrics::evaluate(model, data.train);
-      const sae::io::Json model_json = Model::config_to_json(model.config());
+      const sae::io::Json model_json = sae::io::fields_to_json(model.config());
       sae::io::Json doc = sae::io::Json::object();
       doc["data"] = data.source;
       sae::io::Json fingerprint = sae::io::Json::object();
@@ -328,22 +332,17 @@ int main(int argc, char** argv) {
       return 0;
     };
 
-    if (arch == "batchtopk") {
-      sae::BatchTopKConfig c;
-      c.input_dim = config.input_dim, c.num_latents = latents, c.k = k, c.decoder_bias = config.decoder_bias;
-      c.seed = seed, c.tied_init = config.tied_init;
-      sae::BatchTopKAutoencoder<float> model(c);
+    // Any registered architecture: the fields it shares with the TopK config (shape, K, seed, decoder
+    // bias, tied init) copied by key, then its own.
+    return sae::with_architecture<float>(arch, [&](auto tag) {
+      using Model = typename decltype(tag)::type;
+      typename Model::Config c{};
+      sae::io::assign_shared_fields(config, c);
+      if constexpr (std::is_same_v<Model, sae::JumpReluAutoencoder<float>>)
+        c.sparsity_coefficient = l0_coefficient, c.bandwidth = bandwidth, c.initial_l0 = k;
+      Model model(c);
       return run_model(model);
-    }
-    if (arch == "jumprelu") {
-      sae::JumpReluConfig c;
-      c.input_dim = config.input_dim, c.num_latents = latents, c.sparsity_coefficient = l0_coefficient, c.bandwidth = bandwidth;
-      c.initial_l0 = k, c.decoder_bias = config.decoder_bias, c.seed = seed, c.tied_init = config.tied_init;
-      sae::JumpReluAutoencoder<float> model(c);
-      return run_model(model);
-    }
-    sae::TopKAutoencoder<float> model(config);
-    return run_model(model);
+    });
   });
   return mpi.finish(status);
 }

@@ -259,6 +259,16 @@ BOOST_AUTO_TEST_CASE(sae_train_trains_each_architecture_and_its_checkpoint_score
                  boost::test_tools::tolerance(1e-12));
       BOOST_TEST(metrics.at("validation").at("l0").as_number() == val.l0, boost::test_tools::tolerance(1e-12));
       BOOST_TEST(sae::io::read_json_file((out / "saelens" / "cfg.json").string()).at("architecture").as_string() == "jumprelu");
+      // sae-convert reads every architecture sae-train writes (the registry), back to the same weights.
+      const Exit c = run("sae-convert", {"--from", (out / "checkpoint").string(), "--to", (out / "copy").string(), "--format",
+                                         "checkpoint"}, dir / "log");
+      BOOST_REQUIRE_MESSAGE(c.code == 0, c.err);
+      BOOST_TEST(c.out.find("checkpoint (" + arch + ")") != std::string::npos, c.out);
+      const Model copy = sae::load_model<Model>(out / "copy");
+      BOOST_TEST(sae::test::same(copy.parameters().w_enc, model.parameters().w_enc));
+      BOOST_TEST(sae::test::same(copy.parameters().w_dec, model.parameters().w_dec));
+      BOOST_TEST(sae::io::read_json_file((out / "copy" / "config.json").string()).at("config").dump() ==
+                 sae::io::read_json_file((out / "checkpoint" / "config.json").string()).at("config").dump());
     }
   };
   check("batchtopk", sae::BatchTopKAutoencoder<float>(sae::BatchTopKConfig{16, 8, 2}));
@@ -267,6 +277,56 @@ BOOST_AUTO_TEST_CASE(sae_train_trains_each_architecture_and_its_checkpoint_score
           c.input_dim = 16, c.num_latents = 8;
           return c;
         }()));
+  check("matryoshka", sae::MatryoshkaAutoencoder<float>(sae::MatryoshkaConfig{16, 16, 2}));
+}
+
+// --config FILE: flag values by long name under the command line's; unknown keys and bad values
+// refused naming the file or flag; resolved_config.json, fed back, trains the same weights.
+BOOST_AUTO_TEST_CASE(config_files_set_flags_and_every_run_records_its_own) {
+  sae::test::ScratchDir dir("cli-config");
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const std::string cfg = write("run.json", R"({"planted-samples": 600, "planted-dim": 16, "planted-features": 24,
+    "planted-k": 2, "latents": 32, "topk": 3, "epochs": 2, "batch-size": 64, "lr": 0.01, "quiet": true, "seed": 18446744073709551615,
+    "lr-decay": "cosine"})");
+  const fs::path a = dir / "a", b = dir / "b";
+  Exit e = run("sae-train", {"--config", cfg, "-k", "2", "--out", a.string()}, dir / "log");  // -k overrides the file's 3
+  BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+  const auto resolved = sae::io::read_json_file((a / "resolved_config.json").string());
+  BOOST_TEST(resolved.at("topk").as_int() == 2);
+  BOOST_TEST(resolved.at("latents").as_int() == 32);
+  BOOST_TEST(resolved.at("seed").as_uint64() == 18446744073709551615ull);  // exact past 2^53
+  BOOST_TEST(resolved.at("lr-decay").as_string() == "cosine");
+  BOOST_TEST(resolved.at("batch-size").as_int() == 64);
+  BOOST_TEST(resolved.at("arch").as_string() == "topk");  // defaults are recorded too
+  const auto metrics = sae::io::read_json_file((a / "metrics.json").string());
+  BOOST_TEST(metrics.at("model").at("k").as_int() == 2);
+  BOOST_TEST(metrics.at("model").at("seed").as_uint64() == 18446744073709551615ull);
+  // The run's own record reproduces it.
+  e = run("sae-train", {"--config", (a / "resolved_config.json").string(), "--out", b.string()}, dir / "log");
+  BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+  for (const char* slot : {"w_enc.npy", "w_dec.npy", "b_enc.npy"})
+    BOOST_TEST(sae::test::read_file(a / "checkpoint" / slot) == sae::test::read_file(b / "checkpoint" / slot), slot);
+  // Refusals, each naming the file or the flag.
+  const auto refused = [&](const std::string& text, const std::vector<std::string>& words) {
+    const std::string path = write("bad.json", text);
+    const Exit r = run("sae-train", {"--config", path, "--out", (dir / "bad").string()}, dir / "log");
+    BOOST_TEST(r.code != 0, text);
+    for (const auto& w : words) BOOST_TEST(r.err.find(w) != std::string::npos, text << " -> " << r.err);
+    BOOST_TEST(!fs::exists(dir / "bad" / "metrics.json"));
+  };
+  refused(R"({"latent": 32})", {"bad.json", "unknown key 'latent'"});
+  refused(R"({"lr": "fast"})", {"--lr", "'fast'"});
+  refused(R"({"latents": 0})", {"--latents", "got 0"});
+  refused(R"({"quiet": "yes"})", {"bad.json", "'quiet': expected true or false"});
+  refused(R"({"latents": [32, 64]})", {"bad.json", "'latents': expected one value"});
+  refused(R"([1, 2])", {"bad.json", "JSON object"});
+  refused(R"({"latents": )", {"bad.json", "invalid JSON"});
+  const Exit missing = run("sae-train", {"--config", (dir / "none.json").string()}, dir / "log");
+  BOOST_TEST(missing.code != 0);
+  BOOST_TEST(missing.err.find("none.json") != std::string::npos, missing.err);
 }
 
 BOOST_AUTO_TEST_CASE(programs_read_activations_from_safetensors) {

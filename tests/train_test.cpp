@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(checkpoint_round_trip_and_bad_checkpoints) {
     auto json = sae::to_json(c);
     json["seed"] = 5.66667e38;
     sae::test::require_throws_with<sae::io_error>([&] { sae::topk_config_from_json(json, "cfg.json"); },
-                                                  {"cfg.json", "seed must be a non-negative integer below 2^64"});
+                                                  {"cfg.json", "seed: expected a non-negative integer below 2^64"});
   }
   BOOST_TEST(sae::test::same(back.parameters().b_dec, model.parameters().b_dec));
   // A double model can load a float checkpoint.

@@ -2,6 +2,9 @@
 // for every backend (a backend refuses the ones it lacks, by name).
 #pragma once
 
+#include <array>
+#include <utility>
+
 namespace sae {
 
 enum class EncoderPrecision {
@@ -10,6 +13,10 @@ enum class EncoderPrecision {
   bf16,  // inputs rounded to bfloat16, float accumulation, at twice the FLOP rate; the selection and
          // code values come from these pre-activations (see README, "The model, exactly")
 };
+
+inline std::array<std::pair<EncoderPrecision, const char*>, 3> enum_names(EncoderPrecision) {
+  return {{{EncoderPrecision::fp32, "fp32"}, {EncoderPrecision::tf32, "tf32"}, {EncoderPrecision::bf16, "bf16"}}};
+}
 
 inline const char* name(EncoderPrecision p) {
   return p == EncoderPrecision::fp32 ? "fp32" : p == EncoderPrecision::tf32 ? "tf32" : "bf16";

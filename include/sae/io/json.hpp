@@ -6,7 +6,9 @@
 #include <sae/core/error.hpp>
 #include <sae/io/input_file.hpp>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -26,12 +28,13 @@ class Json {
   Json() = default;  // null
   Json(std::nullptr_t) {}
   Json(bool b) : v_(b) {}
-  Json(int x) : v_(static_cast<double>(x)) {}
-  Json(long x) : v_(static_cast<double>(x)) {}
-  Json(long long x) : v_(static_cast<double>(x)) {}
-  Json(unsigned x) : v_(static_cast<double>(x)) {}
-  Json(unsigned long x) : v_(static_cast<double>(x)) {}
-  Json(unsigned long long x) : v_(static_cast<double>(x)) {}
+  // Integers are kept exactly (every 64-bit value, signed or not); other numbers are doubles.
+  Json(int x) : v_(static_cast<std::int64_t>(x)) {}
+  Json(long x) : v_(static_cast<std::int64_t>(x)) {}
+  Json(long long x) : v_(static_cast<std::int64_t>(x)) {}
+  Json(unsigned x) : v_(static_cast<std::int64_t>(x)) {}
+  Json(unsigned long x) { set_unsigned(x); }
+  Json(unsigned long long x) { set_unsigned(x); }
   Json(double x) : v_(x) {}
   Json(float x) : v_(static_cast<double>(x)) {}
   Json(const char* s) : v_(std::string(s)) {}
@@ -44,25 +47,40 @@ class Json {
 
   bool is_null() const { return std::holds_alternative<std::monostate>(v_); }
   bool is_bool() const { return std::holds_alternative<bool>(v_); }
-  bool is_number() const { return std::holds_alternative<double>(v_); }
+  bool is_number() const { return is_integer() || std::holds_alternative<double>(v_); }
+  // A number written (or built) as an integer, held exactly.
+  bool is_integer() const { return std::holds_alternative<std::int64_t>(v_) || std::holds_alternative<std::uint64_t>(v_); }
   bool is_string() const { return std::holds_alternative<std::string>(v_); }
   bool is_array() const { return std::holds_alternative<Array>(v_); }
   bool is_object() const { return std::holds_alternative<Object>(v_); }
 
   bool as_bool() const { return get<bool>("a boolean"); }
-  double as_number() const { return get<double>("a number"); }
+  double as_number() const {
+    if (const auto* i = std::get_if<std::int64_t>(&v_)) return static_cast<double>(*i);
+    if (const auto* u = std::get_if<std::uint64_t>(&v_)) return static_cast<double>(*u);
+    return get<double>("a number");
+  }
   const std::string& as_string() const { return get<std::string>("a string"); }
   const Array& as_array() const { return get<Array>("an array"); }
   Array& as_array() { return get<Array>("an array"); }
   const Object& as_object() const { return get<Object>("an object"); }
 
-  // Integer value; throws if the number is not integral.
+  // Integer value; throws if the number is not integral or out of range.
   long long as_int() const {
+    if (const auto* i = std::get_if<std::int64_t>(&v_)) return *i;
+    if (std::holds_alternative<std::uint64_t>(v_)) throw error("json: integer out of range: " + dump(-1));
     const double d = as_number();
     if (d != std::floor(d)) throw error("json: expected an integer but found " + std::to_string(d));
     // Integers JSON can carry exactly (|d| <= 2^53); larger ones would not convert safely.
     if (std::abs(d) > 9007199254740992.0) throw error("json: integer out of range: " + std::to_string(d));
     return static_cast<long long>(d);
+  }
+  // A non-negative integer up to 2^64 - 1, exactly; throws otherwise.
+  std::uint64_t as_uint64() const {
+    if (const auto* u = std::get_if<std::uint64_t>(&v_)) return *u;
+    const long long i = as_int();
+    if (i < 0) throw error("json: expected a non-negative integer but found " + std::to_string(i));
+    return static_cast<std::uint64_t>(i);
   }
 
   const Json* find(const std::string& key) const {
@@ -174,6 +192,10 @@ class Json {
       out += "null";
     } else if (is_bool()) {
       out += as_bool() ? "true" : "false";
+    } else if (const auto* i = std::get_if<std::int64_t>(&v_)) {
+      out += std::to_string(*i);
+    } else if (const auto* u = std::get_if<std::uint64_t>(&v_)) {
+      out += std::to_string(*u);
     } else if (is_number()) {
       const double d = as_number();
       if (!std::isfinite(d)) {
@@ -267,7 +289,20 @@ class Json {
         if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) ++pos;
         if (!digits()) fail("bad number: digits must follow the exponent");
       }
-      const double d = std::strtod(s.substr(begin, pos - begin).c_str(), nullptr);
+      const std::string text = s.substr(begin, pos - begin);
+      // An integer literal that fits 64 bits is kept exactly (seeds, row counts past 2^53).
+      if (text.find_first_of(".eE") == std::string::npos) {
+        errno = 0;
+        char* end = nullptr;
+        if (text[0] == '-') {
+          const long long v = std::strtoll(text.c_str(), &end, 10);
+          if (errno == 0 && *end == '\0') return Json(v);
+        } else {
+          const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+          if (errno == 0 && *end == '\0') return Json(v);
+        }
+      }
+      const double d = std::strtod(text.c_str(), nullptr);
       if (!std::isfinite(d)) fail("number out of range");
       return Json(d);
     }
@@ -380,7 +415,12 @@ class Json {
     }
   };
 
-  std::variant<std::monostate, bool, double, std::string, Array, Object> v_;
+  void set_unsigned(unsigned long long x) {
+    if (x <= static_cast<unsigned long long>(INT64_MAX)) v_ = static_cast<std::int64_t>(x);
+    else v_ = static_cast<std::uint64_t>(x);
+  }
+
+  std::variant<std::monostate, bool, double, std::int64_t, std::uint64_t, std::string, Array, Object> v_;
 };
 
 // Reads and parses a whole JSON file.

@@ -4,13 +4,14 @@
 // assembled beside the target and renamed into place, so an interrupted save never damages the
 // previous checkpoint.
 //
-// A model is checkpointable when it names `architecture`, `Config`, `config_to_json`,
-// `config_from_json`, `for_each_slot` and has a (Config, Parameters) constructor; `state_to_json`
-// / `state_from_json` are optional (Matryoshka's threshold).
+// A model is checkpointable when it names `architecture`, a `Config` with a field list
+// (core/fields.hpp; its JSON is the checkpoint's "config"), `for_each_slot` and has a (Config,
+// Parameters) constructor; `state_to_json` / `state_from_json` are optional (Matryoshka's threshold).
 #pragma once
 
 #include <sae/core/error.hpp>
 #include <sae/io/atomic_file.hpp>
+#include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/model/batch_topk_autoencoder.hpp>
@@ -63,7 +64,7 @@ void save_checkpoint(const std::filesystem::path& dir, const Model& model) {
     meta["format"] = kCheckpointFormat;
     meta["architecture"] = Model::architecture;
     meta["scalar"] = std::is_same_v<Scalar, float> ? "float32" : "float64";
-    meta["config"] = Model::config_to_json(model.config());
+    meta["config"] = io::fields_to_json(model.config());
     if constexpr (checkpoint_detail::has_state<Model>::value) meta["state"] = model.state_to_json();
     io::write_text_atomically(partial / "config.json", meta.dump() + "\n");
   });
@@ -81,7 +82,7 @@ Model load_model(const std::filesystem::path& dir) {
     throw io_error(source, "holds a '" + architecture + "' SAE, not '" + Model::architecture + "'");
   const io::Json* config_json = meta.find("config");
   if (!config_json || !config_json->is_object()) throw io_error(source, "missing \"config\" object");
-  const auto config = Model::config_from_json(*config_json, source);
+  const auto config = io::config_from_json<typename Model::Config>(*config_json, source);
 
   typename Model::Parameters p;
   Model::for_each_slot(p, config, [&](const char* name, auto& param, index_t rows, index_t cols) {

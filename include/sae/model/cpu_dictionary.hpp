@@ -1,7 +1,7 @@
 // What the CPU-only models (BatchTopK, JumpReLU, Matryoshka) share around their parameters: the
 // host accessors, the encoder's pre-activations through W_enc's panels packed by the optimizer's
 // row hooks, sparse decoding, the optimizer's visit of the shared slots with the decoder's unit
-// norm, and reading a config back from a checkpoint. Each model adds its selection and its loss.
+// norm. Each model adds its selection and its loss.
 #pragma once
 
 #include <sae/backend/cpu/encoder_gemm.hpp>
@@ -10,6 +10,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/sparse_codes.hpp>
 #include <sae/core/types.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
 
@@ -100,21 +101,5 @@ class CpuDictionary {
   EncoderPacking<Scalar> packing_;
   bool decoder_normalized_ = false;  // the last optimizer step left w_dec's rows at unit norm
 };
-
-// A checkpoint's config: `read(config)` fills it from JSON, then it is validated; any failure is
-// an io_error naming `source`.
-template <class Config, class Read>
-Config config_from_checkpoint(const std::string& source, Read&& read) {
-  try {
-    Config c;
-    read(c);
-    c.validate("checkpoint config");
-    return c;
-  } catch (const io_error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw io_error(source, e.what());
-  }
-}
 
 }  // namespace sae::detail

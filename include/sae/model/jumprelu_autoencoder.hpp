@@ -24,6 +24,7 @@
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/row_hooks.hpp>
 #include <sae/core/sparse_codes.hpp>
 #include <sae/core/types.hpp>
@@ -53,6 +54,22 @@ struct JumpReluConfig {
   bool decoder_bias = false;
   std::uint64_t seed = 0;
   bool tied_init = false;  // initialise W_enc to W_dec
+
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.input_dim, field("input_dim", "input width D (from the data)").at_least(1).needed().no_flag());
+    v(c.num_latents, field("num_latents", "dictionary size F").at_least(1).needed().flag_name("latents"));
+    v(c.sparsity_coefficient, field("sparsity_coefficient", "the L0 penalty's lambda (the paper's, for data scaled to "
+                                                            "E||x||^2 = D)").at_least(0).at_most(1e12).flag_name("l0-coefficient"));
+    v(c.bandwidth, field("bandwidth", "the threshold kernel's bandwidth in units of the data's RMS entry").above(0).at_most(1e6)
+                       .flag_name("jumprelu-bandwidth"));
+    v(c.initial_threshold, field("initial_threshold", "every threshold at the start, in units of the data's RMS entry").above(0));
+    v(c.initial_l0, field("initial_l0", "start every threshold at the cut that keeps this many latents per sample (0 = off)")
+                        .at_least(0));
+    v(c.decoder_bias, field("decoder_bias", "learn a decoder bias (also subtracted before encoding)"));
+    v(c.seed, field("seed", "seed for initialisation"));
+    v(c.tied_init, field("tied_init", "initialise the encoder to the decoder's transpose"));
+  }
 
   void validate(const char* caller) const {
     detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
@@ -124,32 +141,6 @@ class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParamet
   static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
     AutoencoderSlots<Config>::for_each_slot(p, c, fn);
     fn("log_threshold", p.log_threshold, c.num_latents, index_t{1});
-  }
-  static io::Json config_to_json(const Config& c) {
-    io::Json j = io::Json::object();
-    j["input_dim"] = c.input_dim;
-    j["num_latents"] = c.num_latents;
-    j["sparsity_coefficient"] = c.sparsity_coefficient;
-    j["bandwidth"] = c.bandwidth;
-    j["initial_threshold"] = c.initial_threshold;
-    j["initial_l0"] = c.initial_l0;
-    j["decoder_bias"] = c.decoder_bias;
-    j["seed"] = std::to_string(c.seed);
-    j["tied_init"] = c.tied_init;
-    return j;
-  }
-  static Config config_from_json(const io::Json& j, const std::string& source) {
-    return detail::config_from_checkpoint<Config>(source, [&](Config& c) {
-      c.input_dim = j.at("input_dim").as_int();
-      c.num_latents = j.at("num_latents").as_int();
-      c.sparsity_coefficient = j.at("sparsity_coefficient").as_number();
-      c.bandwidth = j.at("bandwidth").as_number();
-      c.initial_threshold = j.at("initial_threshold").as_number();
-      c.initial_l0 = j.at("initial_l0").as_int();
-      c.decoder_bias = j.at("decoder_bias").as_bool();
-      c.seed = std::stoull(j.at("seed").as_string());
-      c.tied_init = j.at("tied_init").as_bool();
-    });
   }
   io::Json state_to_json() const {
     io::Json j = io::Json::object();

@@ -18,6 +18,7 @@
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/types.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
@@ -54,6 +55,17 @@ struct MatryoshkaConfig {
   double threshold_beta = 0.99;      // running-average weight of the inference threshold
   bool decoder_bias = false;
   std::uint64_t seed = 0;
+
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.input_dim, field("input_dim", "input width D (from the data)").at_least(1).needed().no_flag());
+    v(c.num_latents, field("num_latents", "dictionary size F").at_least(1).needed().flag_name("latents"));
+    v(c.k, field("k", "mean latents per sample: a batch of B keeps k x B activations").at_least(1).needed().flag_name("k,topk"));
+    v(c.group_sizes, field("group_sizes", "nested groups in latent order (empty: the default split)").at_least(1).flag_name("groups"));
+    v(c.threshold_beta, field("threshold_beta", "running-average weight of the inference threshold").at_least(0).below(1));
+    v(c.decoder_bias, field("decoder_bias", "learn a decoder bias (also subtracted before encoding)"));
+    v(c.seed, field("seed", "seed for initialisation"));
+  }
 
   void validate(const char* caller) const {
     detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
@@ -115,30 +127,6 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
   // For checkpoints (model/checkpoint.hpp; the slots come from AutoencoderSlots): the
   // architecture's name and its config as JSON; the threshold is the state (BatchThreshold).
   static constexpr const char* architecture = "matryoshka";
-  static io::Json config_to_json(const Config& c) {
-    io::Json j = io::Json::object();
-    j["input_dim"] = c.input_dim;
-    j["num_latents"] = c.num_latents;
-    j["k"] = c.k;
-    j["group_sizes"] = io::Json::array();
-    for (index_t g : c.group_sizes) j["group_sizes"].push_back(g);
-    j["threshold_beta"] = c.threshold_beta;
-    j["decoder_bias"] = c.decoder_bias;
-    j["seed"] = std::to_string(c.seed);
-    return j;
-  }
-  static Config config_from_json(const io::Json& j, const std::string& source) {
-    return detail::config_from_checkpoint<Config>(source, [&](Config& c) {
-      c.input_dim = j.at("input_dim").as_int();
-      c.num_latents = j.at("num_latents").as_int();
-      c.k = j.at("k").as_int();
-      for (const auto& g : j.at("group_sizes").as_array()) c.group_sizes.push_back(g.as_int());
-      c.threshold_beta = j.at("threshold_beta").as_number();
-      c.decoder_bias = j.at("decoder_bias").as_bool();
-      c.seed = std::stoull(j.at("seed").as_string());
-    });
-  }
-
   const MatryoshkaConfig& config() const { return config_; }
   index_t input_dim() const { return config_.input_dim; }
   index_t num_latents() const { return config_.num_latents; }

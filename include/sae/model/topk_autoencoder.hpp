@@ -10,6 +10,8 @@
 #include <sae/backend/cpu/topk.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
+#include <sae/io/config_json.hpp>
 #include <sae/core/types.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
@@ -59,6 +61,32 @@ struct TopKConfig {
   bool auxiliary_loss() const { return aux_k > 0; }
   bool tracks_dead_latents() const { return aux_k > 0 || resample_every > 0; }
 
+  // The options against dead latents are written only when on, so the reports' configs (and their
+  // fingerprints) read as they did before those options existed.
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.input_dim, field("input_dim", "input width D (from the data)").at_least(1).needed().no_flag());
+    v(c.num_latents, field("num_latents", "dictionary size F (the reports' latent_dim)").at_least(1).needed().flag_name("latents"));
+    v(c.k, field("k", "latents kept per sample (K)").at_least(1).needed().flag_name("k,topk"));
+    v(c.selection, field("selection", "top-k by 'value' or by 'magnitude'"));
+    v(c.decoder_bias, field("decoder_bias", "learn a decoder bias (also subtracted before encoding)"));
+    v(c.seed, field("seed", "seed for initialisation"));
+    v(c.encoder_precision, field("encoder_precision", "encoder GEMM arithmetic: 'fp32', 'tf32' (CUDA) or 'bf16' "
+                                                      "(bfloat16 inputs, float sums)").compute_only());
+    v(c.tied_init, field("tied_init", "initialise the encoder to the decoder's transpose").written_when_set());
+    v(c.project_decoder_gradient, field("project_decoder_gradient", "remove from each decoder row's gradient its "
+                                                                    "component along the row")
+                                      .flag_name("project-decoder-grad").written_when_set());
+    v(c.median_decoder_bias, field("median_decoder_bias", "start the decoder bias at the geometric median of the "
+                                                          "training rows (needs decoder_bias)").written_when_set());
+    v(c.aux_k, field("aux_k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)").at_least(0).written_when_set());
+    v(c.aux_alpha, field("aux_alpha", "AuxK: weight of the auxiliary loss").above(0).at_most(1e6).written_when(c.aux_k > 0));
+    v(c.dead_window, field("dead_window", "AuxK: training samples without firing before a latent counts as dead")
+                         .at_least(0).written_when(c.aux_k > 0 || c.resample_every > 0));
+    v(c.resample_every, field("resample_every", "resample dead latents every this many training samples (0 = off)")
+                            .at_least(0).written_when_set());
+  }
+
   void validate(const char* caller) const {
     detail::require(input_dim > 0, caller, "input_dim must be positive, got " + std::to_string(input_dim));
     detail::require(num_latents > 0, caller, "num_latents must be positive, got " + std::to_string(num_latents));
@@ -88,65 +116,16 @@ double training_memory_bytes(const TopKConfig& c, index_t batch_size) {
 }
 
 // The config as JSON (checkpoints, fingerprints) and back, with the error naming `source`.
-inline io::Json to_json(const TopKConfig& c) {
-  io::Json j = io::Json::object();
-  j["input_dim"] = c.input_dim;
-  j["num_latents"] = c.num_latents;
-  j["k"] = c.k;
-  j["selection"] = c.selection == Selection::magnitude ? "magnitude" : "value";
-  j["decoder_bias"] = c.decoder_bias;
-  j["seed"] = static_cast<double>(c.seed);
-  // Written only when on, so configs (and fingerprints) of the reports' model stay as they were.
-  if (c.tied_init) j["tied_init"] = true;
-  if (c.project_decoder_gradient) j["project_decoder_gradient"] = true;
-  if (c.median_decoder_bias) j["median_decoder_bias"] = true;
-  if (c.auxiliary_loss()) {
-    j["aux_k"] = c.aux_k;
-    j["aux_alpha"] = c.aux_alpha;
-  }
-  if (c.tracks_dead_latents()) j["dead_window"] = c.dead_window;
-  if (c.resample_every > 0) j["resample_every"] = c.resample_every;
-  return j;
-}
+inline io::Json to_json(const TopKConfig& c) { return io::fields_to_json(c); }
 
 inline TopKConfig topk_config_from_json(const io::Json& j, const std::string& source) {
-  try {
-    TopKConfig c;
-    c.input_dim = j.at("input_dim").as_int();
-    c.num_latents = j.at("num_latents").as_int();
-    c.k = j.at("k").as_int();
-    const std::string sel = j.at("selection").as_string();
-    if (sel != "value" && sel != "magnitude") throw error("selection must be 'value' or 'magnitude', got '" + sel + "'");
-    c.selection = sel == "magnitude" ? Selection::magnitude : Selection::value;
-    c.decoder_bias = j.at("decoder_bias").as_bool();
-    const double seed = j.at("seed").as_number();  // a number the cast below can hold exactly
-    if (!(seed >= 0 && seed < 18446744073709551616.0 && seed == std::floor(seed)))
-      throw error("seed must be a non-negative integer below 2^64, got " + j.at("seed").dump(-1));
-    c.seed = static_cast<std::uint64_t>(seed);
-    if (const io::Json* t = j.find("tied_init")) c.tied_init = t->as_bool();
-    if (const io::Json* t = j.find("project_decoder_gradient")) c.project_decoder_gradient = t->as_bool();
-    if (const io::Json* t = j.find("median_decoder_bias")) c.median_decoder_bias = t->as_bool();
-    if (const io::Json* a = j.find("aux_k")) {
-      c.aux_k = a->as_int();
-      c.aux_alpha = j.at("aux_alpha").as_number();
-    }
-    if (const io::Json* r = j.find("resample_every")) c.resample_every = r->as_int();
-    if (c.tracks_dead_latents()) c.dead_window = j.at("dead_window").as_int();
-    c.validate("checkpoint config");
-    return c;
-  } catch (const io_error&) {
-    throw;
-  } catch (const error& e) {
-    throw io_error(source, e.what());
-  }
+  return io::config_from_json<TopKConfig>(j, source);
 }
 
 // What checkpoints need of a TopK model, on every backend: the architecture's name, its config as
 // JSON and its named parameter slots.
 struct TopKCheckpointing : AutoencoderSlots<TopKConfig> {
   static constexpr const char* architecture = "topk";
-  static io::Json config_to_json(const Config& c) { return to_json(c); }
-  static Config config_from_json(const io::Json& j, const std::string& source) { return topk_config_from_json(j, source); }
 };
 
 template <class Scalar>

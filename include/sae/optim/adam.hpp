@@ -11,6 +11,7 @@
 #include <sae/core/adam_step.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/row_hooks.hpp>
 #include <sae/core/types.hpp>
 
@@ -28,6 +29,15 @@ struct AdamConfig {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0;  // AdamW's decoupled decay: p *= 1 - lr * weight_decay before each update
+
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.lr, field("lr", "learning rate").above(0).at_most(1e6));
+    v(c.beta1, field("beta1", "first-moment decay").at_least(0).below(1));
+    v(c.beta2, field("beta2", "second-moment decay").at_least(0).below(1));
+    v(c.eps, field("eps", "added to the root of the second moment").above(0).at_most(1));
+    v(c.weight_decay, field("weight_decay", "decoupled weight decay (AdamW; 0 = Adam)").at_least(0).at_most(1e6).written_when_set());
+  }
 
   void validate() const {
     detail::require(lr > 0 && std::isfinite(lr), "AdamConfig", "lr must be positive, got " + std::to_string(lr));

@@ -5,9 +5,12 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/types.hpp>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -15,6 +18,10 @@
 namespace sae {
 
 enum class LrDecay { none, linear, cosine };
+
+inline std::array<std::pair<LrDecay, const char*>, 3> enum_names(LrDecay) {
+  return {{{LrDecay::none, "none"}, {LrDecay::linear, "linear"}, {LrDecay::cosine, "cosine"}}};
+}
 
 inline const char* name(LrDecay d) { return d == LrDecay::linear ? "linear" : d == LrDecay::cosine ? "cosine" : "none"; }
 
@@ -31,6 +38,15 @@ struct LrSchedule {
   double final_fraction = 0.0;  // with decay: the last step's lr as a fraction of lr
 
   bool constant() const { return warmup_steps == 0 && decay == LrDecay::none; }
+
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.warmup_steps, field("warmup_steps", "linear learning-rate warmup over this many steps").at_least(0));
+    v(c.decay, field("decay", "after warmup: 'none', 'linear' or 'cosine' decay to final_fraction x lr at the last step")
+                   .flag_name("lr-decay"));
+    v(c.final_fraction, field("final_fraction", "the last step's learning rate as a fraction of lr (with a decay)")
+                            .flag_name("final-lr-fraction").at_least(0).at_most(1));
+  }
 
   void validate() const {
     detail::require(warmup_steps >= 0, "LrSchedule", "warmup_steps must be >= 0, got " + std::to_string(warmup_steps));

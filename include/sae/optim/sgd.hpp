@@ -7,6 +7,7 @@
 #include <sae/backend/cpu/sgd.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/row_hooks.hpp>
 #include <sae/core/types.hpp>
 
@@ -22,6 +23,13 @@ struct SgdConfig {
   double lr = 1e-2;
   double momentum = 0.9;
   double weight_decay = 0;  // coupled (added to the gradient), as torch.optim.SGD
+
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.lr, field("lr", "learning rate").above(0).at_most(1e6));
+    v(c.momentum, field("momentum", "SGD momentum").at_least(0).below(1));
+    v(c.weight_decay, field("weight_decay", "weight decay added to the gradient").at_least(0).at_most(1e6).written_when_set());
+  }
 
   void validate() const {
     detail::require(lr > 0 && std::isfinite(lr), "SgdConfig", "lr must be positive, got " + std::to_string(lr));

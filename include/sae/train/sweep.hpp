@@ -166,26 +166,12 @@ inline SweepResult sweep_result_from_json(const io::Json& j, const std::string& 
 }
 
 // Every setting that changes the weights.
+// Every setting that changes the weights: the training fields and the optimizer's (field lists).
 inline io::Json training_fingerprint(const TrainConfig& t, const AdamConfig& a) {
-  io::Json j = io::Json::object();
-  j["epochs"] = t.epochs;
-  j["batch_size"] = t.batch_size;
-  j["shuffle"] = t.shuffle;
-  j["seed"] = std::to_string(t.seed);  // as text: JSON numbers are doubles
+  io::Json j = io::fields_to_json(t);
   j["optimizer"] = "adam";
-  j["lr"] = a.lr;
-  j["beta1"] = a.beta1;
-  j["beta2"] = a.beta2;
-  j["eps"] = a.eps;
-  // Written only when used, so the fingerprints of runs without them stay as they were.
-  if (a.weight_decay > 0) j["weight_decay"] = a.weight_decay;
-  if (!t.schedule.constant()) {
-    io::Json s = io::Json::object();
-    s["warmup_steps"] = t.schedule.warmup_steps;
-    s["decay"] = name(t.schedule.decay);
-    s["final_fraction"] = t.schedule.final_fraction;
-    j["lr_schedule"] = s;
-  }
+  const io::Json optimizer = io::fields_to_json(a);
+  for (const auto& [key, value] : optimizer.as_object()) j[key] = value;
   return j;
 }
 

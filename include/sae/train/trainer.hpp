@@ -33,6 +33,18 @@ struct TrainConfig {
   index_t validate_every = 1;
   LrSchedule schedule{};  // the learning rate over the steps (constant by default)
 
+  // Every field but validate_every changes the weights (it is compute-only: it costs time).
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.epochs, field("epochs", "training epochs").at_least(1).at_most(1e6));
+    v(c.batch_size, field("batch_size", "mini-batch size").at_least(1).at_most(1 << 24));
+    v(c.shuffle, field("shuffle", "shuffle the rows each epoch").no_flag());
+    v(c.seed, field("seed", "seed for initialisation, split and batch order"));
+    v(c.validate_every, field("validate_every", "score the validation set every N epochs (0 = only after training)")
+                            .at_least(0).compute_only());
+    v(c.schedule, field("lr_schedule", "the learning rate over the steps").written_when(!c.schedule.constant()));
+  }
+
   void validate() const {
     schedule.validate();
     detail::require(epochs > 0, "TrainConfig", "epochs must be positive, got " + std::to_string(epochs));

@@ -1,0 +1,195 @@
+// Field lists (core/fields.hpp) and the JSON they give every config (io/config_json.hpp): exact
+// 64-bit integers, strict reading that names the key, unknown keys refused, older files still read.
+#define BOOST_TEST_MODULE fields
+#include "test_helpers.hpp"
+
+#include <sae/io/config_json.hpp>
+#include <sae/io/json.hpp>
+#include <sae/model/registry.hpp>
+#include <sae/optim/sgd.hpp>
+#include <sae/train/sweep.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+using sae::io::Json;
+
+BOOST_AUTO_TEST_CASE(json_integers_are_exact_to_64_bits) {
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  BOOST_TEST(Json::parse("18446744073709551615").as_uint64() == max);
+  BOOST_TEST(Json(max).dump() == "18446744073709551615");
+  BOOST_TEST(Json::parse("9007199254740993").as_int() == 9007199254740993LL);  // 2^53 + 1: a double would round it
+  BOOST_TEST(Json::parse("-9223372036854775808").as_int() == std::numeric_limits<long long>::min());
+  BOOST_TEST(Json::parse("18446744073709551616").is_number());  // past 64 bits: a double, not an integer
+  BOOST_TEST(!Json::parse("18446744073709551616").is_integer());
+  BOOST_TEST(Json::parse("2.5").as_number() == 2.5);
+  BOOST_TEST(Json::parse("1e3").as_int() == 1000);  // an integral double is still an integer value
+  sae::test::require_throws_with<sae::error>([] { Json::parse("18446744073709551615").as_int(); }, {"out of range"});
+  sae::test::require_throws_with<sae::error>([] { Json::parse("-1").as_uint64(); }, {"non-negative"});
+  BOOST_TEST(Json(-0.0).dump() == "0");
+}
+
+BOOST_AUTO_TEST_CASE(field_text_is_parsed_strictly) {
+  const sae::FieldInfo any = sae::field("x", "");
+  BOOST_TEST(sae::parse_field_text<double>("1e-3", any) == 1e-3);
+  for (const char* bad : {"1e-3x", "1,2", "", " 1", "nan", "inf"})
+    sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<double>(bad, any); }, {"expected a number"});
+  BOOST_TEST(sae::parse_field_text<std::uint64_t>("18446744073709551615", any) == std::numeric_limits<std::uint64_t>::max());
+  for (const char* bad : {"18446744073709551616", "-1", "+1", "1.0", "0x10"})
+    sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<std::uint64_t>(bad, any); },
+                                                          {"non-negative integer below 2^64"});
+  auto positive = sae::field("k", "").at_least(1);
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<sae::index_t>("0", positive); },
+                                                        {"expected an integer >= 1, got '0'"});
+  const auto lr = sae::field("lr", "").above(0).at_most(1e6);
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<double>("0", lr); },
+                                                        {"expected a number in (0, 1e+06], got '0'"});
+  BOOST_TEST((sae::parse_field_text<sae::Selection>("magnitude", any) == sae::Selection::magnitude));
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<sae::LrDecay>("cos", any); },
+                                                        {"expected 'none', 'linear' or 'cosine', got 'cos'"});
+  const auto groups = sae::parse_field_text<std::vector<sae::index_t>>("4,8,20", positive);
+  BOOST_TEST((groups == std::vector<sae::index_t>{4, 8, 20}));
+  for (const char* bad : {"4,,8", "4,8,", "4,0"})
+    sae::test::require_throws_with<sae::invalid_argument>(
+        [&] { sae::parse_field_text<std::vector<sae::index_t>>(bad, positive); }, {"comma-separated list of integers >= 1"});
+}
+
+// The reports' TopK config is written exactly as the hand-written writer did (checkpoints and the
+// fingerprints of earlier results stay as they were); the options against dead latents appear only when on.
+BOOST_AUTO_TEST_CASE(topk_json_is_unchanged_for_the_reports_model) {
+  BOOST_TEST(sae::to_json(sae::TopKConfig{384, 2048, 20}).dump(-1) ==
+             R"({"input_dim":384,"num_latents":2048,"k":20,"selection":"value","decoder_bias":false,"seed":0})");
+  sae::TopKConfig c{8, 24, 3};
+  c.aux_k = 4, c.dead_window = 500, c.tied_init = true;
+  BOOST_TEST(sae::to_json(c).dump(-1) ==
+             R"({"input_dim":8,"num_latents":24,"k":3,"selection":"value","decoder_bias":false,"seed":0,"tied_init":true,)"
+             R"("aux_k":4,"aux_alpha":0.03125,"dead_window":500})");
+  c.encoder_precision = sae::EncoderPrecision::bf16;  // a compute choice: not part of the model's JSON
+  BOOST_TEST(sae::to_json(c).find("encoder_precision") == nullptr);
+  BOOST_TEST(sae::io::fields_to_json(c, {true}).at("encoder_precision").as_string() == "bf16");
+}
+
+template <class Config>
+void check_round_trip(const Config& c) {
+  const Json j = sae::io::fields_to_json(c);
+  const Config back = sae::io::config_from_json<Config>(Json::parse(j.dump()), "cfg.json");
+  BOOST_TEST(sae::io::fields_to_json(back).dump(-1) == j.dump(-1));
+}
+
+BOOST_AUTO_TEST_CASE(every_config_round_trips_with_exact_seeds) {
+  const std::uint64_t big = std::numeric_limits<std::uint64_t>::max() - 2;  // not a double
+  sae::TopKConfig topk{8, 24, 3, sae::Selection::magnitude, true, big};
+  topk.aux_k = 2, topk.aux_alpha = 0.5, topk.dead_window = 100, topk.resample_every = 300, topk.median_decoder_bias = true;
+  check_round_trip(topk);
+  BOOST_TEST(sae::topk_config_from_json(sae::to_json(topk), "t").seed == big);
+  sae::BatchTopKConfig b;
+  b.input_dim = 8, b.num_latents = 24, b.k = 3, b.seed = big, b.threshold_beta = 0.5;
+  check_round_trip(b);
+  sae::JumpReluConfig jr;
+  jr.input_dim = 8, jr.num_latents = 24, jr.initial_l0 = 5, jr.sparsity_coefficient = 0.25, jr.seed = big;
+  check_round_trip(jr);
+  sae::MatryoshkaConfig m;
+  m.input_dim = 8, m.num_latents = 24, m.k = 3, m.group_sizes = {4, 20}, m.seed = big;
+  check_round_trip(m);
+  BOOST_TEST((sae::io::config_from_json<sae::MatryoshkaConfig>(sae::io::fields_to_json(m), "m").group_sizes ==
+              std::vector<sae::index_t>{4, 20}));
+  sae::TrainConfig t;
+  t.seed = big, t.schedule.warmup_steps = 10, t.schedule.decay = sae::LrDecay::cosine;
+  check_round_trip(t);
+  check_round_trip(sae::SgdConfig{0.5, 0.25, 0.125});
+}
+
+BOOST_AUTO_TEST_CASE(reading_names_the_key_and_refuses_unknown_ones) {
+  Json j = sae::to_json(sae::TopKConfig{8, 24, 3});
+  j["aux_kk"] = 4;
+  sae::test::require_throws_with<sae::io_error>([&] { sae::topk_config_from_json(j, "cfg.json"); },
+                                                {"cfg.json", "aux_kk: unknown key", "aux_k"});
+  j = sae::to_json(sae::TopKConfig{8, 24, 3});
+  j["k"] = "3";
+  sae::test::require_throws_with<sae::io_error>([&] { sae::topk_config_from_json(j, "cfg.json"); },
+                                                {"k: expected an integer >= 1, got '3'"});
+  j["k"] = 30;  // past num_latents: the cross-field check
+  sae::test::require_throws_with<sae::io_error>([&] { sae::topk_config_from_json(j, "cfg.json"); }, {"k must be in [1, num_latents=24]"});
+  Json missing = Json::object();
+  missing["input_dim"] = 8;
+  sae::test::require_throws_with<sae::io_error>([&] { sae::topk_config_from_json(missing, "cfg.json"); },
+                                                {"num_latents: missing (required)"});
+  Json t = sae::io::fields_to_json(sae::TrainConfig{});
+  t["lr_schedule"] = Json::object();
+  t["lr_schedule"]["final_fraction"] = 2;
+  sae::test::require_throws_with<sae::io_error>([&] { sae::io::config_from_json<sae::TrainConfig>(t, "run.json"); },
+                                                {"run.json", "lr_schedule.final_fraction: expected a number in [0, 1], got 2"});
+  // A field a config does not have, nested: named with its path.
+  t["lr_schedule"] = Json::object();
+  t["lr_schedule"]["warmup"] = 2;
+  sae::test::require_throws_with<sae::io_error>([&] { sae::io::config_from_json<sae::TrainConfig>(t, "run.json"); },
+                                                {"lr_schedule.warmup: unknown key"});
+}
+
+// Checkpoints written before the field lists stored BatchTopK/JumpReLU/Matryoshka seeds as text.
+BOOST_AUTO_TEST_CASE(older_seed_text_still_reads) {
+  const Json old = Json::parse(
+      R"({"input_dim":8,"num_latents":24,"k":3,"threshold_beta":0.99,"decoder_bias":false,"seed":"18446744073709551615","tied_init":false})");
+  BOOST_TEST(sae::io::config_from_json<sae::BatchTopKConfig>(old, "c").seed == std::numeric_limits<std::uint64_t>::max());
+}
+
+// The training fingerprint, computed by hand: every field that changes the weights.
+BOOST_AUTO_TEST_CASE(training_fingerprint_by_hand) {
+  sae::TrainConfig t;
+  t.seed = 7;
+  sae::AdamConfig a;
+  BOOST_TEST(sae::training_fingerprint(t, a).dump(-1) ==
+             R"({"epochs":25,"batch_size":256,"shuffle":true,"seed":7,"optimizer":"adam","lr":0.001,"beta1":0.9,)"
+             R"("beta2":0.999,"eps":1e-08})");
+  t.schedule.warmup_steps = 5;
+  a.weight_decay = 0.1;
+  const Json f = sae::training_fingerprint(t, a);
+  BOOST_TEST(f.at("lr_schedule").dump(-1) == R"({"warmup_steps":5,"decay":"none","final_fraction":0})");
+  BOOST_TEST(f.at("weight_decay").as_number() == 0.1);
+}
+
+// The registry: every architecture saves and loads back through load_any_checkpoint with every
+// slot and its config equal; an unknown architecture is refused naming the file.
+BOOST_AUTO_TEST_CASE(every_registered_architecture_round_trips_through_load_any) {
+  sae::test::ScratchDir dir("registry");
+  std::vector<std::string> seen;
+  sae::for_each_architecture<double>([&](auto tag) {
+    using Model = typename decltype(tag)::type;
+    BOOST_TEST_CONTEXT(Model::architecture) {
+      seen.emplace_back(Model::architecture);
+      typename Model::Config c{};
+      sae::io::assign_shared_fields(sae::TopKConfig{8, 16, 2, sae::Selection::value, true, 5}, c);
+      const Model model(c);
+      const auto path = dir / Model::architecture;
+      sae::save_checkpoint(path, model);
+      const auto any = sae::load_any_checkpoint<double>(path);
+      BOOST_REQUIRE(std::holds_alternative<Model>(any));
+      const Model& back = std::get<Model>(any);
+      BOOST_TEST(sae::io::fields_to_json(back.config()).dump() == sae::io::fields_to_json(model.config()).dump());
+      BOOST_TEST(back.config().seed == 5u);
+      auto p = model.parameters();
+      auto q = back.parameters();
+      int slots = 0;
+      Model::for_each_slot(p, c, [&](const char* name, auto& a, sae::index_t, sae::index_t) {
+        Model::for_each_slot(q, c, [&](const char* other, auto& b, sae::index_t, sae::index_t) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(a)>, std::decay_t<decltype(b)>>)
+            if (std::string(name) == other) {
+              BOOST_TEST(sae::test::same(a, b), name);
+              ++slots;
+            }
+        });
+      });
+      BOOST_TEST(slots >= 4);  // w_enc, b_enc, w_dec, b_dec (and JumpReLU's thresholds)
+    }
+  });
+  BOOST_TEST((seen == sae::architecture_names()));
+  BOOST_TEST(seen.size() == 4u);
+  auto meta = sae::io::read_json_file((dir / "topk" / "config.json").string());
+  meta["architecture"] = "gated";
+  sae::io::write_text_atomically(dir / "topk" / "config.json", meta.dump());
+  sae::test::require_throws_with<sae::io_error>([&] { sae::load_any_checkpoint<double>(dir / "topk"); },
+                                                {"config.json", "unknown architecture 'gated'", "'matryoshka'"});
+  sae::test::require_throws_with<sae::invalid_argument>([] { sae::with_architecture("gated", [](auto) {}); },
+                                                        {"expected 'topk', 'batchtopk', 'jumprelu' or 'matryoshka', got 'gated'"});
+}
