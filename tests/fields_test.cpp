@@ -5,7 +5,7 @@
 
 #include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
-#include <sae/model/registry.hpp>
+#include <sae/model/checkpoint.hpp>
 #include <sae/optim/sgd.hpp>
 #include <sae/train/sweep.hpp>
 
@@ -149,47 +149,3 @@ BOOST_AUTO_TEST_CASE(training_fingerprint_by_hand) {
   BOOST_TEST(f.at("weight_decay").as_number() == 0.1);
 }
 
-// The registry: every architecture saves and loads back through load_any_checkpoint with every
-// slot and its config equal; an unknown architecture is refused naming the file.
-BOOST_AUTO_TEST_CASE(every_registered_architecture_round_trips_through_load_any) {
-  sae::test::ScratchDir dir("registry");
-  std::vector<std::string> seen;
-  sae::for_each_architecture<double>([&](auto tag) {
-    using Model = typename decltype(tag)::type;
-    BOOST_TEST_CONTEXT(Model::architecture) {
-      seen.emplace_back(Model::architecture);
-      typename Model::Config c{};
-      sae::io::assign_shared_fields(sae::TopKConfig{8, 16, 2, sae::Selection::value, true, 5}, c);
-      const Model model(c);
-      const auto path = dir / Model::architecture;
-      sae::save_checkpoint(path, model);
-      const auto any = sae::load_any_checkpoint<double>(path);
-      BOOST_REQUIRE(std::holds_alternative<Model>(any));
-      const Model& back = std::get<Model>(any);
-      BOOST_TEST(sae::io::fields_to_json(back.config()).dump() == sae::io::fields_to_json(model.config()).dump());
-      BOOST_TEST(back.config().seed == 5u);
-      auto p = model.parameters();
-      auto q = back.parameters();
-      int slots = 0;
-      Model::for_each_slot(p, c, [&](const char* name, auto& a, sae::index_t, sae::index_t) {
-        Model::for_each_slot(q, c, [&](const char* other, auto& b, sae::index_t, sae::index_t) {
-          if constexpr (std::is_same_v<std::decay_t<decltype(a)>, std::decay_t<decltype(b)>>)
-            if (std::string(name) == other) {
-              BOOST_TEST(sae::test::same(a, b), name);
-              ++slots;
-            }
-        });
-      });
-      BOOST_TEST(slots >= 4);  // w_enc, b_enc, w_dec, b_dec (and JumpReLU's thresholds)
-    }
-  });
-  BOOST_TEST((seen == sae::architecture_names()));
-  BOOST_TEST(seen.size() == 4u);
-  auto meta = sae::io::read_json_file((dir / "topk" / "config.json").string());
-  meta["architecture"] = "gated";
-  sae::io::write_text_atomically(dir / "topk" / "config.json", meta.dump());
-  sae::test::require_throws_with<sae::io_error>([&] { sae::load_any_checkpoint<double>(dir / "topk"); },
-                                                {"config.json", "unknown architecture 'gated'", "'matryoshka'"});
-  sae::test::require_throws_with<sae::invalid_argument>([] { sae::with_architecture("gated", [](auto) {}); },
-                                                        {"expected 'topk', 'batchtopk', 'jumprelu' or 'matryoshka', got 'gated'"});
-}

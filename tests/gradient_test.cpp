@@ -340,7 +340,7 @@ BOOST_AUTO_TEST_CASE(auxk_direct_topk_matches_gathered_topk) {
   columns.push_back(299);
   for (index_t k : {1, 4, 32}) {
     sae::SparseCodes<float> direct, gathered;
-    sae::detail::topk_of_columns(pre, columns, k, direct);
+    sae::ops::topk_of_columns(sae::cpu{}, pre, columns, k, direct);
     sae::Matrix<float> sub(pre.rows(), static_cast<index_t>(columns.size()));
     for (index_t c = 0; c < sub.cols(); ++c) sub.col(c) = pre.col(columns[static_cast<std::size_t>(c)]);
     sae::ops::topk_rows(sae::cpu{}, sub, k, sae::Selection::value, gathered);

@@ -7,11 +7,8 @@
 #ifndef __CUDACC__
 #error "<sae/cuda.hpp> must be compiled by nvcc (a .cu file); CPU code includes <sae/sae.hpp> only"
 #endif
-// The models call ops::name(Backend{}, ...) by qualified name, which sees the overloads declared
-// before the model's definition: the CUDA ops must come first.
-#ifdef SAE_MODELS_INCLUDED
-#error "include <sae/cuda.hpp> before <sae/sae.hpp> or any model header (it includes them after the CUDA ops)"
-#endif
+// The models find the CUDA ops by argument-dependent lookup where they are instantiated
+// (core/backend.hpp), so this header may come before or after any other sae header.
 
 #include <sae/core/backend.hpp>
 

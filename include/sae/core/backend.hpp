@@ -1,13 +1,20 @@
-// Backend tags. Kernels are free functions overloaded on these empty types (Thrust-style tag
-// dispatch), so models call `ops::topk_rows(Backend{}, ...)` and contain no #ifdef.
+// Backend tags. Kernels are free functions in sae::ops overloaded on these empty types
+// (Thrust-style tag dispatch). Models call them unqualified, `topk_rows(Backend{}, ...)`: the tags
+// derive from ops::backend_tag, so argument-dependent lookup finds each backend's overload where the
+// model is instantiated, whatever order the headers came in. A backend without an op a model needs
+// fails to compile there with "no matching function for call to '<op>(sae::<backend>, ...)'".
 #pragma once
 
 #include <type_traits>
 
 namespace sae {
 
-struct cpu {};   // Eigen + OpenMP kernels, include/sae/backend/cpu/
-struct cuda {};  // CUDA kernels, include/sae/backend/cuda/ (only through <sae/cuda.hpp>)
+namespace ops {
+struct backend_tag {};  // the base that makes sae::ops an associated namespace of every tag
+}  // namespace ops
+
+struct cpu : ops::backend_tag {};   // Eigen + OpenMP kernels, include/sae/backend/cpu/
+struct cuda : ops::backend_tag {};  // CUDA kernels, include/sae/backend/cuda/ (only through <sae/cuda.hpp>)
 
 // Whether a backend's kernels are compiled into this translation unit. <sae/cuda.hpp> turns the
 // cuda one on; models static_assert on it so a missing include fails with a readable message.

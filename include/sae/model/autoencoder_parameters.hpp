@@ -3,8 +3,6 @@
 // checks, renormalisation and the visit order optimizers rely on. TopK and Matryoshka differ only
 // in how latents are selected and how the loss is formed.
 #pragma once
-// Seen by <sae/cuda.hpp>: the CUDA ops must be declared before the models that call them.
-#define SAE_MODELS_INCLUDED
 
 #include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/storage.hpp>
@@ -79,7 +77,7 @@ AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder
   for (index_t i = 0; i < f; ++i) p.b_enc[i] = static_cast<Scalar>(rng.uniform(-enc_bound, enc_bound));
   for (index_t i = 0; i < p.w_dec.size(); ++i) p.w_dec.data()[i] = static_cast<Scalar>(rng.uniform(-dec_bound, dec_bound));
   if (decoder_bias) p.b_dec.setZero(d);
-  ops::normalize_rows(cpu{}, p.w_dec);
+  normalize_rows(cpu{}, p.w_dec);
   if (tied) p.w_enc = p.w_dec;
   return p;
 }
@@ -136,10 +134,10 @@ const typename storage<Backend, Scalar>::matrix& encoder_preactivations(
   const typename storage<Backend, Scalar>::matrix* in = &x;
   if constexpr (storage<Backend, Scalar>::decoder_bias)
     if (decoder_bias) {
-      ops::subtract_row(Backend{}, x, p.b_dec, x_in);
+      subtract_row(Backend{}, x, p.b_dec, x_in);
       in = &x_in;
     }
-  ops::encoder_preactivations(Backend{}, *in, p.w_enc, p.b_enc, pre, precision, scratch, packed);
+  encoder_preactivations(Backend{}, *in, p.w_enc, p.b_enc, pre, precision, scratch, packed);
   return *in;
 }
 
@@ -161,10 +159,10 @@ class ResidentParameters {
     if constexpr (S::host_memory) {
       stored_ = std::move(host);
     } else {
-      ops::upload(Backend{}, host.w_enc, stored_.w_enc);
-      ops::upload(Backend{}, host.b_enc, stored_.b_enc);
-      ops::upload(Backend{}, host.w_dec, stored_.w_dec);
-      ops::upload(Backend{}, host.b_dec, stored_.b_dec);
+      upload(Backend{}, host.w_enc, stored_.w_enc);
+      upload(Backend{}, host.b_enc, stored_.b_enc);
+      upload(Backend{}, host.w_dec, stored_.w_dec);
+      upload(Backend{}, host.b_dec, stored_.b_dec);
       host_ = std::move(host);
     }
   }
@@ -180,10 +178,10 @@ class ResidentParameters {
       return stored_;
     } else {
       if (std::exchange(stale_, false)) {
-        ops::download(Backend{}, stored_.w_enc, host_.w_enc);
-        ops::download(Backend{}, stored_.b_enc, host_.b_enc);
-        ops::download(Backend{}, stored_.w_dec, host_.w_dec);
-        ops::download(Backend{}, stored_.b_dec, host_.b_dec);
+        download(Backend{}, stored_.w_enc, host_.w_enc);
+        download(Backend{}, stored_.b_enc, host_.b_enc);
+        download(Backend{}, stored_.w_dec, host_.w_dec);
+        download(Backend{}, stored_.b_dec, host_.b_dec);
       }
       return host_;
     }

@@ -127,7 +127,7 @@ class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig>,
   SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
     Workspace ws;
     this->preactivations(x, ws);
-    ops::threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
+    threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
     return std::move(ws.codes);
   }
 
@@ -135,7 +135,7 @@ class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig>,
   SparseCodes<Scalar> encode_batch(const Matrix<Scalar>& x) const {
     Workspace ws;
     this->preactivations(x, ws);
-    ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
+    batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
     return std::move(ws.codes);
   }
 
@@ -148,12 +148,12 @@ class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig>,
   // toward this batch's smallest kept activation, so it is not const.
   StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
     const Matrix<Scalar>& x_in = this->preactivations(x, ws);
-    this->track(ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
+    this->track(batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
     const double n = static_cast<double>(x.rows()) * static_cast<double>(x.cols());
-    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
+    const double sse = decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
                                                        static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
-    ops::sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
-    if (config_.decoder_bias) ops::decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
+    sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
+    if (config_.decoder_bias) decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
     else grad.b_dec.resize(0);
     const double mse = sse / n;
     return {mse, mse};

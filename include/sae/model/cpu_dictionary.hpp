@@ -59,7 +59,7 @@ class CpuDictionary {
 
   // A no-op right after an optimizer step that already applied the unit-norm row constraint.
   void normalize_decoder() {
-    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(cpu{}, p_.w_dec);
+    if (!std::exchange(decoder_normalized_, false)) normalize_rows(cpu{}, p_.w_dec);
   }
 
  protected:
@@ -82,7 +82,7 @@ class CpuDictionary {
     require(codes.num_latents == p_.w_dec.rows(), "decode()",
             "codes have " + std::to_string(codes.num_latents) + " latents, model has " + std::to_string(p_.w_dec.rows()));
     Matrix<Scalar> x_hat;
-    ops::sparse_decode(cpu{}, codes, p_.w_dec, decoder_bias(), x_hat);
+    sparse_decode(cpu{}, codes, p_.w_dec, decoder_bias(), x_hat);
     return x_hat;
   }
 

@@ -20,6 +20,7 @@
 
 #include <sae/backend/cpu/batch_topk.hpp>
 #include <sae/backend/cpu/encoder_gemm.hpp>
+#include <sae/backend/cpu/jumprelu.hpp>
 #include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/backend.hpp>
@@ -174,7 +175,7 @@ class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParamet
       Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
       for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
       this->preactivations(sample, ws);
-      const Scalar cut = ops::batch_topk(Backend{}, ws.pre, config_.initial_l0 * sample.rows(), ws.codes);
+      const Scalar cut = batch_topk(Backend{}, ws.pre, config_.initial_l0 * sample.rows(), ws.codes);
       if (cut > Scalar(0)) start = static_cast<double>(cut);
     }
     p_.log_threshold.setConstant(config_.num_latents, static_cast<Scalar>(std::log(start)));
@@ -203,10 +204,10 @@ class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParamet
     const Matrix<Scalar>& x_in = encode_into(x, ws);
     const index_t rows = x.rows(), f = config_.num_latents;
     const double n = static_cast<double>(rows) * static_cast<double>(x.cols());
-    const double sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
+    const double sse = decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
                                                        static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
-    ops::sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
-    if (config_.decoder_bias) ops::decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
+    sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
+    if (config_.decoder_bias) decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
     else grad.b_dec.resize(0);
 
     // Per sample, the latents within eps/2 of their threshold and their dL/dtheta share; summed
@@ -214,23 +215,7 @@ class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParamet
     const double eps = config_.bandwidth * data_scale_, l0w = l0_weight();
     const auto l0_share = static_cast<Scalar>(-l0w / (static_cast<double>(rows) * eps));
     const auto inv_eps = static_cast<Scalar>(1.0 / eps), half = static_cast<Scalar>(eps / 2);
-    ws.band.resize(static_cast<std::size_t>(rows));
-    std::int64_t active = 0;
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static) reduction(+ : active)
-#endif
-    for (index_t i = 0; i < rows; ++i) {
-      auto& band = ws.band[static_cast<std::size_t>(i)];
-      band.clear();
-      for (index_t j = 0; j < f; ++j) {
-        const Scalar v = ws.pre(i, j), t = ws.theta[j];
-        active += v > t ? 1 : 0;
-        if (std::abs(v - t) < half) {
-          const Scalar dz = ws.g.row(i).dot(p_.w_dec.row(j));  // dL/dz_ij
-          band.emplace_back(static_cast<std::int32_t>(j), -dz * t * inv_eps + l0_share);
-        }
-      }
-    }
+    const std::int64_t active = threshold_band(Backend{}, ws.pre, ws.theta, ws.g, p_.w_dec, half, inv_eps, l0_share, ws.band);
     grad.log_threshold.setZero(f);
     for (const auto& band : ws.band)
       for (const auto& [j, share] : band) grad.log_threshold[j] += share;
@@ -268,8 +253,7 @@ class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParamet
   const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
     const Matrix<Scalar>& in = this->preactivations(x, ws);
     ws.theta = p_.log_threshold.array().exp();
-    const Vector<Scalar>& theta = ws.theta;
-    ops::detail::gather_kept(ws.pre, [&](index_t i, index_t j) { return ws.pre(i, j) > theta[j]; }, ws.codes);
+    threshold_select(Backend{}, ws.pre, ws.theta, ws.codes);
     return in;
   }
 

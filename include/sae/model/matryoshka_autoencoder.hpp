@@ -14,6 +14,7 @@
 #include <sae/model/batch_topk_autoencoder.hpp>
 #include <sae/model/cpu_dictionary.hpp>
 #include <sae/backend/cpu/encoder_gemm.hpp>
+#include <sae/backend/cpu/matryoshka.hpp>
 #include <sae/backend/cpu/rows.hpp>
 #include <sae/backend/cpu/sparse.hpp>
 #include <sae/core/backend.hpp>
@@ -139,7 +140,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
   SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
     Workspace ws;
     this->preactivations(x, ws);
-    ops::threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
+    threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
     return std::move(ws.codes);
   }
 
@@ -147,7 +148,7 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
   SparseCodes<Scalar> encode_batch(const Matrix<Scalar>& x) const {
     Workspace ws;
     this->preactivations(x, ws);
-    ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
+    batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
     return std::move(ws.codes);
   }
 
@@ -170,26 +171,10 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
   // const.
   StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
     const Matrix<Scalar>& x_in = this->preactivations(x, ws);
-    this->track(ops::batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
+    this->track(batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
 
     const index_t rows = x.rows(), d = x.cols(), groups = num_groups();
-    ws.prefix.resize(static_cast<std::size_t>(groups));
-    for (auto& r : ws.prefix) r.resize(rows, d);
-#if SAE_USE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-    for (index_t i = 0; i < rows; ++i) {
-      Eigen::Matrix<Scalar, 1, Eigen::Dynamic> acc = -x.row(i);
-      if (config_.decoder_bias) acc += p_.b_dec.transpose();
-      const std::int32_t* idx = ws.codes.row_indices(i);
-      const Scalar* val = ws.codes.row_values(i);
-      index_t s = 0;
-      for (index_t m = 1; m <= groups; ++m) {
-        for (; s < ws.codes.k && val[s] != Scalar(0) && idx[s] < prefix_end(m); ++s)
-          acc.noalias() += val[s] * p_.w_dec.row(idx[s]);
-        ws.prefix[static_cast<std::size_t>(m - 1)].row(i) = acc;
-      }
-    }
+    prefix_residuals(Backend{}, ws.codes, x, p_.w_dec, config_.decoder_bias ? &p_.b_dec : nullptr, group_end_, ws.prefix);
     const double n = static_cast<double>(rows) * static_cast<double>(d);
     double loss = 0;
     for (const auto& r : ws.prefix) loss += r.template cast<double>().squaredNorm() / n;
@@ -206,10 +191,10 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
     const auto upstream = [&](index_t i, std::int32_t j) {
       return ws.prefix[static_cast<std::size_t>(group_of_[static_cast<std::size_t>(j)])].row(i);
     };
-    ops::sparse_backward_per_latent(Backend{}, ws.codes, upstream, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
+    sparse_backward_per_latent(Backend{}, ws.codes, upstream, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
                          grad.b_enc, grad.w_dec);
     if (config_.decoder_bias)
-      ops::decoder_bias_gradient(Backend{}, ws.prefix.front(), ws.codes, ws.dcode, p_.w_enc,
+      decoder_bias_gradient(Backend{}, ws.prefix.front(), ws.codes, ws.dcode, p_.w_enc,
                                             grad.b_dec);
     else
       grad.b_dec.resize(0);

@@ -146,7 +146,7 @@ struct TopKWorkspace {
   std::conditional_t<S::host_memory, AuxKScratch<Scalar>, std::tuple<>> aux;  // AuxK (CPU only)
 };
 
-// One model for every backend: each kernel is ops::name(Backend{}, ...) (backend/<name>/), the
+// One model for every backend: each kernel is name(Backend{}, ...) (backend/<name>/), the
 // parameters live where the backend computes, and data comes and goes as host matrices.
 template <class Scalar, class Backend = cpu>
 class TopKAutoencoder : public TopKCheckpointing {
@@ -192,8 +192,8 @@ class TopKAutoencoder : public TopKCheckpointing {
   // Sparse codes of each row of x ([N, D]).
   SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
     Workspace ws;
-    encode_into(ops::stage(Backend{}, x, ws.x), ws);
-    return ops::to_host(Backend{}, std::move(ws.codes));
+    encode_into(stage(Backend{}, x, ws.x), ws);
+    return to_host(Backend{}, std::move(ws.codes));
   }
 
   Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const {
@@ -201,16 +201,16 @@ class TopKAutoencoder : public TopKCheckpointing {
                     "codes have " + std::to_string(codes.num_latents) + " latents, model has " +
                         std::to_string(config_.num_latents));
     Workspace ws;
-    ops::sparse_decode(Backend{}, ops::stage(Backend{}, codes, ws.codes), p_.stored().w_dec, decoder_bias(), ws.x_hat);
-    return ops::to_host(Backend{}, std::move(ws.x_hat));
+    sparse_decode(Backend{}, stage(Backend{}, codes, ws.codes), p_.stored().w_dec, decoder_bias(), ws.x_hat);
+    return to_host(Backend{}, std::move(ws.x_hat));
   }
 
   // Reconstruction of x.
   Matrix<Scalar> forward(const Matrix<Scalar>& x) const {
     Workspace ws;
-    encode_into(ops::stage(Backend{}, x, ws.x), ws);
-    ops::sparse_decode(Backend{}, ws.codes, p_.stored().w_dec, decoder_bias(), ws.x_hat);
-    return ops::to_host(Backend{}, std::move(ws.x_hat));
+    encode_into(stage(Backend{}, x, ws.x), ws);
+    sparse_decode(Backend{}, ws.codes, p_.stored().w_dec, decoder_bias(), ws.x_hat);
+    return to_host(Backend{}, std::move(ws.x_hat));
   }
 
   // Forward and hand-written backward for one batch. The loss is the MSE (mean over all B x D
@@ -221,19 +221,19 @@ class TopKAutoencoder : public TopKCheckpointing {
     if constexpr (S::host_memory)
       if (config_.resample_every > 0) maybe_resample(batch, ws);
     const auto& p = p_.stored();
-    const auto& x = ops::stage(Backend{}, batch, ws.x);
+    const auto& x = stage(Backend{}, batch, ws.x);
     const auto& x_in = encode_into(x, ws);
     const double n = static_cast<double>(batch.rows()) * static_cast<double>(batch.cols());
     // ws.g = dL/dx_hat = 2 (x_hat - x) / n
-    const auto sse = ops::decode_with_code_gradients(Backend{}, ws.codes, p.w_dec, decoder_bias(), x,
+    const auto sse = decode_with_code_gradients(Backend{}, ws.codes, p.w_dec, decoder_bias(), x,
                                                      static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
-    ops::sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
+    sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
     if constexpr (S::decoder_bias) {
-      if (config_.decoder_bias) ops::decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p.w_enc, grad.b_dec);
+      if (config_.decoder_bias) decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p.w_enc, grad.b_dec);
       else grad.b_dec.resize(0);
     }
     // Rounded through Scalar as before, so training statistics stay bitwise what they were.
-    const auto mse = static_cast<double>(static_cast<Scalar>(ops::resolve(Backend{}, sse) / n));
+    const auto mse = static_cast<double>(static_cast<Scalar>(resolve(Backend{}, sse) / n));
     double loss = mse;
     if constexpr (S::host_memory) {
       if (config_.auxiliary_loss()) {
@@ -265,7 +265,7 @@ class TopKAutoencoder : public TopKCheckpointing {
   // Scales each decoder row to unit L2 norm (a zero row is left as is).
   // A no-op right after an optimizer step that already applied the unit-norm row constraint.
   void normalize_decoder() {
-    if (!std::exchange(decoder_normalized_, false)) ops::normalize_rows(Backend{}, p_.stored_for_update().w_dec);
+    if (!std::exchange(decoder_normalized_, false)) normalize_rows(Backend{}, p_.stored_for_update().w_dec);
   }
 
   // Visits each parameter with its gradient: fn(slot, param, grad[, RowHooks]) with the backend's
@@ -291,7 +291,7 @@ class TopKAutoencoder : public TopKCheckpointing {
   const typename S::matrix& encode_into(const typename S::matrix& x, Workspace& ws) const {
     const auto& in = detail::encoder_preactivations<Scalar, Backend>(p_.stored(), config_.decoder_bias, x, ws.x_in, ws.pre,
                                                                      config_.encoder_precision, ws.gemm, &packed_);
-    ops::topk_rows(Backend{}, ws.pre, config_.k, config_.selection, ws.codes);
+    topk_rows(Backend{}, ws.pre, config_.k, config_.selection, ws.codes);
     return in;
   }
 
@@ -302,8 +302,8 @@ class TopKAutoencoder : public TopKCheckpointing {
     if (samples_seen_ < config_.resample_every * (resamples_ + 1)) return;
     ++resamples_;
     if (dead_.mask(config_.num_latents, config_.dead_window, ws.aux.dead) == 0) return;
-    encode_into(ops::stage(Backend{}, batch, ws.x), ws);
-    ops::sparse_decode(Backend{}, ws.codes, p_.stored().w_dec, decoder_bias(), ws.x_hat);
+    encode_into(stage(Backend{}, batch, ws.x), ws);
+    sparse_decode(Backend{}, ws.codes, p_.stored().w_dec, decoder_bias(), ws.x_hat);
     Rng rng(config_.seed ^ (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(resamples_)));
     resample_dead_latents(p_.stored_for_update(), ws.aux.dead, batch, ws.x_hat, rng);
     dead_.revive(ws.aux.dead);
@@ -324,7 +324,7 @@ class TopKAutoencoder : public TopKCheckpointing {
     detail::require(S::host_memory || !c.median_decoder_bias, "TopKAutoencoder", "median_decoder_bias is CPU-only for now");
     detail::require(!c.median_decoder_bias || c.decoder_bias, "TopKAutoencoder",
                     "median_decoder_bias initialises the decoder bias: it needs decoder_bias");
-    ops::require_supported(Backend{}, Scalar{}, c.k, c.decoder_bias, c.encoder_precision, "TopKAutoencoder");
+    require_supported(Backend{}, Scalar{}, c.k, c.decoder_bias, c.encoder_precision, "TopKAutoencoder");
     return c;
   }
 

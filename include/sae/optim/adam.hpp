@@ -2,10 +2,8 @@
 // implementation (core/adam_step.hpp has the formula), and AdamW (Loshchilov & Hutter: weight_decay
 // > 0, decoupled from the gradient, as torch.optim.AdamW). The optimizer owns the step count and the
 // moments, one pair per parameter slot, kept where the backend computes; the update itself is the
-// backend's kernel, ops::adam_update(Backend{}, ...).
+// backend's kernel, adam_update(Backend{}, ...).
 #pragma once
-// Seen by <sae/cuda.hpp>: the CUDA ops must be declared before the optimizers that call them.
-#define SAE_MODELS_INCLUDED
 
 #include <sae/backend/cpu/adam.hpp>
 #include <sae/core/adam_step.hpp>
@@ -77,9 +75,9 @@ class Adam {
     model.for_each_parameter(grad, [&](int slot, auto& param, const auto& g, const RowHooks& hooks) {
       if (state_.size() <= static_cast<std::size_t>(slot)) state_.resize(static_cast<std::size_t>(slot) + 1);
       Moments& s = state_[static_cast<std::size_t>(slot)];
-      ops::zero_moments(Backend{}, param.rows(), param.cols(), s.m);
-      ops::zero_moments(Backend{}, param.rows(), param.cols(), s.v);
-      ops::adam_update(Backend{}, param, s.m, s.v, g, a, hooks);
+      zero_moments(Backend{}, param.rows(), param.cols(), s.m);
+      zero_moments(Backend{}, param.rows(), param.cols(), s.v);
+      adam_update(Backend{}, param, s.m, s.v, g, a, hooks);
     });
   }
 

@@ -2,7 +2,6 @@
 // formula). CPU models only for now. Like Adam it owns one buffer per parameter slot and applies
 // the model's row hooks (decoder unit norm, encoder repacking) in its pass.
 #pragma once
-#define SAE_MODELS_INCLUDED
 
 #include <sae/backend/cpu/sgd.hpp>
 #include <sae/core/backend.hpp>
@@ -59,7 +58,7 @@ class Sgd {
       if (buffers_.size() <= static_cast<std::size_t>(slot)) buffers_.resize(static_cast<std::size_t>(slot) + 1);
       auto& buf = buffers_[static_cast<std::size_t>(slot)];
       if (buf.rows() != param.rows() || buf.cols() != param.cols()) buf.setZero(param.rows(), param.cols());
-      ops::sgd_update(cpu{}, param, buf, g, s, hooks);
+      sgd_update(cpu{}, param, buf, g, s, hooks);
     });
   }
 

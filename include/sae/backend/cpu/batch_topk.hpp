@@ -118,4 +118,10 @@ void threshold_select(cpu, const Matrix<Scalar>& pre, Scalar threshold, SparseCo
   detail::gather_kept(pre, [&pre, cut](index_t i, index_t j) { return pre(i, j) > cut; }, out);
 }
 
+// JumpReLU's selection: every latent j whose pre-activation exceeds its own threshold theta[j].
+template <class Scalar>
+void threshold_select(cpu, const Matrix<Scalar>& pre, const Vector<Scalar>& theta, SparseCodes<Scalar>& out) {
+  detail::gather_kept(pre, [&pre, &theta](index_t i, index_t j) { return pre(i, j) > theta[j]; }, out);
+}
+
 }  // namespace sae::ops
