@@ -3,6 +3,9 @@
 #define BOOST_TEST_MODULE cuda
 #include <boost/test/unit_test.hpp>
 
+// The CPU umbrella first, on purpose: the models find the CUDA ops by argument-dependent lookup, so
+// the include order does not matter (it once had to be <sae/cuda.hpp> first).
+#include <sae/sae.hpp>
 #include <sae/cuda.hpp>
 
 #include <cmath>

@@ -43,6 +43,13 @@ struct AutoencoderGradients {
   typename S::vector_gradient b_enc;
   typename S::row_gradient w_dec;
   typename S::vector_gradient b_dec;
+
+  // Every gradient slot in the optimizers' order, for code that treats them alike (the MPI
+  // exchange); an architecture with more slots extends it (JumpReluGradients).
+  template <class F>
+  void for_each_gradient(F&& f) {
+    f(w_enc), f(b_enc), f(w_dec), f(b_dec);
+  }
 };
 
 namespace detail {

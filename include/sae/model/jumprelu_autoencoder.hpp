@@ -94,6 +94,12 @@ struct JumpReluParameters : AutoencoderParameters<Scalar> {
 template <class Scalar>
 struct JumpReluGradients : AutoencoderGradients<Scalar> {
   Vector<Scalar> log_threshold;  // [F], dense: every latent near its threshold gets a share
+
+  template <class F>
+  void for_each_gradient(F&& f) {
+    AutoencoderGradients<Scalar>::for_each_gradient(f);
+    f(log_threshold);
+  }
 };
 
 template <class Scalar>

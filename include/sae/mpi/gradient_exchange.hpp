@@ -1,5 +1,5 @@
-// Data-parallel training over MPI: the trainer's Exchange (train/exchange.hpp) for CPU models
-// whose gradients are AutoencoderGradients (TopK, BatchTopK, Matryoshka) or JumpReLU's. Each rank's
+// Data-parallel training over MPI: the trainer's Exchange (train/exchange.hpp) for CPU models, any
+// whose gradients list their slots (for_each_gradient: every registered architecture). Each rank's
 // gradient, scaled by its share of the batch's rows, is summed over the ranks:
 //
 // - the dense biases (and JumpReLU's log thresholds) with MPI_Allreduce;
@@ -15,14 +15,13 @@
 #pragma once
 
 #include <sae/core/row_sparse.hpp>
-#include <sae/model/autoencoder_parameters.hpp>
-#include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/mpi/communicator.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,22 +35,23 @@ class GradientExchange {
   int size() const { return comm_.size(); }
   double sum(double x) const { return comm_.sum(x); }
 
-  template <class Scalar>
-  void sum_gradients(AutoencoderGradients<Scalar, cpu>& g, double weight) {
+  // Sums every slot the gradients list (for_each_gradient): row-sparse weights and dense vectors
+  // alike, so a new architecture's slots are exchanged without an overload of their own.
+  template <class Gradients>
+  void sum_gradients(Gradients& g, double weight) {
+    static_assert(has_gradient_slots<Gradients>::value,
+                  "mpi::GradientExchange: the model's Gradients must list their slots with for_each_gradient(f)");
     const auto start = std::chrono::steady_clock::now();
-    const auto w = static_cast<Scalar>(weight);
-    sum_rows(g.w_enc, w);
-    sum_dense(g.b_enc, w);
-    sum_rows(g.w_dec, w);
-    if (g.b_dec.size() > 0) sum_dense(g.b_dec, w);  // the same on every rank: they train one model
+    g.for_each_gradient([&](auto& slot) {
+      using Slot = std::decay_t<decltype(slot)>;
+      if constexpr (is_row_sparse<Slot>::value) {
+        sum_rows(slot, static_cast<typename decltype(slot.values)::Scalar>(weight));
+      } else {
+        // An empty slot (b_dec without a decoder bias) is empty on every rank: they train one model.
+        if (slot.size() > 0) sum_dense(slot, static_cast<typename Slot::Scalar>(weight));
+      }
+    });
     ++steps_;
-    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  template <class Scalar>
-  void sum_gradients(JumpReluGradients<Scalar>& g, double weight) {
-    sum_gradients(static_cast<AutoencoderGradients<Scalar, cpu>&>(g), weight);
-    const auto start = std::chrono::steady_clock::now();
-    sum_dense(g.log_threshold, static_cast<Scalar>(weight));
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
@@ -64,6 +64,19 @@ class GradientExchange {
   std::uint64_t dense_exchanges() const { return dense_; }
 
  private:
+  struct slot_probe {
+    template <class T>
+    void operator()(T&) const {}
+  };
+  template <class, class = void>
+  struct has_gradient_slots : std::false_type {};
+  template <class G>
+  struct has_gradient_slots<G, std::void_t<decltype(std::declval<G&>().for_each_gradient(slot_probe{}))>> : std::true_type {};
+  template <class>
+  struct is_row_sparse : std::false_type {};
+  template <class S>
+  struct is_row_sparse<RowSparse<S>> : std::true_type {};
+
   double ring(double bytes) const { return 2.0 * (size() - 1) / size() * bytes; }
 
   template <class Scalar>
