@@ -6,6 +6,7 @@
 #include <cxxopts.hpp>
 
 #include "config_file.hpp"
+#include "field_flags.hpp"
 
 #include <sae/data/activation_split.hpp>
 #include <sae/io/fingerprint.hpp>
@@ -279,6 +280,15 @@ inline SweepOutput progress_output() {
 
 inline void progress_line(const std::string& text, bool final) { sae::progress_line(progress_output(), text, final); }
 
+// --seed (TrainConfig's field flag), parsed as the field parses it.
+inline std::uint64_t seed_flag(const cxxopts::ParseResult& args) {
+  try {
+    return parse_field_text<std::uint64_t>(args["seed"].as<std::string>(), field("seed", ""));
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(std::string("--seed: ") + e.what());
+  }
+}
+
 // Every K must fit every dictionary size of a grid.
 inline void check_k_within_latents(const std::vector<index_t>& ks, const std::vector<index_t>& latents) {
   check_flag(!ks.empty() && !latents.empty(), "--ks and --latents need at least one value each");
@@ -288,48 +298,22 @@ inline void check_k_within_latents(const std::vector<index_t>& ks, const std::ve
                                        " with latent_dim=" + std::to_string(d));
 }
 
-// Options against dead latents (model/auxk.hpp; all off by default, the reports' model).
-inline void add_dead_latent_options(cxxopts::Options& options, const std::string& group) {
-  // clang-format off
-  options.add_options(group)
-    ("recipe", "'reports' (the reports' TopK, default) or 'modern': a decoder bias started at the geometric median, "
-               "--tied-init for K <= D/16, --aux-k 4 with a two-epoch --dead-window (other flags of this group then refused)",
-     cxxopts::value<std::string>()->default_value("reports"))
-    ("tied-init", "initialise the encoder to the decoder's transpose")
-    ("aux-k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)", cxxopts::value<long>()->default_value("0"))
-    ("aux-alpha", "AuxK: weight of the auxiliary loss", cxxopts::value<double>()->default_value("0.03125"))
-    ("dead-window", "AuxK: training samples without firing before a latent counts as dead (0 = one epoch)",
-     cxxopts::value<long>()->default_value("0"))
-    ("resample-every", "resample latents dead for --dead-window samples every this many training samples (0 = off)",
-     cxxopts::value<long>()->default_value("0"))
-    ("project-decoder-grad", "remove from each decoder row's gradient its component along the row");
-  // clang-format on
+// Options against dead latents (model/auxk.hpp; all off by default, the reports' model): --recipe
+// and TopKConfig's fields.
+inline void add_dead_latent_options(cxxopts::Options& options, FieldFlags& flags, const std::string& group) {
+  options.add_options(group)(
+      "recipe", "'reports' (the reports' TopK, default) or 'modern': a decoder bias started at the geometric median, "
+                "--tied-init for K <= D/16, --aux-k 4 with a two-epoch --dead-window (other flags of this group then refused)",
+      cxxopts::value<std::string>()->default_value("reports"));
+  flags.declare(group, TopKConfig{},
+                {"tied_init", "aux_k", "aux_alpha", "dead_window", "resample_every", "project_decoder_gradient"});
 }
 
 // The learning-rate schedule and AdamW's weight decay (optim/schedule.hpp, optim/adam.hpp; off
-// by default).
-inline void add_schedule_options(cxxopts::Options& options, const std::string& group) {
-  // clang-format off
-  options.add_options(group)
-    ("weight-decay", "decoupled weight decay (AdamW; 0 = Adam)", cxxopts::value<double>()->default_value("0"))
-    ("warmup-steps", "linear learning-rate warmup over this many steps", cxxopts::value<long>()->default_value("0"))
-    ("lr-decay", "after warmup: 'none', 'linear' or 'cosine' decay to --final-lr-fraction x lr at the last step",
-     cxxopts::value<std::string>()->default_value("none"))
-    ("final-lr-fraction", "the last step's learning rate as a fraction of --lr (with --lr-decay)",
-     cxxopts::value<double>()->default_value("0"));
-  // clang-format on
-}
-
-// The add_schedule_options flags, checked, into `train` and `adam`.
-inline void read_schedule_flags(const cxxopts::ParseResult& args, TrainConfig& train, AdamConfig& adam) {
-  adam.weight_decay = number_flag(args, "weight-decay", 0, 1e6);
-  train.schedule.warmup_steps = int_flag(args, "warmup-steps", 0);
-  try {
-    train.schedule.decay = parse_lr_decay(args["lr-decay"].as<std::string>());
-  } catch (const invalid_argument& e) {
-    throw invalid_argument(std::string("--lr-decay: ") + e.what());
-  }
-  train.schedule.final_fraction = number_flag(args, "final-lr-fraction", 0, 1);
+// by default): LrSchedule's fields and AdamConfig's weight_decay.
+inline void add_schedule_options(FieldFlags& flags, const std::string& group) {
+  flags.declare(group, AdamConfig{}, {"weight_decay"});
+  flags.declare(group, LrSchedule{});
 }
 
 inline Recipe recipe_flag(const cxxopts::ParseResult& args) {
@@ -342,17 +326,12 @@ inline Recipe recipe_flag(const cxxopts::ParseResult& args) {
 
 // The add_dead_latent_options flags, checked; dead_window 0 stands for one epoch until
 // with_dead_window() knows the training rows.
-inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args) {
+inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args, const FieldFlags& flags) {
   if (recipe_flag(args) == Recipe::modern)
     for (const char* f : {"tied-init", "aux-k", "aux-alpha", "dead-window", "resample-every", "project-decoder-grad"})
       check_flag(args[f].count() == 0, std::string("--recipe modern sets the dead-latent options itself; drop --") + f);
   TopKConfig c;
-  c.tied_init = args.count("tied-init") > 0;
-  c.aux_k = int_flag(args, "aux-k", 0);
-  c.aux_alpha = number_flag(args, "aux-alpha", 0, 1e6, true);
-  c.dead_window = int_flag(args, "dead-window", 0);
-  c.project_decoder_gradient = args.count("project-decoder-grad") > 0;
-  c.resample_every = int_flag(args, "resample-every", 0);
+  flags.read(args, c);
   return c;
 }
 
@@ -368,20 +347,19 @@ inline TopKConfig with_dead_window(TopKConfig options, index_t train_rows) {
 // The flags of a K x latent_dim grid trained with the reports' setup (sae-grid, sae-sweep).
 // The defaults are the report-001 grid unless given. `resumable`: results are cached per config
 // (and --force retrains them).
-inline void add_grid_options(cxxopts::Options& options, const std::string& ks = "5,10,20,100",
+inline void add_grid_options(cxxopts::Options& options, FieldFlags& flags, const std::string& ks = "5,10,20,100",
                              const std::string& latents = "512,1024,2048", bool resumable = true) {
   // clang-format off
   options.add_options("grid")
     ("ks", "K values", cxxopts::value<std::vector<long>>()->default_value(ks))
-    ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value(latents))
-    ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
-    ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
-    ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
-    ("seed", "seed for initialisation and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
+    ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value(latents));
+  flags.declare("grid", TrainConfig{}, {"epochs", "batch_size"}).declare("grid", AdamConfig{}, {"lr"})
+       .declare("grid", TrainConfig{}, {"seed"});
+  options.add_options("grid")
     ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
     ("no-plots", "write figure data and scripts but do not run gnuplot");
-  add_dead_latent_options(options, "grid");
-  add_schedule_options(options, "grid");
+  add_dead_latent_options(options, flags, "grid");
+  add_schedule_options(flags, "grid");
   if (resumable) options.add_options("grid")("force", "retrain configs whose results already exist");
   // clang-format on
 }
@@ -404,17 +382,15 @@ struct GridFlags {
 };
 
 // Reads and checks the add_grid_options flags; also applies --threads.
-inline GridFlags read_grid_flags(const cxxopts::ParseResult& args) {
+inline GridFlags read_grid_flags(const cxxopts::ParseResult& args, const FieldFlags& flags) {
   set_threads(int_flag(args, "threads", 0, 4096));
   GridFlags g;
   g.ks = sorted_unique(int_list_flag(args, "ks", 1));
   g.latents = sorted_unique(int_list_flag(args, "latents", 1));
   check_k_within_latents(g.ks, g.latents);
-  g.train = TrainConfig{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24),
-                        args["seed"].as<std::uint64_t>(), true};
-  g.adam.lr = number_flag(args, "lr", 0, 1e6, true);
-  read_schedule_flags(args, g.train, g.adam);
-  g.dead_latents = dead_latent_flags(args);
+  flags.read(args, g.train);
+  flags.read(args, g.adam);
+  g.dead_latents = dead_latent_flags(args, flags);
   g.recipe = recipe_flag(args);
   check_flag(g.dead_latents.aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
                                                             std::to_string(g.latents.front()) + "), got " +

@@ -17,7 +17,7 @@ namespace sae::examples {
 // The split the feature analyses use: --val-fraction if given, else the library's default, seeded
 // by --seed (both layers of a two-layer program get the same rows).
 inline sae::data::SplitPolicy split_policy_flags(const cxxopts::ParseResult& args) {
-  return sae::data::SplitPolicy{val_fraction_flag(args), args["seed"].as<std::uint64_t>()};
+  return sae::data::SplitPolicy{val_fraction_flag(args), seed_flag(args)};
 }
 
 // Per-epoch progress line for one model of a multi-model run.

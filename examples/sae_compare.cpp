@@ -92,11 +92,11 @@ int main(int argc, char** argv) {
     // clang-format off
     options.add_options("grid")
       ("ks", "K values (BatchTopK's mean k, JumpReLU's target L0)", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
-      ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"))
-      ("epochs", "epochs per SAE", cxxopts::value<long>()->default_value("25"))
-      ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
-      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
-      ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
+      ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"));
+    sae::examples::FieldFlags field_flags(options);
+    field_flags.declare("grid", sae::TrainConfig{}, {"epochs", "batch_size"}).declare("grid", sae::AdamConfig{}, {"lr"})
+        .declare("grid", sae::TrainConfig{}, {"seed"});
+    options.add_options("grid")
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
       ("variants", "which of topk, auxk, modern, batchtopk, jumprelu to train (topk always: the others are compared with it)",
        cxxopts::value<std::vector<std::string>>()->default_value("topk,auxk,modern,batchtopk,jumprelu"))
@@ -119,10 +119,11 @@ int main(int argc, char** argv) {
     const auto ks = sae::examples::sorted_unique(sae::examples::int_list_flag(args, "ks", 1));
     const auto ds = sae::examples::sorted_unique(sae::examples::int_list_flag(args, "latents", 1));
     sae::examples::check_k_within_latents(ks, ds);
-    const std::uint64_t seed = args["seed"].as<std::uint64_t>();
-    const sae::TrainConfig train{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24), seed, true};
+    sae::TrainConfig train;
+    field_flags.read(args, train);
+    const std::uint64_t seed = train.seed;
     sae::AdamConfig adam;
-    adam.lr = sae::examples::number_flag(args, "lr", 0, 1e6, true);
+    field_flags.read(args, adam);
     const long aux_k = int_flag(args, "aux-k", 1, ds.front());
     const double bandwidth = sae::examples::number_flag(args, "jumprelu-bandwidth", 0, 1e6, true);
     const int runs = static_cast<int>(int_flag(args, "jumprelu-runs", 1, 50));

@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   return sae::examples::run_main("sae-grid", [&] {
     cxxopts::Options options("sae-grid", "Report 001: the K x latent_dim grid of TopK SAEs, with Pareto analysis and figures.");
     sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
-    sae::examples::add_grid_options(options);
+    sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_grid_options(options, field_flags);
     // clang-format off
     options.add_options()
       ("samples", "samples.jsonl whose rows match the activations (default: beside --data, if present)", cxxopts::value<std::string>())
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
-    const auto grid = sae::examples::read_grid_flags(args);
+    const auto grid = sae::examples::read_grid_flags(args, field_flags);
     const auto& ks = grid.ks;
     const auto& ds = grid.latents;
     const auto& adam = grid.adam;

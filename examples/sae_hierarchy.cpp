@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-hierarchy",
                              "Report 004: specialization taxonomy, specialized latents, interventions and ablation validation.");
     sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
-    sae::examples::add_grid_options(options, "100", "512", /*resumable=*/false);
+    sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_grid_options(options, field_flags, "100", "512", /*resumable=*/false);
     sae::examples::add_early_layer_options(options, SAE_EARLY_DATA);
     sae::examples::add_specialization_options(options);
     // clang-format off
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
-    const auto flags = sae::examples::read_grid_flags(args);
+    const auto flags = sae::examples::read_grid_flags(args, field_flags);
     sae::examples::check_flag(flags.ks.size() == 1 && flags.latents.size() == 1,
                               "sae-hierarchy trains one SAE per layer: give one --ks value and one --latents value");
     const index_t k = flags.ks.front(), d = flags.latents.front();

@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   return sae::examples::run_main("sae-large-k", [&] {
     cxxopts::Options options("sae-large-k", "Report 003: large K, specialization of rare latents, frequency curves.");
     sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
-    sae::examples::add_grid_options(options, "100,200,300", "512", /*resumable=*/false);
+    sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_grid_options(options, field_flags, "100,200,300", "512", /*resumable=*/false);
     sae::examples::add_specialization_options(options);
     // clang-format off
     options.add_options()
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
-    const auto flags = sae::examples::read_grid_flags(args);
+    const auto flags = sae::examples::read_grid_flags(args, field_flags);
     const auto thresholds = sae::examples::read_specialization_flags(args);
     const index_t top_samples = sae::examples::int_flag(args, "top-samples", 1, 1000000);
     an::RankRange range;

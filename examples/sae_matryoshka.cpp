@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-matryoshka",
                              "Report 000: Matryoshka vs TopK on the same data, and feature semantics of two layers.");
     sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
-    sae::examples::add_grid_options(options, "5,10,20,100", "512,1024,2048", /*resumable=*/false);
+    sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_grid_options(options, field_flags, "5,10,20,100", "512,1024,2048", /*resumable=*/false);
     // clang-format off
     options.add_options("matryoshka")
       ("mat-latents", "Matryoshka dictionary size", cxxopts::value<long>()->default_value("2048"))
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
-    const auto flags = sae::examples::read_grid_flags(args);
+    const auto flags = sae::examples::read_grid_flags(args, field_flags);
     using sae::examples::int_flag;
     const long mat_latents = int_flag(args, "mat-latents", 1), mat_k = int_flag(args, "mat-k", 1, mat_latents);
     const long sem_k = int_flag(args, "sem-k", 1), sem_latents = int_flag(args, "sem-latents", 1);

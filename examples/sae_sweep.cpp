@@ -88,12 +88,13 @@ int main(int argc, char** argv) {
       ("shard", "train only shard i of n (0 <= i < n) into <out>/shards/i-of-n, for job arrays; a run without --shard "
                 "then reuses the shards' results and writes the report", cxxopts::value<std::string>());
     // clang-format on
-    sae::examples::add_grid_options(options);
+    sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_grid_options(options, field_flags);
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
     sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
-    const auto grid = sae::examples::read_grid_flags(args);
+    const auto grid = sae::examples::read_grid_flags(args, field_flags);
     const auto fraction = sae::examples::val_fraction_flag(args);
     const int max_slices = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
     const std::filesystem::path out_root = args["out"].as<std::string>();

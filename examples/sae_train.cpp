@@ -59,34 +59,33 @@ TrainData load_data(const cxxopts::ParseResult& args, std::uint64_t seed) {
 int main(int argc, char** argv) {
   sae::examples::MpiMode mpi(argc, argv);
   const int status = sae::examples::run_main("sae-train", [&] {
-    cxxopts::Options options("sae-train", "Train one sparse autoencoder (TopK, BatchTopK or JumpReLU) and report its metrics.");
+    cxxopts::Options options("sae-train", "Train one sparse autoencoder (TopK, BatchTopK, JumpReLU or Matryoshka) and report its metrics.");
+    // The model, training and optimizer flags come from the configs' field lists (core/fields.hpp),
+    // with this program's defaults.
+    sae::examples::FieldFlags field_flags(options);
+    sae::TopKConfig model_defaults;
+    model_defaults.num_latents = 512, model_defaults.k = 20;
+    sae::JumpReluConfig jumprelu_defaults;  // a bandwidth for runs this short (the paper's 0.001 barely moves)
+    jumprelu_defaults.sparsity_coefficient = 1, jumprelu_defaults.bandwidth = 0.1;
+    const sae::TrainConfig train_defaults;
+    options.add_options()("arch", "'topk' (the reports' model), 'batchtopk' (k x B per batch in training, a threshold at "
+                                  "inference), 'jumprelu' (learnt thresholds, L0 penalty; started at K's L0) or 'matryoshka' "
+                                  "(BatchTopK over nested groups, the default split)",
+                          cxxopts::value<std::string>()->default_value("topk"));
+    field_flags.declare("", model_defaults, {"k", "num_latents"})
+        .declare("", jumprelu_defaults, {"sparsity_coefficient", "bandwidth"})
+        .declare("", train_defaults, {"epochs", "batch_size"})
+        .declare("", sae::AdamConfig{}, {"lr"})
+        .declare("", model_defaults, {"selection", "decoder_bias", "median_decoder_bias"});
+    options.add_options()("optimizer", "'adam' (AdamW with --weight-decay) or 'sgd' (with momentum; --weight-decay then "
+                                       "adds to the gradient)", cxxopts::value<std::string>()->default_value("adam"));
+    field_flags.declare("", sae::SgdConfig{}, {"momentum"})
+        .declare("", model_defaults, {"encoder_precision"})
+        .declare("", train_defaults, {"seed", "validate_every"});
     // clang-format off
     options.add_options()
-      ("arch", "'topk' (the reports' model), 'batchtopk' (k x B per batch in training, a threshold at inference), "
-               "'jumprelu' (learnt thresholds, L0 penalty; started at K's L0) or 'matryoshka' (BatchTopK over nested "
-               "groups, the default split)", cxxopts::value<std::string>()->default_value("topk"))
-      ("k,topk", "latents kept per sample (K; BatchTopK's mean, JumpReLU's starting L0)", cxxopts::value<long>()->default_value("20"))
-      ("l0-coefficient", "JumpReLU: the L0 penalty's lambda (the paper's, for data scaled to E||x||^2 = D)",
-       cxxopts::value<double>()->default_value("1"))
-      ("jumprelu-bandwidth", "JumpReLU: the threshold kernel's bandwidth in units of the data's RMS entry (the paper's 0.001 "
-                             "needs far longer runs than 25 epochs for the thresholds to move)",
-       cxxopts::value<double>()->default_value("0.1"))
-      ("latents", "dictionary size F (the reports' latent_dim)", cxxopts::value<long>()->default_value("512"))
-      ("epochs", "training epochs", cxxopts::value<long>()->default_value("25"))
-      ("batch-size", "mini-batch size", cxxopts::value<long>()->default_value("256"))
-      ("lr", "Adam learning rate", cxxopts::value<double>()->default_value("1e-3"))
-      ("selection", "top-k by 'value' or by 'magnitude'", cxxopts::value<std::string>()->default_value("value"))
-      ("decoder-bias", "learn a decoder bias (also subtracted before encoding)")
-      ("median-decoder-bias", "start the decoder bias at the geometric median of the training rows (needs --decoder-bias)")
-      ("optimizer", "'adam' (AdamW with --weight-decay) or 'sgd' (with momentum; --weight-decay then adds to the gradient)",
-       cxxopts::value<std::string>()->default_value("adam"))
-      ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.9"))
-      ("encoder-precision", "encoder GEMM arithmetic: 'fp32', or 'bf16' (bfloat16 inputs, float sums; needs AVX512-BF16)",
-       cxxopts::value<std::string>()->default_value("fp32"))
-      ("seed", "seed for initialisation, split and batch order", cxxopts::value<std::uint64_t>()->default_value("0"))
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
       ("early-stop", "stop after this many epochs without validation improvement (0 = off)", cxxopts::value<long>()->default_value("0"))
-      ("validate-every", "score the validation set every N epochs (0 = only after training)", cxxopts::value<long>()->default_value("1"))
       ("checkpoint-every", "also checkpoint every N epochs during training (0 = only after training)", cxxopts::value<long>()->default_value("0"))
       ("out", "output directory", cxxopts::value<std::string>()->default_value("runs/sae-train"))
       ("export", "also write the SAE as <out>/saelens/ and/or <out>/sparsify/ (comma-separated formats)",
@@ -100,46 +99,42 @@ int main(int argc, char** argv) {
               "over the ranks, gradients summed");
     // clang-format on
     sae::examples::add_data_options(options, "");
-    sae::examples::add_dead_latent_options(options, "dead latents");
-    sae::examples::add_schedule_options(options, "optimizer");
+    sae::examples::add_dead_latent_options(options, field_flags, "dead latents");
+    sae::examples::add_schedule_options(field_flags, "optimizer");
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
     using sae::examples::int_flag;
     sae::examples::set_threads(int_flag(args, "threads", 0, 4096));
-    const std::string selection = args["selection"].as<std::string>();
-    sae::examples::check_flag(selection == "value" || selection == "magnitude",
-                              "--selection: expected 'value' or 'magnitude', got '" + selection + "'");
+    sae::TopKConfig model_flags = model_defaults;  // K, F, selection, decoder bias, GEMM precision, dead latents
+    field_flags.read(args, model_flags);
+    sae::JumpReluConfig jumprelu_flags = jumprelu_defaults;
+    field_flags.read(args, jumprelu_flags);
     const long early_stop = int_flag(args, "early-stop", 0);
-    const std::string precision = args["encoder-precision"].as<std::string>();
-    sae::examples::check_flag(precision == "fp32" || precision == "bf16",
-                              "--encoder-precision: expected 'fp32' or 'bf16', got '" + precision + "'");
-    const std::uint64_t seed = args["seed"].as<std::uint64_t>();
-    sae::TrainConfig train_config{int_flag(args, "epochs", 1, 1000000), int_flag(args, "batch-size", 1, 1 << 24), seed,
-                                  true, int_flag(args, "validate-every", 0)};
+    sae::TrainConfig train_config = train_defaults;
+    field_flags.read(args, train_config);
+    const std::uint64_t seed = train_config.seed;
+    const std::string precision = sae::name(model_flags.encoder_precision);
     const long checkpoint_every = int_flag(args, "checkpoint-every", 0);
     sae::examples::check_flag(early_stop == 0 || train_config.validate_every == 1,
                               "--early-stop watches the validation loss every epoch; it needs --validate-every 1");
     sae::AdamConfig adam;
-    adam.lr = sae::examples::number_flag(args, "lr", 0, 1e6, true);
-    sae::examples::read_schedule_flags(args, train_config, adam);
+    field_flags.read(args, adam);
     const std::string optimizer = args["optimizer"].as<std::string>();
     sae::examples::check_flag(optimizer == "adam" || optimizer == "sgd",
                               "--optimizer: expected 'adam' or 'sgd', got '" + optimizer + "'");
     const bool use_sgd = optimizer == "sgd";
-    const sae::SgdConfig sgd{adam.lr, sae::examples::number_flag(args, "momentum", 0, 1, false), adam.weight_decay};
-    sae::examples::check_flag(sgd.momentum < 1, "--momentum: expected a number in [0, 1), got 1");
-    sae::examples::check_flag(!args.count("median-decoder-bias") || args.count("decoder-bias"),
+    sae::SgdConfig sgd{adam.lr, 0.9, adam.weight_decay};
+    field_flags.read(args, sgd);
+    sae::examples::check_flag(!model_flags.median_decoder_bias || model_flags.decoder_bias,
                               "--median-decoder-bias initialises the decoder bias: it needs --decoder-bias");
-    const long latents = int_flag(args, "latents", 1), k = int_flag(args, "topk", 1);
+    const long latents = model_flags.num_latents, k = model_flags.k;
     sae::examples::check_flag(k <= latents, "-k/--topk: expected at most --latents (" + std::to_string(latents) +
                                                 "), got " + std::to_string(k));
     const std::string arch = args["arch"].as<std::string>();
     const auto architectures = sae::architecture_names();
     sae::examples::check_flag(std::find(architectures.begin(), architectures.end(), arch) != architectures.end(),
                               "--arch: expected " + sae::architecture_choices() + ", got '" + arch + "'");
-    const double l0_coefficient = sae::examples::number_flag(args, "l0-coefficient", 0, 1e12);
-    const double bandwidth = sae::examples::number_flag(args, "jumprelu-bandwidth", 0, 1e6, true);
     if (arch != "topk")  // what only the TopK model has
       for (const char* f : {"selection", "encoder-precision", "median-decoder-bias", "aux-k", "aux-alpha", "dead-window",
                             "resample-every", "project-decoder-grad"})
@@ -151,7 +146,7 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(!(args.count("mpi") && (arch == "batchtopk" || arch == "matryoshka")),
                               "--mpi with --arch " + arch + ": BatchTopK would select over each rank's share of a batch, not "
                               "the whole batch; train it in one process");
-    const sae::TopKConfig dead_latents = sae::examples::dead_latent_flags(args);  // checked before the data loads
+    const sae::TopKConfig dead_latents = sae::examples::dead_latent_flags(args, field_flags);  // checked before the data loads
     sae::examples::check_flag(dead_latents.aux_k <= latents, "--aux-k: expected at most --latents (" +
                                                                  std::to_string(latents) + "), got " +
                                                                  std::to_string(dead_latents.aux_k));
@@ -164,7 +159,8 @@ int main(int argc, char** argv) {
         } catch (const sae::invalid_argument& e) {
           throw sae::invalid_argument(std::string("--export: ") + e.what());
         }
-        sae::examples::check_flag(selection == "value", "--export: magnitude selection has no SAELens/sparsify counterpart");
+        sae::examples::check_flag(model_flags.selection == sae::Selection::value,
+                                  "--export: magnitude selection has no SAELens/sparsify counterpart");
         sae::examples::check_flag(arch == "topk" || exports.back() == sae::ExternalFormat::saelens,
                                   "--export sparsify: sparsify has no threshold SAE (BatchTopK, JumpReLU and Matryoshka export to saelens)");
       }
@@ -182,10 +178,10 @@ int main(int argc, char** argv) {
     config.input_dim = data.train.cols();
     config.num_latents = latents;
     config.k = k;
-    config.selection = selection == "magnitude" ? sae::Selection::magnitude : sae::Selection::value;
-    config.decoder_bias = args.count("decoder-bias") > 0;
-    config.median_decoder_bias = args.count("median-decoder-bias") > 0;
-    config.encoder_precision = precision == "bf16" ? sae::EncoderPrecision::bf16 : sae::EncoderPrecision::fp32;
+    config.selection = model_flags.selection;
+    config.decoder_bias = model_flags.decoder_bias;
+    config.median_decoder_bias = model_flags.median_decoder_bias;
+    config.encoder_precision = model_flags.encoder_precision;
     config.seed = seed;
     config = sae::apply_recipe(config, sae::examples::recipe_flag(args), data.train.rows());
     sae::examples::require_training_memory(config, train_config.batch_size);
@@ -339,7 +335,7 @@ int main(int argc, char** argv) {
       typename Model::Config c{};
       sae::io::assign_shared_fields(config, c);
       if constexpr (std::is_same_v<Model, sae::JumpReluAutoencoder<float>>)
-        c.sparsity_coefficient = l0_coefficient, c.bandwidth = bandwidth, c.initial_l0 = k;
+        c.sparsity_coefficient = jumprelu_flags.sparsity_coefficient, c.bandwidth = jumprelu_flags.bandwidth, c.initial_l0 = k;
       Model model(c);
       return run_model(model);
     });

@@ -41,10 +41,10 @@ BOOST_AUTO_TEST_CASE(field_text_is_parsed_strictly) {
                                                           {"non-negative integer below 2^64"});
   auto positive = sae::field("k", "").at_least(1);
   sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<sae::index_t>("0", positive); },
-                                                        {"expected an integer >= 1, got '0'"});
+                                                        {"expected an integer >= 1, got 0"});
   const auto lr = sae::field("lr", "").above(0).at_most(1e6);
   sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<double>("0", lr); },
-                                                        {"expected a number in (0, 1e+06], got '0'"});
+                                                        {"expected a number in (0, 1e+06], got 0"});
   BOOST_TEST((sae::parse_field_text<sae::Selection>("magnitude", any) == sae::Selection::magnitude));
   sae::test::require_throws_with<sae::invalid_argument>([&] { sae::parse_field_text<sae::LrDecay>("cos", any); },
                                                         {"expected 'none', 'linear' or 'cosine', got 'cos'"});

@@ -60,11 +60,13 @@ struct FieldInfo {
   bool in_range(double v) const {
     return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
   }
-  // "in (0, 1e+06]", ">= 1", "< 1": the range in words, for messages and help.
-  std::string range_words() const {
-    const auto str = [](double v) {
+  // "in (0, 1e+06]", ">= 1", "in [1, 1000000]": the range in words, for messages and help
+  // (integer fields' bounds written as integers).
+  std::string range_words(bool integer = false) const {
+    const auto str = [integer](double v) {
       std::ostringstream s;
-      s << v;
+      if (integer && std::abs(v) < 1e18) s << static_cast<long long>(v);
+      else s << v;
       return s.str();
     };
     if (std::isfinite(lo) && std::isfinite(hi))
@@ -107,6 +109,11 @@ template <class>
 struct is_vector : std::false_type {};
 template <class T>
 struct is_vector<std::vector<T>> : std::true_type {};
+// Integers, or lists of them: their bounds are written as integers.
+template <class T>
+struct integer_valued : std::is_integral<T> {};
+template <class T>
+struct integer_valued<std::vector<T>> : std::is_integral<T> {};
 }  // namespace fields_detail
 
 // True for a config that lists its fields.
@@ -140,7 +147,8 @@ std::string enum_choices() {
 // What a field of type T takes, in words ("an integer >= 1", "'value' or 'magnitude'").
 template <class T>
 std::string field_expectation(const FieldInfo& f) {
-  const std::string range = f.has_range() ? " " + f.range_words() : "";
+  constexpr bool integer = fields_detail::integer_valued<T>::value;
+  const std::string range = f.has_range() ? " " + f.range_words(integer) : "";
   if constexpr (std::is_same_v<T, bool>) return "true or false";
   else if constexpr (std::is_enum_v<T>) return enum_choices<T>();
   else if constexpr (std::is_same_v<T, std::string>) return "text";
@@ -156,11 +164,12 @@ std::string field_expectation(const FieldInfo& f) {
 }
 
 // Parses a field's text strictly (the whole text; no "1e-3x", no "1,2" for one number, integers
-// exact to 64 bits) and checks its range. Throws invalid_argument("expected ..., got '...'"); the
-// caller puts the flag or key in front.
+// exact to 64 bits) and checks its range. Throws invalid_argument("expected ..., got '...'", or
+// "got 0" for a number out of range); the caller puts the flag or key in front.
 template <class T>
 T parse_field_text(const std::string& text, const FieldInfo& f) {
   const auto fail = [&] { return invalid_argument("expected " + field_expectation<T>(f) + ", got '" + text + "'"); };
+  const auto out_of_range = [&] { return invalid_argument("expected " + field_expectation<T>(f) + ", got " + text); };
   if constexpr (std::is_same_v<T, bool>) {
     if (text == "true" || text == "1") return true;
     if (text == "false" || text == "0") return false;
@@ -176,24 +185,27 @@ T parse_field_text(const std::string& text, const FieldInfo& f) {
     errno = 0;
     char* end = nullptr;
     T v;
+    // Digits that no T holds: said so, as a number past the range.
+    const auto too_large = [&] { return invalid_argument("expected " + field_expectation<T>(f) + ", got '" + text + "' (out of range)"); };
     if constexpr (std::is_unsigned_v<T>) {
       if (text[0] == '-') throw fail();
       const unsigned long long u = std::strtoull(text.c_str(), &end, 10);
-      if (errno != 0 || *end != '\0' || u > std::numeric_limits<T>::max()) throw fail();
+      if (*end != '\0') throw fail();
+      if (errno == ERANGE || u > std::numeric_limits<T>::max()) throw too_large();
       v = static_cast<T>(u);
     } else {
       const long long s = std::strtoll(text.c_str(), &end, 10);
-      if (errno != 0 || *end != '\0' || s < std::numeric_limits<T>::min() || s > std::numeric_limits<T>::max()) throw fail();
+      if (*end != '\0' || end == text.c_str()) throw fail();
+      if (errno == ERANGE || s < std::numeric_limits<T>::min() || s > std::numeric_limits<T>::max()) throw too_large();
       v = static_cast<T>(s);
     }
-    if (!f.in_range(static_cast<double>(v))) throw fail();
+    if (!f.in_range(static_cast<double>(v))) throw out_of_range();
     return v;
   } else if constexpr (std::is_floating_point_v<T>) {
     char* end = nullptr;
     const double d = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || !std::isfinite(d) || std::isspace(static_cast<unsigned char>(text[0])) ||
-        !f.in_range(d))
-      throw fail();
+    if (text.empty() || *end != '\0' || !std::isfinite(d) || std::isspace(static_cast<unsigned char>(text[0]))) throw fail();
+    if (!f.in_range(d)) throw out_of_range();
     return static_cast<T>(d);
   } else if constexpr (fields_detail::is_vector<T>::value) {
     T out;
