@@ -3,6 +3,8 @@
 // with its sparsity coefficient searched at each grid point to match K's L0 — then one table and
 // one figure of validation EV and dead % side by side (and dead % on the training rows).
 #include "layer_analysis.hpp"
+
+#include <sae/train/l0_search.hpp>
 #include "plots.hpp"
 
 #include <chrono>
@@ -51,31 +53,21 @@ Cell train_and_score(Model model, const Setup& s, const std::string& label) {
   return c;
 }
 
-// JumpReLU at K's L0. One "sparsity pressure" s in [-6, 6] is searched by bisection from s = 0
-// (higher s, lower L0) over up to `runs` trainings, stopping once the validation L0 is within
-// `tolerance` x K: within [-3, 3] it is lambda = 10^s with the thresholds started at K's L0; beyond
-// (lambda stays 1e3 or 1e-3) the thresholds start at the L0 K x 2^-(|s| - 3) above, K x 2^(|s| - 3)
-// below, since in a short run the thresholds cannot travel far from where they start. Returns the
-// run closest to K; `matched` says whether it is within tolerance.
-Cell jumprelu_at_l0(sae::JumpReluConfig c, index_t k, const Setup& s, int runs, double tolerance, const std::string& label) {
-  double lo = -6, hi = 6, e = 0;
-  Cell best;
-  double best_gap = std::numeric_limits<double>::infinity();
-  for (int r = 1; r <= runs; ++r, e = (lo + hi) / 2) {
-    c.sparsity_coefficient = std::pow(10.0, std::clamp(e, -3.0, 3.0));
-    const double start = static_cast<double>(k) * std::pow(2.0, std::abs(e) > 3 ? (e > 0 ? 3 - e : -3 - e) : 0.0);
-    c.initial_l0 = std::clamp<index_t>(std::llround(start), 1, c.num_latents);
-    Cell cell = train_and_score(sae::JumpReluAutoencoder<float>(c), s,
-                                label + " lambda=" + fmt("%.3g", c.sparsity_coefficient) + " start L0 " + std::to_string(c.initial_l0));
-    const double gap = std::abs(cell.val.l0 - static_cast<double>(k));
-    cell.lambda = c.sparsity_coefficient;
-    cell.initial_l0 = c.initial_l0;
-    if (gap < best_gap) best = cell, best_gap = gap;
-    best.runs = r;
-    if (gap <= tolerance * static_cast<double>(k)) break;
-    (cell.val.l0 > static_cast<double>(k) ? lo : hi) = e;
-  }
-  best.matched = best_gap <= tolerance * static_cast<double>(k);
+// JumpReLU at K's L0 (train/l0_search.hpp): the run closest to K, with the trainings it took.
+Cell jumprelu_at_l0(const sae::JumpReluConfig& c, index_t k, const Setup& s, int runs, double tolerance, const std::string& label) {
+  std::vector<Cell> cells;
+  const auto search = sae::search_jumprelu_l0(c, k, runs, tolerance, [&](const sae::JumpReluConfig& config) {
+    Cell cell = train_and_score(sae::JumpReluAutoencoder<float>(config), s,
+                                label + " lambda=" + fmt("%.3g", config.sparsity_coefficient) + " start L0 " +
+                                    std::to_string(config.initial_l0));
+    cell.lambda = config.sparsity_coefficient;
+    cell.initial_l0 = config.initial_l0;
+    cells.push_back(cell);
+    return cell.val.l0;
+  });
+  Cell best = cells[search.best];
+  best.runs = static_cast<int>(search.steps.size());
+  best.matched = search.matched;
   return best;
 }
 

@@ -2,6 +2,7 @@
 #include "test_helpers.hpp"
 
 #include <sae/sae.hpp>
+#include <sae/train/l0_search.hpp>
 
 #include <fstream>
 #include <sstream>
@@ -381,4 +382,35 @@ BOOST_AUTO_TEST_CASE(recipes_set_what_they_say) {
   BOOST_TEST(sae::apply_recipe(tiny, sae::Recipe::modern, 10).aux_k == 3);
   BOOST_TEST((sae::parse_recipe("modern") == sae::Recipe::modern));
   sae::test::require_throws_with<sae::invalid_argument>([] { sae::parse_recipe("fancy"); }, {"'fancy'"});
+}
+
+// The JumpReLU L0 search (train/l0_search.hpp) against a known response L0 = 40 x lambda^-1/2 x
+// start/K: the bisection's pressures, hand-computed, and its stop once within 10% of K.
+BOOST_AUTO_TEST_CASE(jumprelu_l0_search_bisects_the_pressure) {
+  sae::JumpReluConfig base;
+  base.input_dim = 8, base.num_latents = 512;
+  const auto response = [](const sae::JumpReluConfig& c) {
+    return 40.0 / std::sqrt(c.sparsity_coefficient) * static_cast<double>(c.initial_l0) / 20.0;
+  };
+  const auto found = sae::search_jumprelu_l0(base, 20, 8, 0.1, response);
+  // s = 0 (L0 40, too dense), 3 (1.26), 1.5 (7.1), 0.75 (16.9), 0.375 (26.0), 0.5625 (20.9: within 2).
+  const double pressures[] = {0, 3, 1.5, 0.75, 0.375, 0.5625};
+  BOOST_REQUIRE_EQUAL(found.steps.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    BOOST_TEST(found.steps[i].config.sparsity_coefficient == std::pow(10.0, pressures[i]), boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(found.steps[i].config.initial_l0 == 20);
+  }
+  BOOST_TEST(found.best == 5u);
+  BOOST_TEST(found.matched);
+  // A response that never gets sparse enough: the pressure goes past 3, lambda stays 1e3 and the
+  // thresholds start lower (K x 2^(3 - s)); the closest run is reported, unmatched.
+  const auto stuck = sae::search_jumprelu_l0(base, 20, 4, 0.1, [](const sae::JumpReluConfig& c) {
+    return 30.0 + static_cast<double>(c.initial_l0) / 100.0;
+  });
+  BOOST_REQUIRE_EQUAL(stuck.steps.size(), 4u);
+  BOOST_TEST(stuck.steps[2].config.sparsity_coefficient == 1e3);  // s = 4.5
+  BOOST_TEST(stuck.steps[2].config.initial_l0 == 7);              // 20 x 2^-1.5 = 7.07
+  BOOST_TEST(stuck.steps[3].config.initial_l0 == 4);              // s = 5.25: 20 x 2^-2.25 = 4.2
+  BOOST_TEST(stuck.best == 3u);
+  BOOST_TEST(!stuck.matched);
 }
