@@ -5,6 +5,7 @@
 #include "plots.hpp"
 
 #include <sae/analysis/summary_stats.hpp>
+#include <sae/analysis/sweep_effects.hpp>
 
 #include <algorithm>
 #include <map>
@@ -57,16 +58,6 @@ std::vector<std::filesystem::path> shard_folders(const std::filesystem::path& ou
   }
   std::sort(found.begin(), found.end());
   return found;
-}
-
-// Mean of `metric` over the results matching `keep`.
-template <class Keep, class Metric>
-double mean_where(const std::vector<SweepResult>& rs, Keep keep, Metric metric) {
-  double sum = 0;
-  int n = 0;
-  for (const auto& r : rs)
-    if (keep(r)) sum += metric(r), ++n;
-  return n ? sum / n : 0.0;
 }
 
 }  // namespace
@@ -176,9 +167,7 @@ int main(int argc, char** argv) {
     const auto least_dead = *std::min_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
       return a.val.dead_fraction < b.val.dead_fraction || (a.val.dead_fraction == b.val.dead_fraction && a.val.explained_variance > b.val.explained_variance);
     });
-    const auto ev_of = [](const SweepResult& r) { return r.val.explained_variance; };
-    const auto dead_of = [](const SweepResult& r) { return r.val.dead_fraction; };
-    const double grand_ev = ev_stats.mean;
+    const auto effects = sae::analysis::sweep_effects(results, layers, positions);
 
     sae::io::Json doc = sae::io::Json::object();
     doc["report"] = "002 multi-layer sweep";
@@ -210,60 +199,45 @@ int main(int argc, char** argv) {
 
     md << "## Layer effects (mean over positions and configs)\n\n| layer | mean EV | mean dead % | best config (EV) |\n|---|---|---|---|\n";
     sae::io::Json layer_json = sae::io::Json::array();
-    for (index_t l : layers) {
-      const auto in_layer = [l](const SweepResult& r) { return r.slice->layer == l; };
-      const double ev = mean_where(results, in_layer, ev_of), dead = mean_where(results, in_layer, dead_of);
-      const SweepResult* best = nullptr;
-      for (const auto& r : results)
-        if (r.slice->layer == l && (!best || r.val.explained_variance > best->val.explained_variance)) best = &r;
-      md << "| " << l << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " | " << config_label(*best)
-         << ", EV " << fmt("%.4f", best->val.explained_variance) << " |\n";
+    for (const auto& le : effects.layers) {
+      const SweepResult& best = results[le.best];
+      md << "| " << le.layer << " | " << fmt("%.4f", le.mean_ev) << " | " << fmt("%.1f", 100 * le.mean_dead) << " | "
+         << config_label(best) << ", EV " << fmt("%.4f", best.val.explained_variance) << " |\n";
       sae::io::Json j = sae::io::Json::object();
-      j["layer"] = l;
-      j["mean_ev"] = ev;
-      j["mean_dead_fraction"] = dead;
-      j["best"] = sae::to_json(*best);
+      j["layer"] = le.layer;
+      j["mean_ev"] = le.mean_ev;
+      j["mean_dead_fraction"] = le.mean_dead;
+      j["best"] = sae::to_json(best);
       layer_json.push_back(j);
     }
     doc["layers"] = layer_json;
     md << "\n## Position effects (mean over layers and configs)\n\n| position | mean EV | mean dead % |\n|---|---|---|\n";
     sae::io::Json pos_json = sae::io::Json::array();
-    for (index_t p : positions) {
-      const auto at = [p](const SweepResult& r) { return r.slice->position == p; };
-      const double ev = mean_where(results, at, ev_of), dead = mean_where(results, at, dead_of);
-      md << "| " << p << " | " << fmt("%.4f", ev) << " | " << fmt("%.1f", 100 * dead) << " |\n";
+    for (const auto& pe : effects.positions) {
+      md << "| " << pe.position << " | " << fmt("%.4f", pe.mean_ev) << " | " << fmt("%.1f", 100 * pe.mean_dead) << " |\n";
       sae::io::Json j = sae::io::Json::object();
-      j["position"] = p;
-      j["mean_ev"] = ev;
-      j["mean_dead_fraction"] = dead;
+      j["position"] = pe.position;
+      j["mean_ev"] = pe.mean_ev;
+      j["mean_dead_fraction"] = pe.mean_dead;
       pos_json.push_back(j);
     }
     doc["positions"] = pos_json;
 
-    // Interaction: what is left of a cell's mean EV after the layer and position main effects.
     md << "\n## Layer x position interaction\n\nMean EV per cell (over configs); in brackets the interaction "
           "term = cell − layer mean − position mean + grand mean.\n\n| layer \\ position |";
     for (index_t p : positions) md << ' ' << p << " |";
     md << "\n|---|";
     for (std::size_t i = 0; i < positions.size(); ++i) md << "---|";
     md << '\n';
-    double max_interaction = 0;
-    std::string max_cell;
-    for (index_t l : layers) {
-      md << "| " << l << " |";
-      const double layer_mean = mean_where(results, [l](const SweepResult& r) { return r.slice->layer == l; }, ev_of);
-      for (index_t p : positions) {
-        const double cell = mean_where(results, [l, p](const SweepResult& r) { return r.slice->layer == l && r.slice->position == p; }, ev_of);
-        const double pos_mean = mean_where(results, [p](const SweepResult& r) { return r.slice->position == p; }, ev_of);
-        const double inter = cell - layer_mean - pos_mean + grand_ev;
-        if (std::abs(inter) > std::abs(max_interaction))
-          max_interaction = inter, max_cell = sae::data::describe({l, p});
-        md << ' ' << fmt("%.4f", cell) << " (" << fmt("%+.4f", inter) << ") |";
-      }
+    for (std::size_t a = 0; a < layers.size(); ++a) {
+      md << "| " << layers[a] << " |";
+      for (std::size_t b = 0; b < positions.size(); ++b)
+        md << ' ' << fmt("%.4f", effects.cell_ev[a][b]) << " (" << fmt("%+.4f", effects.interaction[a][b]) << ") |";
       md << '\n';
     }
-    md << "\nLargest interaction: " << fmt("%+.4f", max_interaction) << " EV at " << max_cell << ".\n\n";
-    doc["largest_interaction"] = max_interaction;
+    const std::string max_cell = effects.largest_interaction == 0 ? "" : sae::data::describe(effects.largest_cell);
+    md << "\nLargest interaction: " << fmt("%+.4f", effects.largest_interaction) << " EV at " << max_cell << ".\n\n";
+    doc["largest_interaction"] = effects.largest_interaction;
     doc["largest_interaction_cell"] = max_cell;
 
     // ---- heatmaps per K ----
@@ -278,9 +252,8 @@ int main(int argc, char** argv) {
         ev_grid.emplace_back();
         dead_grid.emplace_back();
         for (index_t p : positions) {
-          const auto cell = [l, p, k](const SweepResult& r) { return r.slice->layer == l && r.slice->position == p && r.k == k; };
-          ev_grid.back().push_back(mean_where(results, cell, ev_of));
-          dead_grid.back().push_back(100 * mean_where(results, cell, dead_of));
+          ev_grid.back().push_back(sae::analysis::sweep_mean(results, l, p, k, sae::analysis::ev_of));
+          dead_grid.back().push_back(100 * sae::analysis::sweep_mean(results, l, p, k, sae::analysis::dead_of));
         }
       }
       const std::string ks = std::to_string(k);

@@ -4,6 +4,7 @@
 #include <sae/analysis/grid.hpp>
 #include <sae/analysis/pareto.hpp>
 #include <sae/analysis/summary_stats.hpp>
+#include <sae/analysis/sweep_effects.hpp>
 
 #include <cmath>
 #include <map>
@@ -90,4 +91,41 @@ BOOST_AUTO_TEST_CASE(grid_findings_by_hand) {
   set(10, 512, 0.63, 0.30);  // now equal to (10, 256): not strictly rising with d
   a = sae::analysis::analyse_grid({5, 10, 20}, {256, 512}, eval);
   BOOST_TEST(!a.dead_rises_with_d);
+}
+
+// Report 002's effects, hand-computed: 3 layers x 3 positions, two SAEs per cell (EV c - 0.1 and
+// c + 0.1, so the cell mean is c), every cell 0.5 but (2, 2) at 0.8. Layer and position means .5,
+// .5, .6; grand mean 4.8 / 9; the interaction is largest, .8 - .6 - .6 + 4.8 / 9 = 0.1333, at (2, 2).
+BOOST_AUTO_TEST_CASE(sweep_effects_by_hand) {
+  std::vector<sae::SweepResult> results;
+  for (sae::index_t l = 0; l < 3; ++l)
+    for (sae::index_t p = 0; p < 3; ++p)
+      for (int side : {-1, 1}) {
+        sae::SweepResult r;
+        r.slice = sae::data::LayerPosition{l, p};
+        r.k = side < 0 ? 5 : 20;
+        r.val.explained_variance = (l == 2 && p == 2 ? 0.8 : 0.5) + 0.1 * side;
+        r.val.dead_fraction = 0.1 * static_cast<double>(l + 1);
+        results.push_back(r);
+      }
+  const auto e = sae::analysis::sweep_effects(results, {0, 1, 2}, {0, 1, 2});
+  const auto tol = boost::test_tools::tolerance(1e-12);
+  const double grand = 4.8 / 9;
+  BOOST_TEST(e.grand_ev == grand, tol);
+  BOOST_TEST(e.layers[1].mean_ev == 0.5, tol);
+  BOOST_TEST(e.layers[2].mean_ev == 0.6, tol);
+  BOOST_TEST(e.layers[2].mean_dead == 0.3, tol);
+  BOOST_TEST(e.positions[2].mean_ev == 0.6, tol);
+  BOOST_TEST(e.positions[0].mean_dead == 0.2, tol);
+  BOOST_TEST(e.layers[0].best == 1u);   // layer 0's first +0.1 SAE (EV 0.6; later equals do not replace it)
+  BOOST_TEST(e.layers[2].best == 17u);  // (2, 2), the +0.1 SAE: EV 0.9
+  BOOST_TEST(e.cell_ev[2][2] == 0.8, tol);
+  BOOST_TEST(e.interaction[2][2] == 0.8 - 0.6 - 0.6 + grand, tol);
+  BOOST_TEST(e.interaction[0][0] == 0.5 - 0.5 - 0.5 + grand, tol);
+  BOOST_TEST(e.interaction[0][2] == 0.5 - 0.5 - 0.6 + grand, tol);
+  BOOST_TEST(e.largest_cell.layer == 2);
+  BOOST_TEST(e.largest_cell.position == 2);
+  BOOST_TEST(e.largest_interaction == 0.8 - 1.2 + grand, tol);
+  // A K's mean in one cell (the heatmaps).
+  BOOST_TEST(sae::analysis::sweep_mean(results, 2, 2, 20, sae::analysis::ev_of) == 0.9, tol);
 }

@@ -134,6 +134,16 @@ BOOST_AUTO_TEST_CASE(older_seed_text_still_reads) {
   BOOST_TEST(sae::io::config_from_json<sae::BatchTopKConfig>(old, "c").seed == std::numeric_limits<std::uint64_t>::max());
 }
 
+// Fingerprints stored before the field lists hold seeds as text: the same seed still matches.
+BOOST_AUTO_TEST_CASE(older_fingerprints_with_text_seeds_still_match) {
+  const Json now = sae::training_fingerprint(sae::TrainConfig{}, sae::AdamConfig{});
+  Json stored = now;
+  stored["seed"] = "0";
+  BOOST_TEST(sae::io::fingerprint_differences(stored, now).empty());
+  stored["seed"] = "1";
+  BOOST_TEST(sae::io::fingerprint_differences(stored, now).size() == 1u);
+}
+
 // The training fingerprint, computed by hand: every field that changes the weights.
 BOOST_AUTO_TEST_CASE(training_fingerprint_by_hand) {
   sae::TrainConfig t;
