@@ -12,8 +12,10 @@
 #include <sae/analysis/semantics.hpp>
 #include <sae/analysis/specialization.hpp>
 #include <sae/analysis/summary_stats.hpp>
+#include <sae/analysis/sweep_effects.hpp>
 #include <sae/core/backend.hpp>
 #include <sae/core/error.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/rng.hpp>
 #include <sae/core/types.hpp>
 #include <sae/data/activation_split.hpp>
@@ -23,6 +25,7 @@
 #include <sae/data/planted.hpp>
 #include <sae/data/samples.hpp>
 #include <sae/data/split.hpp>
+#include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/jsonl.hpp>
 #include <sae/io/npy.hpp>
@@ -38,9 +41,11 @@
 #include <sae/model/matryoshka_autoencoder.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/model/recipe.hpp>
+#include <sae/model/registry.hpp>
 #include <sae/optim/adam.hpp>
 #include <sae/optim/schedule.hpp>
 #include <sae/optim/sgd.hpp>
 #include <sae/train/callbacks.hpp>
+#include <sae/train/l0_search.hpp>
 #include <sae/train/sweep.hpp>
 #include <sae/train/trainer.hpp>
