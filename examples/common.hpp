@@ -278,7 +278,6 @@ inline SweepOutput progress_output() {
   return {std::cout, tty};
 }
 
-inline void progress_line(const std::string& text, bool final) { sae::progress_line(progress_output(), text, final); }
 
 // --seed (TrainConfig's field flag), parsed as the field parses it.
 inline std::uint64_t seed_flag(const cxxopts::ParseResult& args) {

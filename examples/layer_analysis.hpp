@@ -9,7 +9,6 @@
 #include <sae/analysis/latent_profile.hpp>
 #include <sae/analysis/specialization.hpp>
 
-#include <chrono>
 #include <sstream>
 
 namespace sae::examples {
@@ -20,21 +19,6 @@ inline sae::data::SplitPolicy split_policy_flags(const cxxopts::ParseResult& arg
   return sae::data::SplitPolicy{val_fraction_flag(args), seed_flag(args)};
 }
 
-// Per-epoch progress line for one model of a multi-model run.
-template <class Model>
-struct EpochProgress {
-  std::string label;
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  bool on_epoch_end(const sae::EpochStats& s, const Model&) {
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    progress_line(label + " epoch " + std::to_string(s.epoch) + "/" + std::to_string(s.epochs) + "  loss " +
-                      fmt("%.5f", s.train_loss) + "  val EV " + fmt("%.4f", s.validation_ev.value_or(0.0)) + "  " +
-                      fmt("%.1fs", elapsed),
-                  s.epoch == s.epochs);
-    return false;
-  }
-};
-
 // Trains one TopK SAE with the reports' setup and the grid flags' epochs/batch/lr/seed.
 inline sae::TopKAutoencoder<float> train_topk(const sae::data::ActivationSplit& d, index_t k, index_t latents, const GridFlags& flags,
                                               const std::string& label) {
@@ -42,7 +26,7 @@ inline sae::TopKAutoencoder<float> train_topk(const sae::data::ActivationSplit& 
   c.input_dim = d.train.cols(), c.num_latents = latents, c.k = k, c.seed = flags.train.seed;
   sae::TopKAutoencoder<float> model(c);
   auto trainer = sae::make_trainer<sae::TopKAutoencoder<float>>(flags.train, sae::Adam<float>(flags.adam));
-  trainer.fit(model, d.train, &d.validation, EpochProgress<sae::TopKAutoencoder<float>>{label});
+  trainer.fit(model, d.train, &d.validation, sae::ProgressPrinter(progress_output(), label));
   return model;
 }
 

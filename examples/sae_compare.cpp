@@ -45,7 +45,7 @@ template <class Model>
 Cell train_and_score(Model model, const Setup& s, const std::string& label) {
   const auto start = std::chrono::steady_clock::now();
   auto trainer = sae::make_trainer<Model>(s.train, sae::Adam<float>(s.adam));
-  trainer.fit(model, s.data.train, &s.data.validation, sae::examples::EpochProgress<Model>{label});
+  trainer.fit(model, s.data.train, &s.data.validation, sae::ProgressPrinter(sae::examples::progress_output(), label));
   Cell c;
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   c.val = sae::metrics::evaluate(model, s.data.validation);

@@ -147,9 +147,9 @@ int main(int argc, char** argv) {
     {
       auto trainer = sae::make_trainer<Matryoshka>(flags.train, sae::Adam<float>(flags.adam));
       trainer.fit(mat, late.data.train, &late.data.validation,
-                  sae::examples::EpochProgress<Matryoshka>{"[" + std::to_string(count + 1) + "/" + std::to_string(count + 1) +
-                                                           " Matryoshka k=" + std::to_string(mat_k) +
-                                                           ", d=" + std::to_string(mat_latents) + "]"});
+                  sae::ProgressPrinter(sae::examples::progress_output(),
+                                       "[" + std::to_string(count + 1) + "/" + std::to_string(count + 1) +
+                                           " Matryoshka k=" + std::to_string(mat_k) + ", d=" + std::to_string(mat_latents) + "]"));
     }
     const Row mrow{"Matryoshka (ours) k=" + std::to_string(mat_k) + ", d=" + std::to_string(mat_latents), mat_k, mat_latents,
                    sae::metrics::evaluate(mat, late.data.validation)};

@@ -18,38 +18,17 @@ struct TrainData {
   sae::io::Json fingerprint;
 };
 
-TrainData load_data(const cxxopts::ParseResult& args, std::uint64_t seed) {
-  using sae::examples::int_flag;
-  sae::Matrix<float> all;
-  std::string source;
-  sae::io::Json fingerprint;
+// The --data file, or rows planted by `planted` when --data is empty (the default).
+TrainData load_data(const cxxopts::ParseResult& args, sae::data::PlantedConfig planted, std::uint64_t seed) {
+  sae::data::ActivationFile file;
   if (!args["data"].as<std::string>().empty()) {
-    auto loaded = sae::examples::load_data_flag(args);
-    all = std::move(loaded.all);
-    source = std::move(loaded.source);
-    fingerprint = std::move(loaded.fingerprint);
+    file = sae::examples::load_data_flag(args);
   } else {
-    sae::data::PlantedConfig pc;
-    pc.num_samples = int_flag(args, "planted-samples", 2);
-    pc.input_dim = int_flag(args, "planted-dim", 1);
-    pc.num_features = int_flag(args, "planted-features", 1);
-    pc.k_true = int_flag(args, "planted-k", 1, pc.num_features);
-    pc.noise_std = 0.02;
-    pc.seed = seed;
-    sae::require_memory(static_cast<double>(pc.num_samples) * static_cast<double>(pc.input_dim + pc.num_features) * 4.0,
-                        "planted data of " + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim));
-    all = sae::data::make_planted<float>(pc).x;
-    source = "planted synthetic data (" + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim) +
-             ", " + std::to_string(pc.num_features) + " true features, " + std::to_string(pc.k_true) +
-             " active per sample)";
-    fingerprint = sae::io::Json::object();
-    fingerprint["planted_samples"] = pc.num_samples;
-    fingerprint["planted_dim"] = pc.input_dim;
-    fingerprint["planted_features"] = pc.num_features;
-    fingerprint["planted_k"] = pc.k_true;
-    fingerprint["planted_noise_std"] = pc.noise_std;
+    planted.seed = seed;
+    file = sae::data::planted_activation_file(planted);
   }
-  TrainData d{sae::data::split_activations(all, source, {sae::examples::val_fraction_flag(args), seed}), std::move(fingerprint)};
+  TrainData d{sae::data::split_activations(file.all, file.source, {sae::examples::val_fraction_flag(args), seed}),
+              std::move(file.fingerprint)};
   d.fingerprint["split"] = d.split.split;
   return d;
 }
@@ -90,14 +69,13 @@ int main(int argc, char** argv) {
       ("out", "output directory", cxxopts::value<std::string>()->default_value("runs/sae-train"))
       ("export", "also write the SAE as <out>/saelens/ and/or <out>/sparsify/ (comma-separated formats)",
        cxxopts::value<std::vector<std::string>>())
-      ("planted-samples", "planted data: samples", cxxopts::value<long>()->default_value("7473"))
-      ("planted-dim", "planted data: input dimension", cxxopts::value<long>()->default_value("256"))
-      ("planted-features", "planted data: true features", cxxopts::value<long>()->default_value("512"))
-      ("planted-k", "planted data: active features per sample", cxxopts::value<long>()->default_value("8"))
       ("quiet", "no per-epoch progress")
       ("mpi", "data-parallel over the ranks of an MPI job (mpirun -np N sae-train --mpi ...): each batch split "
               "over the ranks, gradients summed");
     // clang-format on
+    sae::data::PlantedConfig planted;  // without --data: the reports' row count, a 256-wide planted dictionary
+    planted.num_samples = 7473, planted.input_dim = 256, planted.num_features = 512, planted.k_true = 8, planted.noise_std = 0.02;
+    field_flags.declare("", planted);
     sae::examples::add_data_options(options, "");
     sae::examples::add_dead_latent_options(options, field_flags, "dead latents");
     sae::examples::add_schedule_options(field_flags, "optimizer");
@@ -126,6 +104,10 @@ int main(int argc, char** argv) {
     const bool use_sgd = optimizer == "sgd";
     sae::SgdConfig sgd{adam.lr, 0.9, adam.weight_decay};
     field_flags.read(args, sgd);
+    field_flags.read(args, planted);
+    sae::examples::check_flag(planted.k_true <= planted.num_features,
+                              "--planted-k: expected at most --planted-features (" + std::to_string(planted.num_features) +
+                                  "), got " + std::to_string(planted.k_true));
     sae::examples::check_flag(!model_flags.median_decoder_bias || model_flags.decoder_bias,
                               "--median-decoder-bias initialises the decoder bias: it needs --decoder-bias");
     const long latents = model_flags.num_latents, k = model_flags.k;
@@ -172,7 +154,7 @@ int main(int argc, char** argv) {
     mpi.start(args.count("mpi") > 0, "sae-train");
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
-    const auto loaded = load_data(args, seed);
+    const auto loaded = load_data(args, planted, seed);
     const auto& data = loaded.split;
     sae::TopKConfig config = sae::examples::with_dead_window(dead_latents, data.train.rows());
     config.input_dim = data.train.cols();

@@ -297,3 +297,17 @@ BOOST_AUTO_TEST_CASE(geometric_median_against_known_answers) {
   sae::test::require_throws_with<sae::invalid_argument>([] { sae::data::geometric_median(sae::Matrix<double>(0, 3)); },
                                                         {"at least one row"});
 }
+
+// Planted rows as a program reads a file: the same rows make_planted draws, a source line naming
+// the sizes, and a fingerprint of every setting (a changed one changes it).
+BOOST_AUTO_TEST_CASE(planted_activation_file_is_make_planted_with_its_settings) {
+  sae::data::PlantedConfig pc;
+  pc.num_samples = 50, pc.input_dim = 6, pc.num_features = 10, pc.k_true = 2, pc.seed = 4;
+  const auto f = sae::data::planted_activation_file(pc);
+  BOOST_TEST(sae::test::same(f.all, sae::data::make_planted<float>(pc).x));
+  BOOST_TEST(f.source == "planted synthetic data (50 x 6, 10 true features, 2 active per sample)");
+  BOOST_TEST(f.fingerprint.at("planted_k").as_int() == 2);
+  auto other = pc;
+  other.noise_std = 0.5;
+  BOOST_TEST(sae::data::planted_activation_file(other).fingerprint.dump() != f.fingerprint.dump());
+}

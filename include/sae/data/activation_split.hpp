@@ -1,10 +1,13 @@
 // Activations as every program reads them: a `.npy` file (2-D, or one (layer, position) of a 4-D
 // array — (0, 0) unless given), what identifies its content for fingerprints, and its rows split
-// by a SplitPolicy with the file row behind each validation row kept for pairing with samples.
+// by a SplitPolicy with the file row behind each validation row kept for pairing with samples;
+// planted-dictionary rows in the same form, for runs without a file.
 #pragma once
 
 #include <sae/core/types.hpp>
+#include <sae/core/memory.hpp>
 #include <sae/data/activations.hpp>
+#include <sae/data/planted.hpp>
 #include <sae/data/split.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/json.hpp>
@@ -34,6 +37,24 @@ inline ActivationFile load_activation_file(const std::string& path, std::optiona
     f.fingerprint["layer"] = where->layer;
     f.fingerprint["position"] = where->position;
   }
+  return f;
+}
+
+// Planted-dictionary rows (data/planted.hpp) as a program reads a file: the rows, a source line for
+// reports and a fingerprint of every setting that made them. Refuses sizes past the memory available.
+inline ActivationFile planted_activation_file(const PlantedConfig& pc) {
+  require_memory(static_cast<double>(pc.num_samples) * static_cast<double>(pc.input_dim + pc.num_features) * 4.0,
+                 "planted data of " + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim));
+  ActivationFile f;
+  f.all = make_planted<float>(pc).x;
+  f.source = "planted synthetic data (" + std::to_string(pc.num_samples) + " x " + std::to_string(pc.input_dim) + ", " +
+             std::to_string(pc.num_features) + " true features, " + std::to_string(pc.k_true) + " active per sample)";
+  f.fingerprint = io::Json::object();
+  f.fingerprint["planted_samples"] = pc.num_samples;
+  f.fingerprint["planted_dim"] = pc.input_dim;
+  f.fingerprint["planted_features"] = pc.num_features;
+  f.fingerprint["planted_k"] = pc.k_true;
+  f.fingerprint["planted_noise_std"] = pc.noise_std;
   return f;
 }
 

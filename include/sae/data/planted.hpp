@@ -5,6 +5,7 @@
 
 #include <sae/core/error.hpp>
 #include <sae/core/rng.hpp>
+#include <sae/core/fields.hpp>
 #include <sae/core/types.hpp>
 
 #include <cmath>
@@ -22,6 +23,17 @@ struct PlantedConfig {
   double noise_std = 0.01;     // per element
   double tail_alpha = 3.0;     // Pareto tail index of the magnitudes (smaller = heavier tail)
   std::uint64_t seed = 0;
+
+  template <class Self, class Visitor>
+  static void fields(Self& c, Visitor&& v) {
+    v(c.num_samples, field("num_samples", "planted data: samples").at_least(2).flag_name("planted-samples"));
+    v(c.input_dim, field("input_dim", "planted data: input dimension").at_least(1).flag_name("planted-dim"));
+    v(c.num_features, field("num_features", "planted data: true features").at_least(1).flag_name("planted-features"));
+    v(c.k_true, field("k_true", "planted data: active features per sample").at_least(1).flag_name("planted-k"));
+    v(c.noise_std, field("noise_std", "planted data: Gaussian noise per element").at_least(0).no_flag());
+    v(c.tail_alpha, field("tail_alpha", "planted data: Pareto tail index of the magnitudes").above(0).no_flag());
+    v(c.seed, field("seed", "planted data: seed").no_flag());
+  }
 };
 
 template <class Scalar>

@@ -31,28 +31,54 @@ inline io::Json to_json(const EpochStats& s) {
   return j;
 }
 
-// One line per epoch: "[label] epoch 3/25  loss 0.0123  EV 0.871  val EV 0.866  4.2s  ETA 30s".
+// Where a run prints its progress: `redraw` (a terminal) rewrites one line in place; otherwise
+// only finished units are printed, one line each.
+struct SweepOutput {
+  std::ostream& log;
+  bool redraw = false;
+};
+
+// One progress line to `out`: rewritten in place (padded to 110 columns) when redrawing, else
+// printed only when `final`, so logs keep one line per finished unit.
+inline void progress_line(SweepOutput out, const std::string& text, bool final) {
+  if (out.redraw) {
+    out.log << '\r' << text << std::string(text.size() < 110 ? 110 - text.size() : 0, ' ') << (final ? "\n" : "");
+  } else if (final) {
+    out.log << text << '\n';
+  }
+  out.log.flush();
+}
+
+// The one per-model progress printer, a line per epoch: "<label> epoch 3/25  loss 0.0123  EV 0.871
+// val EV 0.866  4.2s  ETA 30s" (a run of many models adds its own ETA with SweepProgress).
 class ProgressPrinter {
  public:
-  explicit ProgressPrinter(std::ostream& out, std::string label = {}) : out_(out), label_(std::move(label)) {}
+  // Every epoch on its own line of `out`.
+  explicit ProgressPrinter(std::ostream& out, std::string label = {}) : out_{out, false}, every_line_(true), label_(std::move(label)) {}
+  // Through progress_line: one line redrawn in place on a terminal, kept at the last epoch.
+  explicit ProgressPrinter(SweepOutput out, std::string label = {}) : out_(out), every_line_(false), label_(std::move(label)) {}
 
   template <class Model>
   void on_epoch_end(const EpochStats& s, const Model&) {
     char buf[256];
     const double eta = s.seconds / static_cast<double>(s.epoch) * static_cast<double>(s.epochs - s.epoch);
+    std::string line = label_.empty() ? "" : label_ + " ";
     std::snprintf(buf, sizeof buf, "epoch %lld/%lld  loss %.6g  EV %.4f", static_cast<long long>(s.epoch),
                   static_cast<long long>(s.epochs), s.train_loss, s.train_ev);
-    out_ << (label_.empty() ? "" : "[" + label_ + "] ") << buf;
+    line += buf;
     if (s.validation_ev) {
       std::snprintf(buf, sizeof buf, "  val EV %.4f", *s.validation_ev);
-      out_ << buf;
+      line += buf;
     }
     std::snprintf(buf, sizeof buf, "  %.1fs  ETA %.0fs", s.seconds, eta);
-    out_ << buf << std::endl;
+    line += buf;
+    if (every_line_) out_.log << line << std::endl;
+    else progress_line(out_, line, s.epoch == s.epochs);
   }
 
  private:
-  std::ostream& out_;
+  SweepOutput out_;
+  bool every_line_;
   std::string label_;
 };
 

@@ -24,6 +24,7 @@
 #include <sae/model/recipe.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/optim/adam.hpp>
+#include <sae/train/callbacks.hpp>
 #include <sae/train/trainer.hpp>
 
 #include <algorithm>
@@ -107,24 +108,6 @@ struct SweepResult {
   index_t epochs = 0;       // epochs run
   io::Json fingerprint;     // what decided it (sweep_fingerprint)
 };
-
-// Where a run prints its progress: `redraw` (a terminal) rewrites one line in place; otherwise
-// only finished units are printed, one line each.
-struct SweepOutput {
-  std::ostream& log;
-  bool redraw = false;
-};
-
-// One progress line to `out`: rewritten in place (padded to 110 columns) when redrawing, else
-// printed only when `final`, so logs keep one line per finished unit.
-inline void progress_line(SweepOutput out, const std::string& text, bool final) {
-  if (out.redraw) {
-    out.log << '\r' << text << std::string(text.size() < 110 ? 110 - text.size() : 0, ' ') << (final ? "\n" : "");
-  } else if (final) {
-    out.log << text << '\n';
-  }
-  out.log.flush();
-}
 
 // ---- names, JSON and fingerprints ----
 
