@@ -24,7 +24,8 @@ constexpr Variant kVariants[] = {{"topk", "TopK (reports)"},
                                  {"auxk", "TopK + AuxK"},
                                  {"modern", "TopK, recipe modern"},
                                  {"batchtopk", "BatchTopK"},
-                                 {"jumprelu", "JumpReLU"}};
+                                 {"jumprelu", "JumpReLU"},
+                                 {"matryoshka", "Matryoshka"}};
 
 struct Cell {
   sae::metrics::Evaluation val;
@@ -90,7 +91,8 @@ int main(int argc, char** argv) {
         .declare("grid", sae::TrainConfig{}, {"seed"});
     options.add_options("grid")
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
-      ("variants", "which of topk, auxk, modern, batchtopk, jumprelu to train (topk always: the others are compared with it)",
+      ("variants", "which of topk, auxk, modern, batchtopk, jumprelu, matryoshka to train (topk always: the others are "
+                   "compared with it)",
        cxxopts::value<std::vector<std::string>>()->default_value("topk,auxk,modern,batchtopk,jumprelu"))
       ("aux-k", "the AuxK variant's k_aux (dead window: two epochs, alpha 1/32, as --recipe modern)",
        cxxopts::value<long>()->default_value("4"))
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
     std::vector<Variant> variants{kVariants[0]};
     for (const auto& v : args["variants"].as<std::vector<std::string>>()) {
       const auto it = std::find_if(std::begin(kVariants), std::end(kVariants), [&](const Variant& x) { return v == x.key; });
-      check_flag(it != std::end(kVariants), "--variants: expected names from topk, auxk, modern, batchtopk, jumprelu; got '" + v + "'");
+      check_flag(it != std::end(kVariants), "--variants: expected names from topk, auxk, modern, batchtopk, jumprelu, matryoshka; got '" + v + "'");
       if (std::none_of(variants.begin(), variants.end(), [&](const Variant& x) { return v == x.key; })) variants.push_back(*it);
     }
 
@@ -152,6 +154,10 @@ int main(int argc, char** argv) {
             sae::BatchTopKConfig c;
             c.input_dim = input_dim, c.num_latents = d, c.k = k, c.seed = seed;
             cell = train_and_score(sae::BatchTopKAutoencoder<float>(c), setup, label);
+          } else if (key == "matryoshka") {  // the registry's config, by key: the default nested groups
+            sae::MatryoshkaConfig c;
+            sae::io::assign_shared_fields(sae::TopKConfig{input_dim, d, k, sae::Selection::value, false, seed}, c);
+            cell = train_and_score(sae::MatryoshkaAutoencoder<float>(c), setup, label);
           } else if (key == "jumprelu") {
             sae::JumpReluConfig c;
             c.input_dim = input_dim, c.num_latents = d, c.bandwidth = bandwidth, c.seed = seed;
@@ -225,10 +231,11 @@ int main(int argc, char** argv) {
     const auto cell_text = [&](const std::string& key, index_t k, index_t d) {
       const Cell& c = cells.at({key, k, d});
       std::string s = ev_dead(c);
-      if (key == "batchtopk" || key == "jumprelu") s += " (L0 " + fmt("%.1f", c.val.l0);
+      const bool varying_l0 = key == "batchtopk" || key == "jumprelu" || key == "matryoshka";
+      if (varying_l0) s += " (L0 " + fmt("%.1f", c.val.l0);
       if (key == "jumprelu") s += ", λ " + fmt("%.3g", c.lambda) + (c.initial_l0 != k ? ", start L0 " + std::to_string(c.initial_l0) : "") +
                                     (c.matched ? "" : ", unmatched");
-      if (key == "batchtopk" || key == "jumprelu") s += ")";
+      if (varying_l0) s += ")";
       return s;
     };
     std::ostringstream table, train_table;
@@ -276,7 +283,11 @@ int main(int argc, char** argv) {
        << bandwidth << " x the data's RMS entry, λ and the thresholds' starting L0 searched over up to "
        << runs << " trainings per point to bring the validation L0 within " << fmt("%.0f%%", 100 * tolerance)
        << " of K: λ in [1e-3, 1e3] with the thresholds started at K's L0, then the start moved when λ alone cannot get there "
-          "in this many steps)\n"
+          "in this many steps)"
+       << (std::any_of(variants.begin(), variants.end(), [](const Variant& v) { return std::string(v.key) == "matryoshka"; })
+               ? "; Matryoshka (BatchTopK over the default nested groups, F/16, F/16, F/8, F/4, F/2)"
+               : "")
+       << "\n"
        << "- **Cells**: validation EV / dead % (the reports' definition: never fired on a validation row); "
           "BatchTopK and JumpReLU also show their L0, which is not fixed per sample\n\n"
        << "## EV and dead latents (validation)\n\n" << table.str() << "\n![EV against dead %](figures/ev_vs_dead.png)\n\n"

@@ -568,7 +568,8 @@ BOOST_AUTO_TEST_CASE(sae_compare_trains_every_variant_on_the_grid_runs_data) {
   const std::vector<std::string> grid = {"--data", kData, "--ks", "2,4", "--latents", "16,32", "--epochs", "2", "--no-plots"};
   auto g = grid, c = grid;
   g.insert(g.end(), {"--out", (dir / "grid").string()});
-  c.insert(c.end(), {"--jumprelu-runs", "3", "--out", (dir / "compare").string()});
+  c.insert(c.end(), {"--jumprelu-runs", "3", "--variants", "topk,auxk,modern,batchtopk,jumprelu,matryoshka", "--out",
+                     (dir / "compare").string()});
   BOOST_REQUIRE_EQUAL(run("sae-grid", g, dir / "log").code, 0);
   const Exit e = run("sae-compare", c, dir / "log");
   BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
@@ -584,7 +585,7 @@ BOOST_AUTO_TEST_CASE(sae_compare_trains_every_variant_on_the_grid_runs_data) {
   };
   const auto grid_rows = lines(sae::test::read_file(dir / "grid" / "grid_metrics.csv"));
   const auto rows = lines(sae::test::read_file(dir / "compare" / "compare.csv"));
-  BOOST_REQUIRE_EQUAL(rows.size(), 1u + 5 * 4);
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u + 6 * 4);
   std::map<std::string, int> per_variant;
   for (std::size_t r = 1; r < rows.size(); ++r) {
     ++per_variant[rows[r][0]];
@@ -597,7 +598,7 @@ BOOST_AUTO_TEST_CASE(sae_compare_trains_every_variant_on_the_grid_runs_data) {
         BOOST_TEST(grid_rows[q][4] == rows[r][4], "dead fraction of K=" << rows[r][1] << " d=" << rows[r][2]);
       }
   }
-  for (const char* v : {"topk", "auxk", "modern", "batchtopk", "jumprelu"}) BOOST_TEST(per_variant[v] == 4, v);
+  for (const char* v : {"topk", "auxk", "modern", "batchtopk", "jumprelu", "matryoshka"}) BOOST_TEST(per_variant[v] == 4, v);
   const std::string report = sae::test::read_file(dir / "compare" / "report.md");
   BOOST_TEST(report.find("| K | latent_dim | TopK (reports) | TopK + AuxK | TopK, recipe modern | BatchTopK | JumpReLU |") !=
              std::string::npos);
