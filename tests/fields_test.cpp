@@ -127,6 +127,17 @@ BOOST_AUTO_TEST_CASE(reading_names_the_key_and_refuses_unknown_ones) {
                                                 {"lr_schedule.warmup: unknown key"});
 }
 
+// Integers are exact to 2^63 now, so cross-field checks must not overflow: group sizes near 2^63
+// are refused, not summed (UBSan would flag the overflow in the sanitizer build).
+BOOST_AUTO_TEST_CASE(huge_integers_are_refused_without_overflow) {
+  sae::MatryoshkaConfig m;
+  m.input_dim = 8, m.num_latents = 16, m.k = 2;
+  Json j = sae::io::fields_to_json(m);
+  j["group_sizes"] = Json::parse("[9223372036854775807, 9223372036854775807]");
+  sae::test::require_throws_with<sae::io_error>([&] { sae::io::config_from_json<sae::MatryoshkaConfig>(j, "m.json"); },
+                                                {"m.json", "group sizes sum to more than num_latents (16)"});
+}
+
 // Checkpoints written before the field lists stored BatchTopK/JumpReLU/Matryoshka seeds as text.
 BOOST_AUTO_TEST_CASE(older_seed_text_still_reads) {
   const Json old = Json::parse(

@@ -78,6 +78,9 @@ struct MatryoshkaConfig {
     index_t sum = 0;
     for (index_t s : group_sizes) {
       detail::require(s > 0, caller, "group sizes must be positive, got " + std::to_string(s));
+      // Checked before adding, so sizes near 2^63 (a checkpoint may hold any 64-bit integer) cannot overflow.
+      detail::require(s <= num_latents - sum, caller,
+                      "group sizes sum to more than num_latents (" + std::to_string(num_latents) + ")");
       sum += s;
     }
     detail::require(group_sizes.empty() || sum == num_latents, caller,
