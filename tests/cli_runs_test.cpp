@@ -277,7 +277,11 @@ BOOST_AUTO_TEST_CASE(sae_train_trains_each_architecture_and_its_checkpoint_score
           c.input_dim = 16, c.num_latents = 8;
           return c;
         }()));
-  check("matryoshka", sae::MatryoshkaAutoencoder<float>(sae::MatryoshkaConfig{16, 16, 2}));
+  check("matryoshka", sae::MatryoshkaAutoencoder<float>([] {
+          sae::MatryoshkaConfig c;
+          c.input_dim = 16, c.num_latents = 16, c.k = 2;
+          return c;
+        }()));
 }
 
 // --config FILE: flag values by long name under the command line's; unknown keys and bad values
