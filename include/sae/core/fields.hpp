@@ -1,6 +1,6 @@
 // One field list per config: each config struct names its fields once, with key, help, range and
 // flags, in a static `fields(config, visitor)`; JSON in and out, fingerprints, config files and
-// command-line flags all follow from that one list (io/config_json.hpp, examples/config_flags.hpp),
+// command-line flags all follow from that one list (io/config_json.hpp, examples/field_flags.hpp),
 // as mlpack's `serialize` or NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE do.
 //
 //   struct AdamConfig {
@@ -37,7 +37,6 @@ struct FieldInfo {
   std::string flag;       // command-line name ("latents", or "k,topk" with a short form); empty = key with '-'
   bool has_flag = true;   // false: set by the program or the data, never by a flag (input_dim)
   bool required = false;  // JSON readers refuse a config without it (no meaningful default)
-  bool omit_default = false;  // written only when it differs from the default (keeps older files identical)
   bool runtime = false;   // how to compute, not what the model is: left out of model JSON and checkpoints
   bool written = true;    // false: left out of this config's JSON (a setting that is off; see written_when)
   double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
@@ -50,7 +49,6 @@ struct FieldInfo {
   FieldInfo& flag_name(std::string f) { flag = std::move(f); return *this; }
   FieldInfo& no_flag() { has_flag = false; return *this; }
   FieldInfo& needed() { required = true; return *this; }
-  FieldInfo& written_when_set() { omit_default = true; return *this; }
   FieldInfo& compute_only() { runtime = true; return *this; }
   // Written to JSON only while `on` (e.g. AuxK's weight only with AuxK), so configs without the
   // feature, and their fingerprints, stay as they were before it existed.
@@ -101,10 +99,6 @@ template <class, class = void>
 struct has_fields : std::false_type {};
 template <class T>
 struct has_fields<T, std::void_t<decltype(T::fields(std::declval<T&>(), std::declval<probe_visitor&>()))>> : std::true_type {};
-template <class, class = void>
-struct has_enum_names : std::false_type {};
-template <class T>
-struct has_enum_names<T, std::void_t<decltype(enum_names(T{}))>> : std::true_type {};
 template <class>
 struct is_vector : std::false_type {};
 template <class T>

@@ -16,7 +16,9 @@
 namespace sae::io {
 
 struct FieldJsonOptions {
-  bool include_runtime = false;  // also the compute-only fields (config files, run records)
+  // Every field, the compute-only ones and those a written_when leaves out too (copies between
+  // configs); by default a config's JSON is what checkpoints and fingerprints hold.
+  bool all_fields = false;
 };
 
 namespace config_json_detail {
@@ -26,16 +28,9 @@ Json value_to_json(const T& v, FieldJsonOptions opt);
 
 template <class Config>
 Json fields_object(const Config& c, FieldJsonOptions opt) {
-  // The defaults' JSON decides which written_when_set fields are left out.
-  Json defaults = Json::object();
-  const Config d{};
-  for_each_field(d, [&](const auto& value, const FieldInfo& f) { defaults[f.key] = value_to_json(value, opt); });
   Json j = Json::object();
   for_each_field(c, [&](const auto& value, const FieldInfo& f) {
-    if ((f.runtime && !opt.include_runtime) || !f.written) return;
-    Json v = value_to_json(value, opt);
-    if (f.omit_default && v.dump(-1) == defaults.at(f.key).dump(-1)) return;
-    j[f.key] = std::move(v);
+    if (opt.all_fields || (!f.runtime && f.written)) j[f.key] = value_to_json(value, opt);
   });
   return j;
 }
@@ -125,7 +120,7 @@ void read_fields(const Json& j, T& c, const std::string& path, FieldJsonOptions 
   if (!j.is_object()) throw invalid_argument((path.empty() ? std::string("config") : path) + ": expected an object");
   std::vector<std::string> known;
   for_each_field(c, [&](auto& value, const FieldInfo& f) {
-    if (f.runtime && !opt.include_runtime) return;
+    if (f.runtime && !opt.all_fields) return;
     known.emplace_back(f.key);
     const Json* v = j.find(f.key);
     if (!v) {
@@ -156,8 +151,8 @@ struct has_validate<C, std::void_t<decltype(std::declval<const C&>().validate())
 
 }  // namespace config_json_detail
 
-// A config as JSON: every field in list order (compute-only ones with include_runtime), a
-// written_when_set field only when it differs from its default.
+// A config as JSON: its fields in list order, without the compute-only ones and those whose
+// written_when is off (unless all_fields).
 template <class Config>
 Json fields_to_json(const Config& c, FieldJsonOptions opt = {}) {
   return config_json_detail::fields_object(c, opt);
@@ -170,8 +165,8 @@ void read_fields(const io::Json& j, Config& c, FieldJsonOptions opt = {}, const 
   config_json_detail::read_fields(j, c, path, opt);
 }
 
-// Copies into `to` every field whose key `to` also lists (compute-only fields included), e.g. the
-// shape, seed and decoder options of one architecture's config into another's.
+// Copies into `to` every field whose key `to` also lists (compute-only and unwritten ones included),
+// e.g. the shape, seed and decoder options of one architecture's config into another's.
 template <class From, class To>
 void assign_shared_fields(const From& from, To& to) {
   const Json all = fields_to_json(from, {true});

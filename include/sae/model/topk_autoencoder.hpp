@@ -73,18 +73,18 @@ struct TopKConfig {
     v(c.seed, field("seed", "seed for initialisation"));
     v(c.encoder_precision, field("encoder_precision", "encoder GEMM arithmetic: 'fp32', 'tf32' (CUDA) or 'bf16' "
                                                       "(bfloat16 inputs, float sums)").compute_only());
-    v(c.tied_init, field("tied_init", "initialise the encoder to the decoder's transpose").written_when_set());
+    v(c.tied_init, field("tied_init", "initialise the encoder to the decoder's transpose").written_when(c.tied_init));
     v(c.project_decoder_gradient, field("project_decoder_gradient", "remove from each decoder row's gradient its "
                                                                     "component along the row")
-                                      .flag_name("project-decoder-grad").written_when_set());
+                                      .flag_name("project-decoder-grad").written_when(c.project_decoder_gradient));
     v(c.median_decoder_bias, field("median_decoder_bias", "start the decoder bias at the geometric median of the "
-                                                          "training rows (needs the decoder bias)").written_when_set());
-    v(c.aux_k, field("aux_k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)").at_least(0).written_when_set());
+                                                          "training rows (needs the decoder bias)").written_when(c.median_decoder_bias));
+    v(c.aux_k, field("aux_k", "AuxK: dead latents per sample that reconstruct the residual (0 = off)").at_least(0).written_when(c.aux_k != 0));
     v(c.aux_alpha, field("aux_alpha", "AuxK: weight of the auxiliary loss").above(0).at_most(1e6).written_when(c.aux_k > 0));
     v(c.dead_window, field("dead_window", "AuxK: training samples without firing before a latent counts as dead (programs: 0 = one epoch)")
                          .at_least(0).written_when(c.aux_k > 0 || c.resample_every > 0));
     v(c.resample_every, field("resample_every", "resample dead latents every this many training samples (0 = off)")
-                            .at_least(0).written_when_set());
+                            .at_least(0).written_when(c.resample_every != 0));
   }
 
   void validate(const char* caller) const {

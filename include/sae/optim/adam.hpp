@@ -34,7 +34,8 @@ struct AdamConfig {
     v(c.beta1, field("beta1", "first-moment decay").at_least(0).below(1));
     v(c.beta2, field("beta2", "second-moment decay").at_least(0).below(1));
     v(c.eps, field("eps", "added to the root of the second moment").above(0).at_most(1));
-    v(c.weight_decay, field("weight_decay", "decoupled weight decay (AdamW; 0 = Adam)").at_least(0).at_most(1e6).written_when_set());
+    v(c.weight_decay, field("weight_decay", "decoupled weight decay (AdamW; 0 = Adam)").at_least(0).at_most(1e6)
+                          .written_when(c.weight_decay != 0));
   }
 
   void validate() const {

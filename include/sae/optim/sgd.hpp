@@ -27,7 +27,8 @@ struct SgdConfig {
   static void fields(Self& c, Visitor&& v) {
     v(c.lr, field("lr", "learning rate").above(0).at_most(1e6));
     v(c.momentum, field("momentum", "SGD momentum").at_least(0).below(1));
-    v(c.weight_decay, field("weight_decay", "weight decay added to the gradient").at_least(0).at_most(1e6).written_when_set());
+    v(c.weight_decay, field("weight_decay", "weight decay added to the gradient").at_least(0).at_most(1e6)
+                          .written_when(c.weight_decay != 0));
   }
 
   void validate() const {
