@@ -278,16 +278,6 @@ inline SweepOutput progress_output() {
   return {std::cout, tty};
 }
 
-
-// --seed (TrainConfig's field flag), parsed as the field parses it.
-inline std::uint64_t seed_flag(const cxxopts::ParseResult& args) {
-  try {
-    return parse_field_text<std::uint64_t>(args["seed"].as<std::string>(), field("seed", ""));
-  } catch (const invalid_argument& e) {
-    throw invalid_argument(std::string("--seed: ") + e.what());
-  }
-}
-
 // Every K must fit every dictionary size of a grid.
 inline void check_k_within_latents(const std::vector<index_t>& ks, const std::vector<index_t>& latents) {
   check_flag(!ks.empty() && !latents.empty(), "--ks and --latents need at least one value each");
@@ -323,15 +313,15 @@ inline Recipe recipe_flag(const cxxopts::ParseResult& args) {
   }
 }
 
-// The add_dead_latent_options flags, checked; dead_window 0 stands for one epoch until
-// with_dead_window() knows the training rows.
-inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args, const FieldFlags& flags) {
+// `base` with every TopKConfig flag the program declared read into it (the add_dead_latent_options
+// ones, checked against --recipe, and any others: sae-train's --latents, -k, --selection, ...);
+// dead_window 0 stands for one epoch until with_dead_window() knows the training rows.
+inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args, const FieldFlags& flags, TopKConfig base = {}) {
   if (recipe_flag(args) == Recipe::modern)
     for (const char* f : {"tied-init", "aux-k", "aux-alpha", "dead-window", "resample-every", "project-decoder-grad"})
       check_flag(args[f].count() == 0, std::string("--recipe modern sets the dead-latent options itself; drop --") + f);
-  TopKConfig c;
-  flags.read(args, c);
-  return c;
+  flags.read(args, base);
+  return base;
 }
 
 // `options` (from dead_latent_flags) for `train_rows` training rows: the window resolved, and with

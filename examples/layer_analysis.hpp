@@ -14,9 +14,9 @@
 namespace sae::examples {
 
 // The split the feature analyses use: --val-fraction if given, else the library's default, seeded
-// by --seed (both layers of a two-layer program get the same rows).
-inline sae::data::SplitPolicy split_policy_flags(const cxxopts::ParseResult& args) {
-  return sae::data::SplitPolicy{val_fraction_flag(args), seed_flag(args)};
+// by --seed as read_grid_flags read it (both layers of a two-layer program get the same rows).
+inline sae::data::SplitPolicy split_policy_flags(const cxxopts::ParseResult& args, std::uint64_t seed) {
+  return sae::data::SplitPolicy{val_fraction_flag(args), seed};
 }
 
 // Trains one TopK SAE with the reports' setup and the grid flags' epochs/batch/lr/seed.
@@ -63,7 +63,7 @@ struct TwoLayers {
   sae::analysis::AnnotatedLayer late, early;
 };
 
-inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
+inline TwoLayers load_two_layers(const cxxopts::ParseResult& args, std::uint64_t seed) {
   TwoLayers t;
   const std::string data_path = args["data"].as<std::string>();
   t.samples_path = samples_path_for(args, data_path);
@@ -75,7 +75,7 @@ inline TwoLayers load_two_layers(const cxxopts::ParseResult& args) {
     early_path = data_path;
     early_where = sae::data::LayerPosition{int_flag(args, "early-layer", 0), late_where ? late_where->position : 0};
   }
-  const auto policy = split_policy_flags(args);
+  const auto policy = split_policy_flags(args, seed);
   t.late = sae::analysis::load_annotated_layer(data_path, late_where, samples, t.samples_path, policy);
   t.early = sae::analysis::load_annotated_layer(early_path, early_where, samples, t.samples_path, policy);
   return t;

@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     const auto late_ranges = sae::examples::rank_ranges_flag(args, "late-ranges", d);
     const auto early_ranges = sae::examples::rank_ranges_flag(args, "early-ranges", d);
 
-    const auto layers = sae::examples::load_two_layers(args);
+    const auto layers = sae::examples::load_two_layers(args, flags.train.seed);
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-hierarchy");
     sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     const std::string samples_path = sae::examples::samples_path_for(args, data_path);
     const auto layer = sae::analysis::load_annotated_layer(data_path, sae::examples::layer_position_flags(args),
                                                  sae::data::load_samples(samples_path), samples_path,
-                                                 sae::examples::split_policy_flags(args));
+                                                 sae::examples::split_policy_flags(args, flags.train.seed));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
     sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();

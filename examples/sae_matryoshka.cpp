@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
       for (long g : sae::examples::int_list_flag(args, "mat-groups", 1)) mat_config.group_sizes.push_back(g);
 
     // Data: the late layer (--data) for the comparison and semantics, the early layer for semantics.
-    const auto layers = sae::examples::load_two_layers(args);
+    const auto layers = sae::examples::load_two_layers(args, flags.train.seed);
     const auto& late = layers.late;
     const auto& early = layers.early;
     mat_config.input_dim = late.data.train.cols();

@@ -84,8 +84,8 @@ int main(int argc, char** argv) {
     const auto& args = *parsed;
     using sae::examples::int_flag;
     sae::examples::set_threads(int_flag(args, "threads", 0, 4096));
-    sae::TopKConfig model_flags = model_defaults;  // K, F, selection, decoder bias, GEMM precision, dead latents
-    field_flags.read(args, model_flags);
+    // K, F, selection, decoder bias, GEMM precision and the dead-latent options, checked before the data loads.
+    const sae::TopKConfig model_flags = sae::examples::dead_latent_flags(args, field_flags, model_defaults);
     sae::JumpReluConfig jumprelu_flags = jumprelu_defaults;
     field_flags.read(args, jumprelu_flags);
     const long early_stop = int_flag(args, "early-stop", 0);
@@ -128,10 +128,9 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(!(args.count("mpi") && (arch == "batchtopk" || arch == "matryoshka")),
                               "--mpi with --arch " + arch + ": BatchTopK would select over each rank's share of a batch, not "
                               "the whole batch; train it in one process");
-    const sae::TopKConfig dead_latents = sae::examples::dead_latent_flags(args, field_flags);  // checked before the data loads
-    sae::examples::check_flag(dead_latents.aux_k <= latents, "--aux-k: expected at most --latents (" +
-                                                                 std::to_string(latents) + "), got " +
-                                                                 std::to_string(dead_latents.aux_k));
+    sae::examples::check_flag(model_flags.aux_k <= latents, "--aux-k: expected at most --latents (" +
+                                                                std::to_string(latents) + "), got " +
+                                                                std::to_string(model_flags.aux_k));
 
     std::vector<sae::ExternalFormat> exports;
     if (args.count("export"))
@@ -147,7 +146,7 @@ int main(int argc, char** argv) {
                                   "--export sparsify: sparsify has no threshold SAE (BatchTopK, JumpReLU and Matryoshka export to saelens)");
       }
 
-    sae::examples::check_flag(!(args.count("mpi") && (dead_latents.tracks_dead_latents() ||
+    sae::examples::check_flag(!(args.count("mpi") && (model_flags.tracks_dead_latents() ||
                                                      sae::examples::recipe_flag(args) == sae::Recipe::modern)),
                               "--aux-k, --resample-every or --recipe modern with --mpi: dead latents are counted per process, so "
                               "data-parallel ranks would disagree; train it in one process");
@@ -156,14 +155,8 @@ int main(int argc, char** argv) {
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
     const auto loaded = load_data(args, planted, seed);
     const auto& data = loaded.split;
-    sae::TopKConfig config = sae::examples::with_dead_window(dead_latents, data.train.rows());
+    sae::TopKConfig config = sae::examples::with_dead_window(model_flags, data.train.rows());
     config.input_dim = data.train.cols();
-    config.num_latents = latents;
-    config.k = k;
-    config.selection = model_flags.selection;
-    config.decoder_bias = model_flags.decoder_bias;
-    config.median_decoder_bias = model_flags.median_decoder_bias;
-    config.encoder_precision = model_flags.encoder_precision;
     config.seed = seed;
     config = sae::apply_recipe(config, sae::examples::recipe_flag(args), data.train.rows());
     sae::examples::require_training_memory(config, train_config.batch_size);
