@@ -85,7 +85,7 @@ BOOST_AUTO_TEST_CASE(batch_topk_matches_one_group_matryoshka) {
     const auto x = random_matrix(9, 6, 2);
     BatchTopK::Gradients g, gr;
     BatchTopK::Workspace ws;
-    sae::MatryoshkaWorkspace<double> wr;
+    sae::MatryoshkaAutoencoder<double>::Workspace wr;
     const auto a = model.loss_and_gradient(x, g, ws), b = reference.loss_and_gradient(x, gr, wr);
     BOOST_TEST(a.loss == b.loss, boost::test_tools::tolerance(1e-12));
     BOOST_TEST(a.reconstruction_mse == a.loss);

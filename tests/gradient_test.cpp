@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(auxk_gradient_by_central_differences) {
       const auto step = model.loss_and_gradient(x, with, ws);
       BOOST_TEST(step.loss > step.reconstruction_mse);  // the auxiliary term is on
       const sae::Matrix<double> x_hat = ws.x_hat;      // held fixed below
-      const std::vector<char> dead = ws.aux.dead;
+      const std::vector<char> dead = ws.extra.dead;
       const index_t num_dead = static_cast<index_t>(std::count(dead.begin(), dead.end(), 1));
       BOOST_TEST(num_dead >= 26);  // at most 7 x 2 latents fire
       sae::TopKConfig plain_config = c;

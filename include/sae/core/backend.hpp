@@ -2,7 +2,7 @@
 // (Thrust-style tag dispatch). Models call them unqualified, `topk_rows(Backend{}, ...)`: the tags
 // derive from ops::backend_tag, so argument-dependent lookup finds each backend's overload where the
 // model is instantiated, whatever order the headers came in. A backend without an op a model needs
-// fails to compile there with "no matching function for call to '<op>(sae::<backend>, ...)'".
+// fails to compile there with a static_assert naming the op (has_op below).
 #pragma once
 
 #include <type_traits>
@@ -36,5 +36,16 @@ struct backend_available<cpu> : std::true_type {};
 //   decoder_bias, packs_encoder  which optional features the backend's kernels provide
 template <class Backend, class Scalar>
 struct storage;
+
+// Whether an op resolves for a backend: Op<Backend, Scalar> is the op's call expression, so a model
+// can static_assert that its backend has every op it needs and name the one missing.
+namespace backend_detail {
+template <class Void, template <class, class> class Op, class Backend, class Scalar>
+struct has_op : std::false_type {};
+template <template <class, class> class Op, class Backend, class Scalar>
+struct has_op<std::void_t<Op<Backend, Scalar>>, Op, Backend, Scalar> : std::true_type {};
+}  // namespace backend_detail
+template <template <class, class> class Op, class Backend, class Scalar>
+inline constexpr bool has_op = backend_detail::has_op<void, Op, Backend, Scalar>::value;
 
 }  // namespace sae

@@ -1,7 +1,7 @@
 // The parameters every dictionary model here shares — encoder W_enc [F, D] + b_enc [F], unit-norm
-// decoder rows W_dec [F, D], optional decoder bias b_dec [D] — with their initialisation, shape
-// checks, renormalisation and the visit order optimizers rely on. TopK and Matryoshka differ only
-// in how latents are selected and how the loss is formed.
+// decoder rows W_dec [F, D], optional decoder bias b_dec [D] — with their initialisation,
+// renormalisation and the visit order optimizers rely on. Architectures differ in how latents
+// are selected and how the loss is formed (model/dictionary.hpp).
 #pragma once
 
 #include <sae/backend/cpu/rows.hpp>
@@ -89,21 +89,6 @@ AutoencoderParameters<Scalar> init_parameters(index_t d, index_t f, bool decoder
   return p;
 }
 
-// Stored parameters (checkpoints) must have the shapes the config implies.
-template <class Scalar>
-void check_parameter_shapes(const AutoencoderParameters<Scalar>& p, index_t d, index_t f, bool decoder_bias,
-                            const char* caller) {
-  const auto shape = [](index_t r, index_t c) { return "[" + std::to_string(r) + ", " + std::to_string(c) + "]"; };
-  require(p.w_enc.rows() == f && p.w_enc.cols() == d, caller,
-          "w_enc is " + shape(p.w_enc.rows(), p.w_enc.cols()) + ", expected " + shape(f, d));
-  require(p.b_enc.size() == f, caller,
-          "b_enc has " + std::to_string(p.b_enc.size()) + " entries, expected " + std::to_string(f));
-  require(p.w_dec.rows() == f && p.w_dec.cols() == d, caller,
-          "w_dec is " + shape(p.w_dec.rows(), p.w_dec.cols()) + ", expected " + shape(f, d));
-  require(p.b_dec.size() == (decoder_bias ? d : 0), caller,
-          "b_dec has " + std::to_string(p.b_dec.size()) + " entries, expected " + std::to_string(decoder_bias ? d : 0));
-}
-
 // Visits each parameter with its gradient in a fixed slot order (optimizers keep per-slot state).
 // A visitor taking a fourth RowHooks argument promises to apply them to each row right after
 // updating it: the decoder's unit norm, and `after_w_enc` (if set) on each finished block of
@@ -152,15 +137,17 @@ const typename storage<Backend, Scalar>::matrix& encoder_preactivations(
 
 // A model's parameters where its backend computes, with a host view for checkpoints and analyses:
 // on the CPU they are the host view; a device backend's are downloaded into a host copy when read
-// after the kernels changed them.
-template <class Scalar, class Backend>
+// after the kernels changed them. `HostParameters`: an architecture's own (more slots), host backends only.
+template <class Scalar, class Backend, class HostParameters = AutoencoderParameters<Scalar>>
 class ResidentParameters {
   using S = storage<Backend, Scalar>;
   struct None {};
+  static_assert(S::host_memory || std::is_same_v<HostParameters, AutoencoderParameters<Scalar>>,
+                "parameter slots beyond w_enc, b_enc, w_dec, b_dec are host-only for now: this backend lacks their storage");
 
  public:
-  using Host = AutoencoderParameters<Scalar>;
-  using Stored = AutoencoderParameters<Scalar, Backend>;
+  using Host = HostParameters;
+  using Stored = std::conditional_t<S::host_memory, HostParameters, AutoencoderParameters<Scalar, Backend>>;
 
   explicit ResidentParameters(Host host) {
     if constexpr (S::host_memory) {

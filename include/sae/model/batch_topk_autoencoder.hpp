@@ -15,7 +15,7 @@
 #include <sae/core/types.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
-#include <sae/model/cpu_dictionary.hpp>
+#include <sae/model/dictionary.hpp>
 #include <sae/model/model_concept.hpp>
 
 #include <cstdint>
@@ -83,98 +83,63 @@ struct BatchTopKConfig {
   }
 };
 
-template <class Scalar>
-struct BatchTopKWorkspace {
-  Matrix<Scalar> x_in, pre, x_hat, g;
-  SparseCodes<Scalar> codes;
-  ops::LatentMajor groups;
-  std::vector<Scalar> dcode;
-  ops::EncoderGemmScratch gemm;
-};
+namespace arch {
 
-template <class Scalar, class Backend = cpu>
-class BatchTopKAutoencoder : public AutoencoderSlots<BatchTopKConfig>,
-                             public detail::CpuDictionary<Scalar>,
-                             public detail::BatchThreshold<Scalar> {
-  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
-                "BatchTopKAutoencoder<Scalar>: Scalar must be float or double");
-  static_assert(std::is_same_v<Backend, cpu>, "BatchTopKAutoencoder has CPU kernels only");
-  using Base = detail::CpuDictionary<Scalar>;
-  using Base::p_;
+// The ops the BatchTopK selections need: the k x B largest activations of a batch, and every
+// activation above one threshold.
+template <class B, class Sc>
+using batch_topk_op = decltype(batch_topk(B{}, std::declval<const typename storage<B, Sc>::matrix&>(), index_t{},
+                                          std::declval<typename storage<B, Sc>::codes&>()));
+template <class B, class Sc>
+using threshold_select_op = decltype(threshold_select(B{}, std::declval<const typename storage<B, Sc>::matrix&>(), Sc{},
+                                                      std::declval<typename storage<B, Sc>::codes&>()));
+
+// The selection BatchTopK and Matryoshka share: training keeps the k x B largest activations of the
+// batch and tracks the inference threshold; inference keeps every activation above it.
+template <class Scalar, class Backend, class Config>
+class BatchTopKSelection : public Base<Scalar, Backend, Config>, public detail::BatchThreshold<Scalar> {
+  static_assert(has_op<batch_topk_op, Backend, Scalar>, "BatchTopK selection needs the op 'batch_topk', which this backend lacks");
+  static_assert(has_op<threshold_select_op, Backend, Scalar>,
+                "BatchTopK selection needs the op 'threshold_select', which this backend lacks");
 
  public:
-  using scalar_type = Scalar;
-  using backend_type = Backend;
-  using Parameters = AutoencoderParameters<Scalar>;
-  using Gradients = AutoencoderGradients<Scalar>;
-  using Workspace = BatchTopKWorkspace<Scalar>;
+  index_t k() const { return this->config().k; }
 
-  explicit BatchTopKAutoencoder(const BatchTopKConfig& config) : BatchTopKAutoencoder(config, fresh_parameters(config)) {}
+ protected:
+  using Base<Scalar, Backend, Config>::Base;
 
-  // A model from stored parameters (checkpoints); shapes are checked against the config.
-  BatchTopKAutoencoder(const BatchTopKConfig& config, Parameters params)
-      : Base(std::move(params), validated(config).input_dim, config.num_latents, config.decoder_bias, "BatchTopKAutoencoder"),
-        config_(config) {}
+  template <class Workspace>
+  void select(Workspace& ws, bool batch) const {
+    if (batch) batch_topk(Backend{}, ws.pre, this->config().k * ws.pre.rows(), ws.codes);
+    else threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
+  }
+  template <class Workspace>
+  void select_for_training(Workspace& ws) {
+    this->track(batch_topk(Backend{}, ws.pre, this->config().k * ws.pre.rows(), ws.codes), this->config().threshold_beta);
+  }
+};
 
-  // Checkpoint hooks (model/checkpoint.hpp); the threshold is the state (BatchThreshold).
+// BatchTopK's policy: that selection and the MSE.
+template <class Scalar, class Backend>
+class BatchTopK : public BatchTopKSelection<Scalar, Backend, BatchTopKConfig> {
+ public:
   static constexpr const char* architecture = "batchtopk";
-  const BatchTopKConfig& config() const { return config_; }
-  index_t input_dim() const { return config_.input_dim; }
-  index_t num_latents() const { return config_.num_latents; }
-  index_t k() const { return config_.k; }
+  static constexpr const char* class_name = "BatchTopKAutoencoder";
 
-  // Per-sample codes: every latent whose activation exceeds the threshold.
-  SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
-    Workspace ws;
-    this->preactivations(x, ws);
-    threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
-    return std::move(ws.codes);
-  }
-
-  // The training-time selection: the k x rows(x) largest activations of x taken as one batch.
-  SparseCodes<Scalar> encode_batch(const Matrix<Scalar>& x) const {
-    Workspace ws;
-    this->preactivations(x, ws);
-    batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
-    return std::move(ws.codes);
-  }
-
-  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const { return this->decode_codes(codes); }
-
-  Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
-
-  // Forward and hand-written backward for one batch with BatchTopK selection: TopK's sparse
-  // backward over this batch's codes (padded per sample). Also moves the inference threshold
-  // toward this batch's smallest kept activation, so it is not const.
-  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
-    const Matrix<Scalar>& x_in = this->preactivations(x, ws);
-    this->track(batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
-    const double n = static_cast<double>(x.rows()) * static_cast<double>(x.cols());
-    const double sse = decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
-                                                       static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
-    sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
-    if (config_.decoder_bias) decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
-    else grad.b_dec.resize(0);
-    const double mse = sse / n;
-    return {mse, mse};
-  }
-
-  template <class Fn>
-  void for_each_parameter(const Gradients& g, Fn&& fn) {
-    this->visit_shared_slots(g, fn);
-  }
+ protected:
+  explicit BatchTopK(const BatchTopKConfig& c) : BatchTopKSelection<Scalar, Backend, BatchTopKConfig>(validated(c)) {}
 
  private:
   static const BatchTopKConfig& validated(const BatchTopKConfig& c) {
-    c.validate("BatchTopKAutoencoder");
+    c.validate(class_name);
     return c;
   }
-  static Parameters fresh_parameters(const BatchTopKConfig& config) {
-    const BatchTopKConfig& c = validated(config);  // before anything is allocated
-    return detail::init_parameters<Scalar>(c.input_dim, c.num_latents, c.decoder_bias, c.seed, c.tied_init);
-  }
-
-  BatchTopKConfig config_;
 };
+
+}  // namespace arch
+
+// The checkpoint's state is the inference threshold (BatchThreshold).
+template <class Scalar, class Backend = cpu>
+using BatchTopKAutoencoder = Dictionary<Scalar, Backend, arch::BatchTopK>;
 
 }  // namespace sae

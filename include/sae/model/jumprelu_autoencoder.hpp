@@ -31,7 +31,7 @@
 #include <sae/core/types.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
-#include <sae/model/cpu_dictionary.hpp>
+#include <sae/model/dictionary.hpp>
 #include <sae/model/model_concept.hpp>
 
 #include <cmath>
@@ -102,51 +102,42 @@ struct JumpReluGradients : AutoencoderGradients<Scalar> {
   }
 };
 
-template <class Scalar>
-struct JumpReluWorkspace {
-  Matrix<Scalar> x_in, pre, x_hat, g;
-  SparseCodes<Scalar> codes;
-  ops::LatentMajor groups;
-  std::vector<Scalar> dcode;
-  ops::EncoderGemmScratch gemm;
-  Vector<Scalar> theta;
-  std::vector<std::vector<std::pair<std::int32_t, Scalar>>> band;  // per sample: (latent, dL/dtheta share)
-};
+namespace arch {
 
-template <class Scalar, class Backend = cpu>
-class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParameters<Scalar>> {
-  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
-                "JumpReluAutoencoder<Scalar>: Scalar must be float or double");
-  static_assert(std::is_same_v<Backend, cpu>, "JumpReluAutoencoder has CPU kernels only");
-  using Base = detail::CpuDictionary<Scalar, JumpReluParameters<Scalar>>;
-  using Base::p_;
+template <class B, class Sc>
+using per_latent_threshold_op = decltype(threshold_select(B{}, std::declval<const typename storage<B, Sc>::matrix&>(),
+                                                          std::declval<const typename storage<B, Sc>::vector&>(),
+                                                          std::declval<typename storage<B, Sc>::codes&>()));
+template <class B, class Sc>
+using threshold_band_op = decltype(threshold_band(
+    B{}, std::declval<const typename storage<B, Sc>::matrix&>(), std::declval<const typename storage<B, Sc>::vector&>(),
+    std::declval<const typename storage<B, Sc>::matrix&>(), std::declval<const typename storage<B, Sc>::matrix&>(), Sc{}, Sc{},
+    Sc{}, std::declval<std::vector<std::vector<std::pair<std::int32_t, Sc>>>&>()));
+
+// JumpReLU's policy: every latent above its own threshold; the MSE plus the L0 penalty, whose
+// straight-through gradient reaches the thresholds (one more slot, log_threshold); the data scale as state.
+template <class Scalar, class Backend>
+class JumpRelu : public Base<Scalar, Backend, JumpReluConfig> {
+  static_assert(has_op<per_latent_threshold_op, Backend, Scalar>,
+                "JumpReLU needs the op 'threshold_select' with per-latent thresholds, which this backend lacks");
+  static_assert(has_op<threshold_band_op, Backend, Scalar>, "JumpReLU needs the op 'threshold_band', which this backend lacks");
+  using Parent = Base<Scalar, Backend, JumpReluConfig>;
+  using Model = Dictionary<Scalar, Backend, arch::JumpRelu>;
 
  public:
-  using scalar_type = Scalar;
-  using backend_type = Backend;
-  using Config = JumpReluConfig;
+  static constexpr const char* architecture = "jumprelu";
+  static constexpr const char* class_name = "JumpReluAutoencoder";
   using Parameters = JumpReluParameters<Scalar>;
   using Gradients = JumpReluGradients<Scalar>;
-  using Workspace = JumpReluWorkspace<Scalar>;
+  struct Scratch {
+    Vector<Scalar> theta;
+    std::vector<std::vector<std::pair<std::int32_t, Scalar>>> band;  // per sample: (latent, dL/dtheta share)
+  };
 
-  explicit JumpReluAutoencoder(const JumpReluConfig& config) : JumpReluAutoencoder(config, fresh_parameters(config)) {
-    needs_data_init_ = true;
-  }
-
-  // A model from stored parameters (checkpoints); shapes are checked against the config.
-  JumpReluAutoencoder(const JumpReluConfig& config, Parameters params)
-      : Base(std::move(params), validated(config).input_dim, config.num_latents, config.decoder_bias, "JumpReluAutoencoder"),
-        config_(config) {
-    detail::require(p_.log_threshold.size() == config_.num_latents, "JumpReluAutoencoder",
-                    "log_threshold has " + std::to_string(p_.log_threshold.size()) + " entries, expected " +
-                        std::to_string(config_.num_latents));
-  }
-
-  // Checkpoint hooks (model/checkpoint.hpp): one more slot, and the data scale as state.
-  static constexpr const char* architecture = "jumprelu";
+  // Checkpoints: one more slot, and the data scale as state.
   template <class Params, class Fn>
-  static void for_each_slot(Params& p, const Config& c, Fn&& fn) {
-    AutoencoderSlots<Config>::for_each_slot(p, c, fn);
+  static void for_each_slot(Params& p, const JumpReluConfig& c, Fn&& fn) {
+    AutoencoderSlots<JumpReluConfig>::for_each_slot(p, c, fn);
     fn("log_threshold", p.log_threshold, c.num_latents, index_t{1});
   }
   io::Json state_to_json() const {
@@ -156,116 +147,100 @@ class JumpReluAutoencoder : public detail::CpuDictionary<Scalar, JumpReluParamet
   }
   void state_from_json(const io::Json& j) {
     const double s = j.at("data_scale").as_number();
-    detail::require(s > 0 && std::isfinite(s), "JumpReluAutoencoder", "data_scale must be positive, got " + std::to_string(s));
+    detail::require(s > 0 && std::isfinite(s), class_name, "data_scale must be positive, got " + std::to_string(s));
     data_scale_ = s;
   }
 
-  const JumpReluConfig& config() const { return config_; }
-  index_t input_dim() const { return config_.input_dim; }
-  index_t num_latents() const { return config_.num_latents; }
   // The data's RMS entry the bandwidth and the penalty are scaled by (1 before initialize_from_data).
   double data_scale() const { return data_scale_; }
-  Vector<Scalar> thresholds() const { return p_.log_threshold.array().exp(); }
-
-  // Measures the data scale and, for a fresh model, starts the thresholds (the trainer calls this
-  // before the first step; a model from stored parameters keeps its thresholds).
-  void initialize_from_data(const Matrix<Scalar>& x) {
-    if (x.size() == 0) return;
-    data_scale_ = std::sqrt(x.template cast<double>().squaredNorm() / static_cast<double>(x.size()));
-    if (data_scale_ <= 0 || !std::isfinite(data_scale_)) data_scale_ = 1;
-    if (!std::exchange(needs_data_init_, false)) return;
-    double start = config_.initial_threshold * data_scale_;
-    if (config_.initial_l0 > 0) {
-      Workspace ws;
-      const index_t stride = (x.rows() + 4095) / 4096;  // at most 4,096 evenly spaced rows
-      Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
-      for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
-      this->preactivations(sample, ws);
-      const Scalar cut = batch_topk(Backend{}, ws.pre, config_.initial_l0 * sample.rows(), ws.codes);
-      if (cut > Scalar(0)) start = static_cast<double>(cut);
-    }
-    p_.log_threshold.setConstant(config_.num_latents, static_cast<Scalar>(std::log(start)));
+  Vector<Scalar> thresholds() const {
+    return static_cast<const Model&>(*this).parameters().log_threshold.array().exp();
   }
-
-  // Per-sample codes: every latent whose activation exceeds its threshold.
-  SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
-    Workspace ws;
-    encode_into(x, ws);
-    return std::move(ws.codes);
-  }
-
-  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const { return this->decode_codes(codes); }
-
-  Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
-
   // The weight of the L0 term in the loss: lambda * ms / D.
   double l0_weight() const {
-    return config_.sparsity_coefficient * data_scale_ * data_scale_ / static_cast<double>(config_.input_dim);
+    return this->config().sparsity_coefficient * data_scale_ * data_scale_ / static_cast<double>(this->config().input_dim);
   }
 
-  // Forward and backward for one batch: TopK's sparse backward over the active latents, plus the
-  // thresholds' pseudo-gradients from the samples within eps/2 of them. Returns the penalised
-  // loss and the MSE.
-  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
-    const Matrix<Scalar>& x_in = encode_into(x, ws);
-    const index_t rows = x.rows(), f = config_.num_latents;
-    const double n = static_cast<double>(rows) * static_cast<double>(x.cols());
-    const double sse = decode_with_code_gradients(Backend{}, ws.codes, p_.w_dec, this->decoder_bias(), x,
-                                                       static_cast<Scalar>(2.0 / n), ws.x_hat, ws.g, ws.dcode);
-    sparse_weight_gradients(Backend{}, ws.codes, ws.g, x_in, ws.groups, ws.dcode, grad.w_enc, grad.b_enc, grad.w_dec);
-    if (config_.decoder_bias) decoder_bias_gradient(Backend{}, ws.g, ws.codes, ws.dcode, p_.w_enc, grad.b_dec);
-    else grad.b_dec.resize(0);
+ protected:
+  explicit JumpRelu(const JumpReluConfig& c) : Parent(validated(c)) {}
 
-    // Per sample, the latents within eps/2 of their threshold and their dL/dtheta share; summed
-    // per latent afterwards in sample order, so the result does not depend on the thread count.
-    const double eps = config_.bandwidth * data_scale_, l0w = l0_weight();
-    const auto l0_share = static_cast<Scalar>(-l0w / (static_cast<double>(rows) * eps));
-    const auto inv_eps = static_cast<Scalar>(1.0 / eps), half = static_cast<Scalar>(eps / 2);
-    const std::int64_t active = threshold_band(Backend{}, ws.pre, ws.theta, ws.g, p_.w_dec, half, inv_eps, l0_share, ws.band);
-    grad.log_threshold.setZero(f);
-    for (const auto& band : ws.band)
-      for (const auto& [j, share] : band) grad.log_threshold[j] += share;
-    grad.log_threshold.array() *= ws.theta.array();  // d/dlog(theta) = theta d/dtheta
-    const double mse = sse / n, l0 = static_cast<double>(active) / static_cast<double>(rows);
-    return {mse + l0w * l0, mse};
-  }
-
-  // The shared slots 0-3, then log_threshold as slot 4.
-  template <class Fn>
-  void for_each_parameter(const Gradients& g, Fn&& fn) {
-    this->visit_shared_slots(g, fn);
-    if constexpr (std::is_invocable_v<Fn&, int, Vector<Scalar>&, const Vector<Scalar>&, const RowHooks&>)
-      fn(4, p_.log_threshold, g.log_threshold, RowHooks{});
-    else
-      fn(4, p_.log_threshold, g.log_threshold);
-  }
-
- private:
-  static const JumpReluConfig& validated(const JumpReluConfig& c) {
-    c.validate("JumpReluAutoencoder");
-    return c;
-  }
-
-  static Parameters fresh_parameters(const JumpReluConfig& config) {
-    const JumpReluConfig& c = validated(config);  // before anything is allocated
+  static Parameters fresh_parameters(const JumpReluConfig& c) {
     Parameters p;
-    static_cast<AutoencoderParameters<Scalar>&>(p) =
-        detail::init_parameters<Scalar>(c.input_dim, c.num_latents, c.decoder_bias, c.seed, c.tied_init);
+    static_cast<AutoencoderParameters<Scalar>&>(p) = Parent::fresh_parameters(c);
     p.log_threshold.setConstant(c.num_latents, static_cast<Scalar>(std::log(c.initial_threshold)));
     return p;
   }
 
-  // Fills ws.pre, ws.theta and ws.codes (every latent above its threshold); returns the encoder's input.
-  const Matrix<Scalar>& encode_into(const Matrix<Scalar>& x, Workspace& ws) const {
-    const Matrix<Scalar>& in = this->preactivations(x, ws);
-    ws.theta = p_.log_threshold.array().exp();
-    threshold_select(Backend{}, ws.pre, ws.theta, ws.codes);
-    return in;
+  template <class Workspace>
+  void select(Workspace& ws, bool /*batch*/) const {
+    ws.extra.theta = static_cast<const Model&>(*this).p_.stored().log_threshold.array().exp();
+    threshold_select(Backend{}, ws.pre, ws.extra.theta, ws.codes);
+  }
+  template <class Workspace>
+  void select_for_training(Workspace& ws) {
+    select(ws, true);
   }
 
-  JumpReluConfig config_;
+  // Measures the data scale and, for a fresh model, starts the thresholds (a model from stored
+  // parameters keeps its thresholds).
+  void initialize_from_data(Model& m, const Matrix<Scalar>& x, bool fresh) {
+    data_scale_ = std::sqrt(x.template cast<double>().squaredNorm() / static_cast<double>(x.size()));
+    if (data_scale_ <= 0 || !std::isfinite(data_scale_)) data_scale_ = 1;
+    if (!fresh) return;
+    const JumpReluConfig& c = this->config();
+    double start = c.initial_threshold * data_scale_;
+    if (c.initial_l0 > 0) {
+      typename Model::Workspace ws;
+      const index_t stride = (x.rows() + 4095) / 4096;  // at most 4,096 evenly spaced rows
+      Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
+      for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
+      m.preactivations(sample, ws);
+      const Scalar cut = batch_topk(Backend{}, ws.pre, c.initial_l0 * sample.rows(), ws.codes);
+      if (cut > Scalar(0)) start = static_cast<double>(cut);
+    }
+    m.stored_for_update().log_threshold.setConstant(c.num_latents, static_cast<Scalar>(std::log(start)));
+  }
+
+  // The thresholds' pseudo-gradients from the samples within eps/2 of them, and the L0 term.
+  template <class Workspace>
+  double add_loss_terms(const Parameters& p, const Vector<Scalar>*, const Matrix<Scalar>& x, const Matrix<Scalar>&,
+                        Gradients& grad, Workspace& ws) {
+    // Per sample, the latents within eps/2 of their threshold and their dL/dtheta share; summed
+    // per latent afterwards in sample order, so the result does not depend on the thread count.
+    const index_t rows = x.rows();
+    const double eps = this->config().bandwidth * data_scale_, l0w = l0_weight();
+    const auto l0_share = static_cast<Scalar>(-l0w / (static_cast<double>(rows) * eps));
+    const auto inv_eps = static_cast<Scalar>(1.0 / eps), half = static_cast<Scalar>(eps / 2);
+    const std::int64_t active =
+        threshold_band(Backend{}, ws.pre, ws.extra.theta, ws.g, p.w_dec, half, inv_eps, l0_share, ws.extra.band);
+    grad.log_threshold.setZero(this->config().num_latents);
+    for (const auto& band : ws.extra.band)
+      for (const auto& [j, share] : band) grad.log_threshold[j] += share;
+    grad.log_threshold.array() *= ws.extra.theta.array();  // d/dlog(theta) = theta d/dtheta
+    return l0w * (static_cast<double>(active) / static_cast<double>(rows));  // lambda' x the batch's mean L0
+  }
+
+  // log_threshold is slot 4.
+  template <class Fn>
+  void visit_extra_slots(Parameters& p, const Gradients& g, Fn& fn) {
+    if constexpr (std::is_invocable_v<Fn&, int, Vector<Scalar>&, const Vector<Scalar>&, const RowHooks&>)
+      fn(4, p.log_threshold, g.log_threshold, RowHooks{});
+    else
+      fn(4, p.log_threshold, g.log_threshold);
+  }
+
+ private:
+  static const JumpReluConfig& validated(const JumpReluConfig& c) {
+    c.validate(class_name);
+    return c;
+  }
+
   double data_scale_ = 1;
-  bool needs_data_init_ = false;  // fresh: initialize_from_data has yet to start the thresholds
 };
+
+}  // namespace arch
+
+template <class Scalar, class Backend = cpu>
+using JumpReluAutoencoder = Dictionary<Scalar, Backend, arch::JumpRelu>;
 
 }  // namespace sae

@@ -12,7 +12,7 @@
 
 #include <sae/backend/cpu/batch_topk.hpp>
 #include <sae/model/batch_topk_autoencoder.hpp>
-#include <sae/model/cpu_dictionary.hpp>
+#include <sae/model/dictionary.hpp>
 #include <sae/backend/cpu/encoder_gemm.hpp>
 #include <sae/backend/cpu/matryoshka.hpp>
 #include <sae/backend/cpu/rows.hpp>
@@ -88,74 +88,33 @@ struct MatryoshkaConfig {
   }
 };
 
-template <class Scalar>
-struct MatryoshkaWorkspace {
-  Matrix<Scalar> x_in, pre;
-  SparseCodes<Scalar> codes;
-  std::vector<Matrix<Scalar>> prefix;  // per group: residual x_hat_m - x, then dL/dx_hat for that group's latents
-  ops::LatentMajor groups;
-  std::vector<Scalar> dcode;
-  ops::EncoderGemmScratch gemm;
-};
+namespace arch {
 
-template <class Scalar, class Backend = cpu>
-class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
-                              public detail::CpuDictionary<Scalar>,
-                              public detail::BatchThreshold<Scalar> {
-  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>,
-                "MatryoshkaAutoencoder<Scalar>: Scalar must be float or double");
-  static_assert(std::is_same_v<Backend, cpu>, "MatryoshkaAutoencoder has CPU kernels only");
-  using Base = detail::CpuDictionary<Scalar>;
-  using Base::p_;
+template <class B, class Sc>
+using prefix_residuals_op = decltype(prefix_residuals(
+    B{}, std::declval<const typename storage<B, Sc>::codes&>(), std::declval<const typename storage<B, Sc>::matrix&>(),
+    std::declval<const typename storage<B, Sc>::matrix&>(), std::declval<const typename storage<B, Sc>::vector*>(),
+    std::declval<const std::vector<index_t>&>(), std::declval<std::vector<typename storage<B, Sc>::matrix>&>()));
+
+// Matryoshka's policy: BatchTopK's selection; the loss is the mean over the nested prefixes of
+// their MSE, each prefix's residual reaching the latents of its groups.
+template <class Scalar, class Backend>
+class Matryoshka : public BatchTopKSelection<Scalar, Backend, MatryoshkaConfig> {
+  static_assert(has_op<prefix_residuals_op, Backend, Scalar>, "Matryoshka needs the op 'prefix_residuals', which this backend lacks");
+  using Parent = BatchTopKSelection<Scalar, Backend, MatryoshkaConfig>;
+  using Model = Dictionary<Scalar, Backend, arch::Matryoshka>;
 
  public:
-  using scalar_type = Scalar;
-  using backend_type = Backend;
-  using Parameters = AutoencoderParameters<Scalar>;
-  using Gradients = AutoencoderGradients<Scalar>;
-  using Workspace = MatryoshkaWorkspace<Scalar>;
-
-  explicit MatryoshkaAutoencoder(const MatryoshkaConfig& config) : MatryoshkaAutoencoder(config, fresh_parameters(config)) {}
-
-  // A model from stored parameters (checkpoints); shapes are checked against the config.
-  MatryoshkaAutoencoder(const MatryoshkaConfig& config, Parameters params)
-      : Base(std::move(params), completed(config).input_dim, config.num_latents, config.decoder_bias, "MatryoshkaAutoencoder"),
-        config_(completed(config)) {
-    index_t end = 0;
-    for (std::size_t g = 0; g < config_.group_sizes.size(); ++g) {
-      group_of_.insert(group_of_.end(), static_cast<std::size_t>(config_.group_sizes[g]), static_cast<std::int32_t>(g));
-      group_end_.push_back(end += config_.group_sizes[g]);
-    }
-  }
-
-  // For checkpoints (model/checkpoint.hpp; the slots come from AutoencoderSlots): the
-  // architecture's name and its config as JSON; the threshold is the state (BatchThreshold).
   static constexpr const char* architecture = "matryoshka";
-  const MatryoshkaConfig& config() const { return config_; }
-  index_t input_dim() const { return config_.input_dim; }
-  index_t num_latents() const { return config_.num_latents; }
-  index_t k() const { return config_.k; }
+  static constexpr const char* class_name = "MatryoshkaAutoencoder";
+  using typename Parent::Gradients;
+  struct Scratch {
+    std::vector<Matrix<Scalar>> prefix;  // per group: residual x_hat_m - x, then dL/dx_hat for that group's latents
+  };
+
   index_t num_groups() const { return static_cast<index_t>(group_end_.size()); }
   // One past the last latent of groups 1..m (m >= 1).
   index_t prefix_end(index_t m) const { return group_end_[static_cast<std::size_t>(m - 1)]; }
-
-  // Per-sample codes: every latent whose activation exceeds the threshold.
-  SparseCodes<Scalar> encode(const Matrix<Scalar>& x) const {
-    Workspace ws;
-    this->preactivations(x, ws);
-    threshold_select(Backend{}, ws.pre, this->threshold(), ws.codes);
-    return std::move(ws.codes);
-  }
-
-  // The training-time selection: the k x rows(x) largest activations of x taken as one batch.
-  SparseCodes<Scalar> encode_batch(const Matrix<Scalar>& x) const {
-    Workspace ws;
-    this->preactivations(x, ws);
-    batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes);
-    return std::move(ws.codes);
-  }
-
-  Matrix<Scalar> decode(const SparseCodes<Scalar>& codes) const { return decode_prefix(codes, num_groups()); }
 
   // Reconstruction from groups 1..m only.
   Matrix<Scalar> decode_prefix(SparseCodes<Scalar> codes, index_t m) const {
@@ -163,67 +122,66 @@ class MatryoshkaAutoencoder : public AutoencoderSlots<MatryoshkaConfig>,
                     "m must be in [1, " + std::to_string(num_groups()) + "], got " + std::to_string(m));
     for (std::size_t e = 0; e < codes.values.size(); ++e)
       if (codes.indices[e] >= prefix_end(m)) codes.values[e] = Scalar(0);
-    return this->decode_codes(codes);
+    return static_cast<const Model&>(*this).decode(codes);
   }
 
-  Matrix<Scalar> forward(const Matrix<Scalar>& x) const { return decode(encode(x)); }
+ protected:
+  explicit Matryoshka(const MatryoshkaConfig& c) : Parent(completed(c)) {
+    const MatryoshkaConfig& config = this->config();
+    index_t end = 0;
+    for (std::size_t g = 0; g < config.group_sizes.size(); ++g) {
+      group_of_.insert(group_of_.end(), static_cast<std::size_t>(config.group_sizes[g]), static_cast<std::int32_t>(g));
+      group_end_.push_back(end += config.group_sizes[g]);
+    }
+  }
 
-  // Forward and hand-written backward for one batch with BatchTopK selection; returns the
-  // Matryoshka loss (mean over the nested prefixes) and the full model's MSE, and fills `grad`.
-  // Also moves the inference threshold toward this batch's smallest kept activation, so it is not
-  // const.
-  StepLoss loss_and_gradient(const Matrix<Scalar>& x, Gradients& grad, Workspace& ws) {
-    const Matrix<Scalar>& x_in = this->preactivations(x, ws);
-    this->track(batch_topk(Backend{}, ws.pre, config_.k * x.rows(), ws.codes), config_.threshold_beta);
-
+  // The Matryoshka loss (mean over the nested prefixes, rounded through Scalar) and the full
+  // model's MSE; fills `grad`.
+  template <class Workspace>
+  StepLoss reconstruction_loss(const AutoencoderParameters<Scalar>& p, const Vector<Scalar>* b_dec, const Matrix<Scalar>& x,
+                               const Matrix<Scalar>& x_in, Gradients& grad, Workspace& ws) {
+    auto& prefix = ws.extra.prefix;
     const index_t rows = x.rows(), d = x.cols(), groups = num_groups();
-    prefix_residuals(Backend{}, ws.codes, x, p_.w_dec, config_.decoder_bias ? &p_.b_dec : nullptr, group_end_, ws.prefix);
+    prefix_residuals(Backend{}, ws.codes, x, p.w_dec, b_dec, group_end_, prefix);
     const double n = static_cast<double>(rows) * static_cast<double>(d);
     double loss = 0;
-    for (const auto& r : ws.prefix) loss += r.template cast<double>().squaredNorm() / n;
-    const double reconstruction_mse = ws.prefix.back().template cast<double>().squaredNorm() / n;
+    for (const auto& r : prefix) loss += r.template cast<double>().squaredNorm() / n;
+    const double reconstruction_mse = prefix.back().template cast<double>().squaredNorm() / n;
     loss /= static_cast<double>(groups);
 
     // A latent of group g reaches every prefix m >= g: its upstream gradient is the suffix sum.
     const auto scale = static_cast<Scalar>(2.0 / (n * static_cast<double>(groups)));
-    ws.prefix.back() *= scale;
+    prefix.back() *= scale;
     for (index_t m = groups - 2; m >= 0; --m) {
-      auto& r = ws.prefix[static_cast<std::size_t>(m)];
-      r = r * scale + ws.prefix[static_cast<std::size_t>(m + 1)];
+      auto& r = prefix[static_cast<std::size_t>(m)];
+      r = r * scale + prefix[static_cast<std::size_t>(m + 1)];
     }
     const auto upstream = [&](index_t i, std::int32_t j) {
-      return ws.prefix[static_cast<std::size_t>(group_of_[static_cast<std::size_t>(j)])].row(i);
+      return prefix[static_cast<std::size_t>(group_of_[static_cast<std::size_t>(j)])].row(i);
     };
-    sparse_backward_per_latent(Backend{}, ws.codes, upstream, x_in, p_.w_dec, ws.groups, ws.dcode, grad.w_enc,
-                         grad.b_enc, grad.w_dec);
-    if (config_.decoder_bias)
-      decoder_bias_gradient(Backend{}, ws.prefix.front(), ws.codes, ws.dcode, p_.w_enc,
-                                            grad.b_dec);
-    else
-      grad.b_dec.resize(0);
+    sparse_backward_per_latent(Backend{}, ws.codes, upstream, x_in, p.w_dec, ws.groups, ws.dcode, grad.w_enc, grad.b_enc,
+                               grad.w_dec);
+    if (b_dec) decoder_bias_gradient(Backend{}, prefix.front(), ws.codes, ws.dcode, p.w_enc, grad.b_dec);
+    else grad.b_dec.resize(0);
     return {static_cast<double>(static_cast<Scalar>(loss)), reconstruction_mse};
   }
 
-  template <class Fn>
-  void for_each_parameter(const Gradients& g, Fn&& fn) {
-    this->visit_shared_slots(g, fn);
-  }
-
  private:
-  static Parameters fresh_parameters(const MatryoshkaConfig& config) {
-    const MatryoshkaConfig c = completed(config);  // validated before anything is allocated
-    return detail::init_parameters<Scalar>(c.input_dim, c.num_latents, c.decoder_bias, c.seed);
-  }
-
+  // Validated, with the default groups filled in.
   static MatryoshkaConfig completed(MatryoshkaConfig c) {
-    c.validate("MatryoshkaAutoencoder");
+    c.validate(class_name);
     if (c.group_sizes.empty()) c.group_sizes = default_matryoshka_groups(c.num_latents);
     return c;
   }
 
-  MatryoshkaConfig config_;
   std::vector<std::int32_t> group_of_;  // [F] group of each latent
   std::vector<index_t> group_end_;      // cumulative group ends
 };
+
+}  // namespace arch
+
+// The checkpoint's state is the inference threshold (BatchThreshold).
+template <class Scalar, class Backend = cpu>
+using MatryoshkaAutoencoder = Dictionary<Scalar, Backend, arch::Matryoshka>;
 
 }  // namespace sae
