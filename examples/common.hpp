@@ -1,6 +1,7 @@
 // Small helpers shared by the example programs: CLI error handling and run-directory setup.
 #pragma once
 
+#include <sae/report/text.hpp>
 #include <sae/sae.hpp>
 
 #include <cxxopts.hpp>
@@ -61,12 +62,7 @@ inline void test_fault_point(const std::string& point) {
   if (at && point == at) throw sae::error("injected failure at '" + point + "' (SAE_TEST_FAIL_AT)");
 }
 
-// One number through a printf format, for tables and messages.
-inline std::string fmt(const char* format, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, value);
-  return buf;
-}
+using report::fmt;  // one number through a printf format (sae/report/text.hpp)
 
 // Throws a usage error unless `ok`.
 inline void check_flag(bool ok, const std::string& message) {

@@ -3,7 +3,7 @@
 // intervention engine's sanity checks, and the two ablation validations (the most frequent latents,
 // and the specialized ones, with a "too rare to validate" state).
 #include "layer_analysis.hpp"
-#include "plots.hpp"
+#include <sae/report/figures.hpp>
 
 #include <sae/analysis/interventions.hpp>
 
@@ -159,12 +159,12 @@ int main(int argc, char** argv) {
        << "\n- Specialized latents are too rare to validate: " << too_rare << "/" << validation2.size() << "\n";
 
     // Figure: both layers' sorted frequency curves, specialized latents circled.
-    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
-    std::vector<sae::examples::Plotter::Series> series;
+    sae::report::Plotter plot(run.stage("figures"), !args.count("no-plots"));
+    std::vector<sae::report::Plotter::Series> series;
     for (const auto* lr : {&late, &early}) {
       std::set<index_t> spec;
       for (const auto& sl : lr->specialized()) spec.insert(sl.first);
-      sae::examples::Plotter::Series s;
+      sae::report::Plotter::Series s;
       s.label = lr->label + " layer";
       for (std::size_t r = 0; r < lr->ranking.size(); ++r) {
         const index_t j = lr->ranking[r];
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
       }
       series.push_back(s);
     }
-    sae::examples::Plotter::LineStyle style;
+    sae::report::Plotter::LineStyle style;
     style.log_y = true;
     style.points = false;
     style.key = "bottom left";

@@ -2,7 +2,7 @@
 // the specialization analysis of a rare-latent rank range (400-512) per K, the frequency
 // distribution of that range, and the sorted activation-frequency curves of every model.
 #include "layer_analysis.hpp"
-#include "plots.hpp"
+#include <sae/report/figures.hpp>
 
 #include <sae/analysis/grid.hpp>
 #include <sae/analysis/summary_stats.hpp>
@@ -156,10 +156,10 @@ int main(int argc, char** argv) {
     }
 
     // Curves: every latent's frequency, sorted, one line per model, the analysed range shaded.
-    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
-    std::vector<sae::examples::Plotter::Series> series;
+    sae::report::Plotter plot(run.stage("figures"), !args.count("no-plots"));
+    std::vector<sae::report::Plotter::Series> series;
     for (const auto& r : results) {
-      sae::examples::Plotter::Series s;
+      sae::report::Plotter::Series s;
       s.label = name_of(r);
       for (std::size_t i = 0; i < r.sorted_frequency.size(); ++i) {
         s.x.push_back(static_cast<double>(i + 1));
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
       }
       series.push_back(s);
     }
-    sae::examples::Plotter::LineStyle style;
+    sae::report::Plotter::LineStyle style;
     style.log_y = true;
     style.points = false;
     style.key = "bottom left";

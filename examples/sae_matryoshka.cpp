@@ -3,7 +3,7 @@
 // semantics of an early and a late layer (top latents by frequency, their top samples' CoT steps,
 // the report's pattern heuristics).
 #include "layer_analysis.hpp"
-#include "plots.hpp"
+#include <sae/report/figures.hpp>
 
 #include <sae/analysis/layer_semantics.hpp>
 
@@ -202,20 +202,20 @@ int main(int argc, char** argv) {
        << "| Latents used | EV |\n|---|---|\n";
     for (const auto& [end, ev] : prefix_ev) md << "| 1-" << end << " | " << fmt("%.3f", ev) << " |\n";
     // Figure: EV against dictionary size — each Matryoshka prefix, and each TopK K across d.
-    sae::examples::Plotter plot(run.stage("figures"), !args.count("no-plots"));
-    std::vector<sae::examples::Plotter::Series> series;
-    sae::examples::Plotter::Series ms;
+    sae::report::Plotter plot(run.stage("figures"), !args.count("no-plots"));
+    std::vector<sae::report::Plotter::Series> series;
+    sae::report::Plotter::Series ms;
     ms.label = "Matryoshka k=" + std::to_string(mat_k) + ": prefix 1..m";
     for (const auto& [end, ev] : prefix_ev) ms.x.push_back(static_cast<double>(end)), ms.y.push_back(ev);
     series.push_back(ms);
     for (index_t k : flags.ks) {
-      sae::examples::Plotter::Series ts;
+      sae::report::Plotter::Series ts;
       ts.label = "TopK K=" + std::to_string(k);
       for (const auto& r : topk)
         if (r.k == k) ts.x.push_back(static_cast<double>(r.d)), ts.y.push_back(r.val.explained_variance);
       series.push_back(ts);
     }
-    sae::examples::Plotter::LineStyle style;
+    sae::report::Plotter::LineStyle style;
     style.log_x = true;
     plot.lines("ev_by_size", "Validation EV by dictionary size (latents used)", "latents", "explained variance", series,
                style);

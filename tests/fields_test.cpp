@@ -170,3 +170,23 @@ BOOST_AUTO_TEST_CASE(training_fingerprint_by_hand) {
   BOOST_TEST(f.at("weight_decay").as_number() == 0.1);
 }
 
+
+BOOST_AUTO_TEST_CASE(assign_fields_changes_only_the_named_ones) {
+  sae::TopKConfig c{16, 64, 4};
+  c.seed = 9;
+  Json changes = Json::object();
+  changes["aux_k"] = 2;
+  changes["dead_window"] = 100;
+  sae::io::assign_fields(changes, c);
+  BOOST_TEST(c.aux_k == 2);
+  BOOST_TEST(c.dead_window == 100);
+  BOOST_TEST((c.input_dim == 16 && c.num_latents == 64 && c.k == 4 && c.seed == 9u));  // required fields kept
+  changes = Json::object();
+  changes["bandwidth"] = 0.5;  // a JumpReLU field
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::io::assign_fields(changes, c); },
+                                                        {"bandwidth", "unknown key", "aux_k"});
+  changes = Json::object();
+  changes["k"] = -1;
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::io::assign_fields(changes, c); }, {"k", "got -1"});
+  BOOST_TEST(c.k == 4);  // a refused change leaves the config as it was
+}

@@ -222,3 +222,88 @@ BOOST_AUTO_TEST_CASE(shards_cover_the_plan_and_assemble_into_the_full_sweep) {
   bad.shard_index = 3, bad.shard_count = 3;
   sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, bad, dir / "bad"); }, {"shard 3 of 3", "0 <= index < count"});
 }
+
+// Variants: several architectures on one plan. Each result names its variant; the TopK variant of
+// a many-variant plan is the TopK-only plan's result bitwise; a rerun reuses every result; a
+// changed variant setting refuses, naming it; and the L0 search keeps its closest training.
+BOOST_AUTO_TEST_CASE(variants_train_every_architecture_resumably) {
+  sae::test::ScratchDir dir("sweep-variants");
+  const sae::io::ArrayFile view(write_array(dir));
+  auto plan = options();
+  plan.slices = {sae::data::LayerPosition{0, 1}};
+  plan.shared_pass = false;
+  plan.score_training_rows = true;
+  sae::SweepVariant auxk, batchtopk, jumprelu, matryoshka;
+  auxk.name = "auxk", auxk.model["aux_k"] = 1, auxk.model["dead_window"] = 100;
+  batchtopk.name = batchtopk.architecture = "batchtopk";
+  matryoshka.name = matryoshka.architecture = "matryoshka";
+  jumprelu.name = jumprelu.architecture = "jumprelu";
+  jumprelu.model["bandwidth"] = 0.1;
+  jumprelu.l0_search_runs = 3;
+  plan.variants = {sae::SweepVariant{}, auxk, batchtopk, jumprelu, matryoshka};
+  const auto results = sweep(view, plan, dir / "v");
+  BOOST_REQUIRE_EQUAL(results.size(), 5u * 4u);
+  BOOST_TEST(std::filesystem::exists(dir / "v" / "configs" / "L0_P1_batchtopk_K2_d8.json"));
+  BOOST_TEST(std::filesystem::exists(dir / "v" / "configs" / "L0_P1_topk_K1_d4.json"));
+  std::map<std::string, int> per_variant;
+  for (const auto& r : results) {
+    ++per_variant[r.variant];
+    BOOST_TEST(r.extra.find("train_dead_fraction") != nullptr);
+    if (r.variant == "jumprelu") {  // the search's record: at most 3 runs, the chosen lambda a power of ten in [1e-3, 1e3]
+      const auto runs = r.extra.at("search_runs").as_int();
+      BOOST_TEST((runs >= 1 && runs <= 3));
+      const double lambda = r.extra.at("sparsity_coefficient").as_number();
+      BOOST_TEST((lambda >= 1e-3 && lambda <= 1e3));
+      BOOST_TEST(r.extra.at("l0_matched").as_bool() == (std::abs(r.val.l0 - static_cast<double>(r.k)) <= 0.1 * static_cast<double>(r.k)));
+    }
+  }
+  for (const char* v : {"topk", "auxk", "batchtopk", "jumprelu", "matryoshka"}) BOOST_TEST(per_variant[v] == 4, v);
+
+  // The TopK variant is the TopK-only plan's SAE: same numbers.
+  auto topk_only = plan;
+  topk_only.variants = {sae::SweepVariant{}};
+  topk_only.score_training_rows = false;
+  const auto alone = sweep(view, topk_only, dir / "t");
+  for (const auto& a : alone)
+    for (const auto& r : results)
+      if (r.variant == "topk" && r.k == a.k && r.latents == a.latents) {
+        BOOST_TEST(r.val.explained_variance == a.val.explained_variance);
+        BOOST_TEST(r.val.dead_fraction == a.val.dead_fraction);
+      }
+
+  // A rerun reuses every result (nothing trains: the interrupt would throw).
+  const auto again = sweep(view, plan, dir / "v", [] { throw std::runtime_error("trained"); });
+  BOOST_TEST(again.size() == 20u);
+  // A changed variant setting refuses, naming the result and the setting.
+  auto changed = plan;
+  changed.variants[1].model["aux_k"] = 2;
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(view, changed, dir / "v"); },
+                                                {"auxk_K1_d4.json", "other settings", "model.aux_k"});
+  changed = plan;
+  changed.variants[3].l0_search_runs = 2;
+  sae::test::require_throws_with<sae::io_error>([&] { sweep(view, changed, dir / "v"); }, {"jumprelu_K1_d4.json", "l0_search.runs"});
+}
+
+BOOST_AUTO_TEST_CASE(bad_variants_are_refused_before_training) {
+  sae::test::ScratchDir dir("sweep-bad-variants");
+  const sae::io::ArrayFile view(write_array(dir));
+  const auto with = [&](sae::SweepVariant v) {
+    auto plan = options();
+    plan.variants = {sae::SweepVariant{}, std::move(v)};
+    return plan;
+  };
+  sae::SweepVariant v;
+  v.name = "g", v.architecture = "gated";
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, with(v), dir / "a"); },
+                                                        {"variant 'g'", "'gated'", "batchtopk"});
+  v = {};  // a second variant named topk
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, with(v), dir / "b"); }, {"two variants", "'topk'"});
+  v.name = "x", v.model["no_such_field"] = 1;
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, with(v), dir / "c"); },
+                                                        {"variant 'x'", "no_such_field", "unknown key"});
+  v = {}, v.name = "y", v.model["aux_k"] = 99;  // more than latent_dim 4
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, with(v), dir / "d"); }, {"variant 'y'", "d=4", "aux_k"});
+  v = {}, v.name = "z", v.l0_search_runs = 2;
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, with(v), dir / "e"); }, {"variant 'z'", "JumpReLU"});
+  BOOST_TEST(!std::filesystem::exists(dir / "a" / "configs"));
+}

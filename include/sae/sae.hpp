@@ -36,6 +36,7 @@
 #include <sae/metrics/sparsity.hpp>
 #include <sae/model/batch_topk_autoencoder.hpp>
 #include <sae/model/checkpoint.hpp>
+#include <sae/model/dictionary.hpp>
 #include <sae/model/interop.hpp>
 #include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
@@ -45,6 +46,11 @@
 #include <sae/optim/adam.hpp>
 #include <sae/optim/schedule.hpp>
 #include <sae/optim/sgd.hpp>
+#include <sae/report/compare.hpp>
+#include <sae/report/figures.hpp>
+#include <sae/report/grid.hpp>
+#include <sae/report/sweep.hpp>
+#include <sae/report/text.hpp>
 #include <sae/train/callbacks.hpp>
 #include <sae/train/l0_search.hpp>
 #include <sae/train/sweep.hpp>

@@ -165,6 +165,19 @@ void read_fields(const io::Json& j, Config& c, FieldJsonOptions opt = {}, const 
   config_json_detail::read_fields(j, c, path, opt);
 }
 
+// Sets the fields `changes` names (an object of key: value; unknown keys, wrong types and values
+// out of range are refused by key path, leaving `c` as it was); every other field keeps its value,
+// required ones included.
+template <class Config>
+void assign_fields(const Json& changes, Config& c) {
+  if (!changes.is_object()) throw invalid_argument("config changes: expected an object");
+  Json all = fields_to_json(c, {true});
+  for (const auto& [key, value] : changes.as_object()) all[key] = value;
+  Config changed = c;
+  read_fields(all, changed, {true});
+  c = std::move(changed);
+}
+
 // Copies into `to` every field whose key `to` also lists (compute-only and unwritten ones included),
 // e.g. the shape, seed and decoder options of one architecture's config into another's.
 template <class From, class To>

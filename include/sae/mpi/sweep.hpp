@@ -33,9 +33,9 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
   const bool root = comm.rank() == 0;
   sae::detail::require(!root || run, "mpi::run_sweep()", "rank 0 needs the run folder");
   const auto tasks = sweep_tasks_largest_first(plan);
-  const auto key = [](const SweepTask& t) { return std::make_tuple(t.slice, t.k, t.latents); };
+  const auto key = [](const SweepTask& t) { return std::make_tuple(t.slice, t.variant, t.k, t.latents); };
 
-  std::map<std::tuple<std::size_t, index_t, index_t>, SweepResult> results;  // rank 0
+  std::map<std::tuple<std::size_t, std::size_t, index_t, index_t>, SweepResult> results;  // rank 0
   std::vector<std::size_t> pending;                                           // rank 0: indices into tasks
   if (root)
     for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -67,7 +67,7 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
   std::mutex mutex;  // guards next, results, the progress counts and `out`
   std::size_t next = 0, done = 0;
   double units_left = 0, units_done = 0;
-  for (std::size_t i : pending) units_left += static_cast<double>(tasks[i].latents);
+  for (std::size_t i : pending) units_left += sweep_task_units(plan, tasks[i]);
   const auto start = std::chrono::steady_clock::now();
   const auto take = [&]() -> int {
     std::lock_guard<std::mutex> lock(mutex);
@@ -75,7 +75,7 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
   };
   const auto record = [&](SweepResult r, const SweepTask& t, int rank) {
     std::lock_guard<std::mutex> lock(mutex);
-    units_left -= static_cast<double>(t.latents), units_done += static_cast<double>(t.latents);
+    units_left -= sweep_task_units(plan, t), units_done += sweep_task_units(plan, t);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char buf[200];
     std::snprintf(buf, sizeof buf, "[%zu/%zu] %s on rank %d: EV %.4f, %.1f%% dead, %.1f s | ETA %s", ++done,
@@ -128,9 +128,7 @@ inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const Sweep
   dispatcher.join();
 
   std::vector<SweepResult> ordered;
-  for (std::size_t si = 0; si < plan.slices.size(); ++si)
-    for (index_t d : plan.latents)
-      for (index_t k : plan.ks) ordered.push_back(results.at({si, k, d}));
+  for (const SweepTask& t : sweep_tasks(plan)) ordered.push_back(results.at(key(t)));
   return ordered;
 }
 

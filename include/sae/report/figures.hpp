@@ -1,6 +1,6 @@
-// Figures through gnuplot: each figure's data and script are written next to the PNG, gnuplot
-// renders to a temporary name, and the PNG is renamed into place. Without gnuplot the data and
-// scripts are still written and the caller is told once.
+// Figures of the report programs through gnuplot: each figure's data and script are written next to
+// the PNG, gnuplot renders to a temporary name, and the PNG is renamed into place. Without gnuplot
+// (or with plots off) the data and scripts are still written, and the caller is told once.
 #pragma once
 
 #include <sae/io/atomic_file.hpp>
@@ -15,16 +15,16 @@
 #include <utility>
 #include <vector>
 
-namespace sae::examples {
+namespace sae::report {
 
 class Plotter {
  public:
-  // enabled = false: write data and scripts only.
-  Plotter(std::filesystem::path dir, bool enabled) : dir_(std::move(dir)) {
+  // enabled = false: write data and scripts only. `note` hears once that gnuplot is missing.
+  Plotter(std::filesystem::path dir, bool enabled, std::ostream& note = std::cout) : dir_(std::move(dir)) {
     available_ = enabled && std::system("command -v gnuplot >/dev/null 2>&1") == 0;
     if (enabled && !available_)
-      std::cout << "note: gnuplot not found; writing figure data and gnuplot scripts without PNGs "
-                   "(apt-get install gnuplot-nox)\n";
+      note << "note: gnuplot not found; writing figure data and gnuplot scripts without PNGs "
+              "(apt-get install gnuplot-nox)\n";
     std::filesystem::create_directories(dir_);
   }
 
@@ -124,4 +124,4 @@ class Plotter {
   bool available_ = false;
 };
 
-}  // namespace sae::examples
+}  // namespace sae::report
