@@ -383,6 +383,40 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args, const FieldFl
   return g;
 }
 
+// The keys of a config's field list.
+template <class Config>
+std::vector<std::string> field_keys() {
+  std::vector<std::string> keys;
+  Config c{};
+  for_each_field(c, [&](const auto&, const FieldInfo& f) { keys.emplace_back(f.key); });
+  return keys;
+}
+
+// Refuses each given flag of `configs`' fields that the config of --arch `arch` lacks (the flag
+// would change nothing), naming the architectures that have the field; from the field lists and the
+// registry, so a new field or architecture needs no list here. `mapped`: keys the program carries
+// over itself (sae-train starts JumpReLU at K's L0).
+template <class... Configs>
+void refuse_flags_of_other_architectures(const cxxopts::ParseResult& args, const FieldFlags& flags, const std::string& arch,
+                                         const std::vector<std::string>& mapped, const Configs&... configs) {
+  const auto has = [](const std::vector<std::string>& keys, const std::string& key) {
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
+  };
+  const auto arch_keys = with_architecture<float>(arch, [](auto tag) { return field_keys<typename decltype(tag)::type::Config>(); });
+  const auto check = [&](const std::string& flag, const std::string& key) {
+    if (has(arch_keys, key) || has(mapped, key)) return;
+    std::vector<std::string> owners;
+    for_each_architecture([&](auto tag) {
+      using Model = typename decltype(tag)::type;
+      if (has(field_keys<typename Model::Config>(), key)) owners.emplace_back(Model::architecture);
+    });
+    std::string names;
+    for (std::size_t i = 0; i < owners.size(); ++i) names += (i == 0 ? "" : i + 1 == owners.size() ? " or " : ", ") + owners[i];
+    throw invalid_argument("--" + flag + " is for --arch " + names + " only");
+  };
+  (flags.for_each_given(args, configs, check), ...);
+}
+
 // Refuses a model that cannot be trained in this machine's memory, before allocating it.
 inline void require_training_memory(const TopKConfig& c, index_t batch_size) {
   require_memory(training_memory_bytes<float>(c, batch_size),

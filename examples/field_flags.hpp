@@ -70,6 +70,16 @@ class FieldFlags {
     return any;
   }
 
+  // Calls f(flag, key) for each field of `config` whose flag this program declared and the command
+  // line (or --config) gave.
+  template <class Config, class F>
+  void for_each_given(const cxxopts::ParseResult& args, const Config& config, F&& f) const {
+    for_each_flagged(config, {}, [&](const auto&, const FieldInfo& info) {
+      const std::string name = info.long_flag();
+      if (declared(name) && args.count(name) > 0) f(name, std::string(info.key));
+    });
+  }
+
   bool declared(const std::string& name) const { return std::find(declared_.begin(), declared_.end(), name) != declared_.end(); }
 
  private:

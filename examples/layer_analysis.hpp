@@ -30,22 +30,8 @@ inline sae::TopKAutoencoder<float> train_topk(const sae::data::ActivationSplit& 
   return model;
 }
 
-// A Markdown-safe cell: pipes escaped, newlines flattened.
-inline std::string md_cell(std::string s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|') out += "\\|";
-    else if (c == '\n') out += ' ';
-    else out += c;
-  }
-  return out;
-}
-
-inline std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
+using report::join;     // sae/report/text.hpp
+using report::md_cell;
 
 // Layer flags of the two-layer examples: the late layer is --data (at --layer/--position when
 // 4-D); the early one is --early-data, or --data at --early-layer.

@@ -4,10 +4,9 @@
 #include "common.hpp"
 #include "mpi_mode.hpp"
 
-#include <sae/model/interop.hpp>
 #include <sae/model/registry.hpp>
+#include <sae/report/train_run.hpp>
 
-#include <cstdio>
 #include <optional>
 #include <sstream>
 
@@ -117,14 +116,10 @@ int main(int argc, char** argv) {
     const auto architectures = sae::architecture_names();
     sae::examples::check_flag(std::find(architectures.begin(), architectures.end(), arch) != architectures.end(),
                               "--arch: expected " + sae::architecture_choices() + ", got '" + arch + "'");
-    if (arch != "topk")  // what only the TopK model has
-      for (const char* f : {"selection", "encoder-precision", "median-decoder-bias", "aux-k", "aux-alpha", "dead-window",
-                            "resample-every", "project-decoder-grad"})
-        sae::examples::check_flag(args[f].count() == 0, "--" + std::string(f) + " is for --arch topk only");
+    // Flags for fields --arch's model lacks would change nothing: refused, from the field lists.
+    sae::examples::refuse_flags_of_other_architectures(args, field_flags, arch, {"k"}, model_flags, jumprelu_flags);
     sae::examples::check_flag(arch == "topk" || sae::examples::recipe_flag(args) == sae::Recipe::reports,
                               "--recipe modern is for --arch topk only");
-    sae::examples::check_flag(arch == "jumprelu" || (args["l0-coefficient"].count() == 0 && args["jumprelu-bandwidth"].count() == 0),
-                              "--l0-coefficient and --jumprelu-bandwidth are for --arch jumprelu only");
     sae::examples::check_flag(!(args.count("mpi") && (arch == "batchtopk" || arch == "matryoshka")),
                               "--mpi with --arch " + arch + ": BatchTopK would select over each rank's share of a batch, not "
                               "the whole batch; train it in one process");
@@ -180,24 +175,20 @@ int main(int argc, char** argv) {
         return trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run_folder->stage("history.csv")),
                            PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
       };
-      std::optional<sae::io::Json> data_parallel;
+      sae::report::TrainRunSetup record;
+      record.source = data.source, record.split = data.split, record.data_fingerprint = loaded.fingerprint;
+      record.train = train_config, record.adam = adam;
+      if (use_sgd) record.sgd = sgd;
+      record.early_stop = early_stop;
+      record.exports = exports;
       // Trains with `optimizer`; data parallel under --mpi.
       const auto train_with = [&](auto optimizer) {
 #if SAE_HAVE_MPI
         if (mpi.on()) {
           auto trainer = sae::make_trainer<Model>(train_config, std::move(optimizer), sae::mpi::GradientExchange(mpi.comm()));
           const auto summary = fit(trainer);
-          const auto& x = trainer.exchange();
-          data_parallel = sae::io::Json::object();
-          (*data_parallel)["ranks"] = mpi.size();
-          (*data_parallel)["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
-          (*data_parallel)["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
-          (*data_parallel)["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
-          if (mpi.root())
-            std::printf("data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %llu of %llu exchanges)\n",
-                        mpi.size(), (*data_parallel)["bytes_received_per_step"].as_number() / 1e6,
-                        static_cast<unsigned long long>(x.sparse_exchanges()),
-                        static_cast<unsigned long long>(x.sparse_exchanges() + x.dense_exchanges()));
+          record.data_parallel = sae::mpi::exchange_statistics(trainer.exchange(), mpi.size());
+          if (mpi.root()) std::cout << sae::mpi::describe_exchange(*record.data_parallel) << "\n";
           return summary;
         }
 #endif
@@ -212,8 +203,6 @@ int main(int argc, char** argv) {
       }
       auto& run = *run_folder;
       sae::examples::write_resolved_config(run, options, args);
-      const std::filesystem::path out = run.out();
-
       std::cout << "data: " << data.source << "\n"
                 << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
                 << " validation)\n"
@@ -223,82 +212,12 @@ int main(int argc, char** argv) {
                 << "\n";
       const sae::TrainSummary summary = train_model();
       sae::save_checkpoint(run.stage("checkpoint"), model);
-
-      const auto val = sae::metrics::evaluate(model, data.validation);
-      const auto train = sae::metrics::evaluate(model, data.train);
-      const sae::io::Json model_json = sae::io::fields_to_json(model.config());
-      sae::io::Json doc = sae::io::Json::object();
-      doc["data"] = data.source;
-      sae::io::Json fingerprint = sae::io::Json::object();
-      fingerprint["library"] = sae::io::library_fingerprint();
-      fingerprint["data"] = loaded.fingerprint;
-      fingerprint["model"] = model_json;
-      if (!topk) fingerprint["architecture"] = Model::architecture;  // TopK's fingerprints stay as they were
-      fingerprint["encoder_precision"] = precision;
-      fingerprint["training"] = sae::training_fingerprint(train_config, adam);
-      if (use_sgd) {
-        fingerprint["training"]["optimizer"] = "sgd";
-        fingerprint["training"]["momentum"] = sgd.momentum;
-      }
-      fingerprint["early_stop"] = early_stop;
-      doc["fingerprint"] = fingerprint;
-      doc["split"] = data.split;
-      doc["architecture"] = Model::architecture;
-      doc["model"] = model_json;
-      doc["encoder_precision"] = precision;
-      doc["epochs_run"] = static_cast<long>(summary.history.size());
-      doc["stopped_early"] = summary.stopped_early;
-      doc["batch_size"] = train_config.batch_size;
-      doc["lr"] = adam.lr;
-      doc["optimizer"] = optimizer;
-      doc["threads"] = sae::max_threads();
-      doc["train_seconds"] = summary.seconds;
-      if (data_parallel) doc["data_parallel"] = *data_parallel;
-      doc["validation"] = sae::metrics::to_json(val);
-      doc["train"] = sae::metrics::to_json(train);
-      // bf16's accuracy effect: the same weights scored with the fp32 encoder GEMM.
-      std::optional<sae::metrics::Evaluation> val_fp32;
-      double overlap = 1.0;
-      if constexpr (topk) {
-        if (model.config().encoder_precision == sae::EncoderPrecision::bf16) {
-          sae::TopKConfig exact = model.config();
-          exact.encoder_precision = sae::EncoderPrecision::fp32;
-          const Model reference(exact, model.parameters());
-          val_fp32 = sae::metrics::evaluate(reference, data.validation);
-          overlap = sae::metrics::active_overlap(model.encode(data.validation), reference.encode(data.validation));
-          doc["validation_fp32_encoder"] = sae::metrics::to_json(*val_fp32);
-          doc["bf16_active_overlap"] = overlap;
-        }
-      }
-      sae::io::write_text_atomically(run.stage("metrics.json"), doc.dump() + "\n");
-      sae::io::save_npy(run.stage("activation_frequency.npy"),
-                        Eigen::Map<const Eigen::VectorXd>(val.activation_frequency.data(),
-                                                          static_cast<long>(val.activation_frequency.size())));
-      std::string exported;
-      for (auto format : exports) {
-        sae::ExportOptions opt;
-        opt.activation_frequency = &val.activation_frequency;  // SAELens's sparsity.safetensors
-        if constexpr (topk) sae::export_model(format, run.stage(sae::name(format)), model, opt);
-        else sae::export_saelens(run.stage(sae::name(format)), model, opt);
-        exported += std::string(", ") + sae::name(format) + "/";
-      }
-
-      std::printf("\nvalidation metrics (%lld samples)\n", static_cast<long long>(data.validation.rows()));
-      std::printf("  explained variance        %.4f   (reports' formula: %.4f)\n", val.explained_variance,
-                  val.explained_variance_reports);
-      std::printf("  MSE                       %.6g\n", val.mse);
-      std::printf("  L0                        %.2f\n", val.l0);
-      std::printf("  dead latents              %.1f%%  (%lld of %lld alive)\n", 100 * val.dead_fraction,
-                  static_cast<long long>(val.alive_latents), static_cast<long long>(latents));
-      std::printf("  mean / max activation     %.4g / %.4g\n", val.mean_active_activation, val.max_activation);
-      std::printf("  EV per active latent      %.3g%%\n", 100 * val.ev_per_active_latent);
-      if (val_fp32)
-        std::printf("  fp32 encoder, same weights explained variance %.4f; %.2f%% of active latents the same\n",
-                    val_fp32->explained_variance, 100 * overlap);
-      std::printf("  training time             %.1f s\n", summary.seconds);
+      std::cout << sae::report::write_train_report(run, record, model, data.train, data.validation, summary);
       sae::examples::test_fault_point("before-commit");
       run.commit();
-      std::cout << "wrote " << (out / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/"
+      std::string exported;
+      for (auto format : exports) exported += std::string(", ") + sae::name(format) + "/";
+      std::cout << "wrote " << (run.out() / "metrics.json").string() << ", history.csv, activation_frequency.npy, checkpoint/"
                 << exported << "\n";
       return 0;
     };

@@ -177,6 +177,9 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-train", {"--arch", "batchtopk", "--aux-k", "4", "--out", out}, {"--aux-k is for --arch topk only"}},
       {"sae-train", {"--arch", "jumprelu", "--recipe", "modern", "--out", out}, {"--recipe modern is for --arch topk only"}},
       {"sae-train", {"--l0-coefficient", "2", "--out", out}, {"--l0-coefficient", "--arch jumprelu only"}},
+      // A flag for a field the chosen model lacks would change nothing: refused, naming who has it.
+      {"sae-train", {"--arch", "matryoshka", "--tied-init", "--out", out}, {"--tied-init is for --arch topk, batchtopk or jumprelu only"}},
+      {"sae-train", {"--arch", "jumprelu", "--selection", "magnitude", "--out", out}, {"--selection is for --arch topk only"}},
       {"sae-train", {"--arch", "jumprelu", "--l0-coefficient", "-1", "--out", out}, {"--l0-coefficient", "got -1"}},
       {"sae-train", {"--arch", "jumprelu", "--export", "sparsify", "--out", out}, {"--export sparsify", "no threshold SAE"}},
       {"sae-train", {"--arch", "batchtopk", "--mpi", "--out", out}, {"--mpi with --arch batchtopk"}},

@@ -4,6 +4,7 @@
 #include <sae/io/npy.hpp>
 #include <sae/report/compare.hpp>
 #include <sae/report/grid.hpp>
+#include <sae/report/matryoshka.hpp>
 #include <sae/report/sweep.hpp>
 #include <sae/report/text.hpp>
 
@@ -134,4 +135,32 @@ BOOST_AUTO_TEST_CASE(sweep_report_statistics_by_hand) {
   BOOST_TEST(md.find("- By EV: layer 1, position 0, K=2, d=16 — EV 0.4000, 25.0% dead") != std::string::npos);
   BOOST_TEST(md.find("| 1 | 0.4000 | 25.0 | layer 1, position 0, K=2, d=16, EV 0.4000 |") != std::string::npos);
   BOOST_TEST(md.find("| 0 | 0.3000 | 37.5 |") != std::string::npos);  // the one position: the mean over layers
+}
+
+BOOST_AUTO_TEST_CASE(matryoshka_matches_by_hand) {
+  // Matryoshka: 40% dead, 300 alive. TopK rows: the death match is the one 5 points away, the
+  // active match the one 20 latents away, the best the highest EV; prefixes' EV from the model.
+  sae::report::MatryoshkaComparison c;
+  c.matryoshka.val.dead_fraction = 0.4, c.matryoshka.val.alive_latents = 300;
+  const auto row = [](const char* name, double dead, index_t alive, double ev) {
+    sae::report::MatryoshkaRow r;
+    r.name = name, r.val.dead_fraction = dead, r.val.alive_latents = alive, r.val.explained_variance = ev;
+    return r;
+  };
+  c.topk = {row("a", 0.6, 100, 0.5), row("b", 0.45, 500, 0.6), row("c", 0.1, 320, 0.55), row("d", 0.9, 50, 0.7)};
+  sae::report::match_topk(c);
+  BOOST_TEST(c.death_match.name == "b");
+  BOOST_TEST(c.active_match.name == "c");
+  BOOST_TEST(c.best_topk.name == "d");
+
+  sae::MatryoshkaConfig mc;
+  mc.input_dim = 6, mc.num_latents = 8, mc.k = 2, mc.group_sizes = {2, 6};
+  const sae::MatryoshkaAutoencoder<float> mat(mc);
+  const sae::Matrix<float> x = sae::test::random_matrix<float>(20, 6, 3);
+  const auto full = sae::report::compare_matryoshka(mat, x, c.topk);
+  BOOST_REQUIRE_EQUAL(full.prefix_ev.size(), 2u);
+  BOOST_TEST(full.prefix_ev[0].first == 2);
+  BOOST_TEST(full.prefix_ev[1].first == 8);
+  BOOST_TEST(full.prefix_ev[1].second == full.matryoshka.val.explained_variance, boost::test_tools::tolerance(1e-9));
+  sae::test::require_throws_with<sae::invalid_argument>([&] { sae::report::compare_matryoshka(mat, x, {}); }, {"no TopK"});
 }

@@ -49,8 +49,10 @@
 #include <sae/report/compare.hpp>
 #include <sae/report/figures.hpp>
 #include <sae/report/grid.hpp>
+#include <sae/report/matryoshka.hpp>
 #include <sae/report/sweep.hpp>
 #include <sae/report/text.hpp>
+#include <sae/report/train_run.hpp>
 #include <sae/train/callbacks.hpp>
 #include <sae/train/l0_search.hpp>
 #include <sae/train/sweep.hpp>

@@ -15,11 +15,14 @@
 #pragma once
 
 #include <sae/core/row_sparse.hpp>
+#include <sae/io/json.hpp>
 #include <sae/mpi/communicator.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -171,5 +174,27 @@ class GradientExchange {
   double bytes_ = 0, seconds_ = 0;
   std::uint64_t steps_ = 0, sparse_ = 0, dense_ = 0;
 };
+
+// A run record's account of the exchange: ranks, bytes rank 0 received per step, and how many
+// exchanges sent the weight gradients sparsely (sae-train's metrics.json "data_parallel").
+inline io::Json exchange_statistics(const GradientExchange& x, int ranks) {
+  io::Json j = io::Json::object();
+  j["ranks"] = ranks;
+  j["bytes_received_per_step"] = x.bytes_received() / static_cast<double>(std::max<std::uint64_t>(x.exchanges(), 1));
+  j["sparse_exchanges"] = static_cast<double>(x.sparse_exchanges());
+  j["dense_exchanges"] = static_cast<double>(x.dense_exchanges());
+  return j;
+}
+
+// exchange_statistics as one line.
+inline std::string describe_exchange(const io::Json& stats) {
+  char buf[200];
+  const double sparse = stats.at("sparse_exchanges").as_number(), dense = stats.at("dense_exchanges").as_number();
+  std::snprintf(buf, sizeof buf,
+                "data parallel: %d ranks, %.3g MB received per step by rank 0 (weight gradients sent sparsely in %.0f of %.0f exchanges)",
+                static_cast<int>(stats.at("ranks").as_int()), stats.at("bytes_received_per_step").as_number() / 1e6, sparse,
+                sparse + dense);
+  return buf;
+}
 
 }  // namespace sae::mpi

@@ -1,4 +1,4 @@
-// Text for the reports: numbers through printf formats and Markdown tables.
+// Text for the reports: numbers through printf formats, Markdown cells and tables.
 #pragma once
 
 #include <cstdio>
@@ -14,6 +14,23 @@ inline std::string fmt(const char* format, double value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, format, value);
   return buf;
+}
+
+// A Markdown-safe table cell: pipes escaped, newlines flattened.
+inline std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+
+inline std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
 }
 
 // A Markdown table: a header row, the separator, then one line per row ("| a | b |").
