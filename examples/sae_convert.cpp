@@ -30,7 +30,7 @@ Model load_any(const fs::path& dir, std::string& kind) {
   if (!fs::is_directory(dir)) throw sae::io_error(dir.string(), "no such folder");
   const auto format = sae::detect_external_format(dir);
   kind = std::string(sae::name(format)) + " folder";
-  return sae::import_model<float>(dir);
+  return sae::import_any<float>(dir);
 }
 
 sae::io::FloatDType dtype_flag(const std::string& text) {

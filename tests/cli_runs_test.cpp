@@ -272,6 +272,14 @@ BOOST_AUTO_TEST_CASE(sae_train_trains_each_architecture_and_its_checkpoint_score
       BOOST_TEST(sae::test::same(copy.parameters().w_dec, model.parameters().w_dec));
       BOOST_TEST(sae::io::read_json_file((out / "copy" / "config.json").string()).at("config").dump() ==
                  sae::io::read_json_file((out / "checkpoint" / "config.json").string()).at("config").dump());
+      // Its SAELens folder converts back into a JumpReLU checkpoint that encodes as the model did.
+      const Exit back = run("sae-convert", {"--from", (out / "saelens").string(), "--to", (out / "from_saelens").string(),
+                                            "--format", "checkpoint"}, dir / "log");
+      BOOST_REQUIRE_MESSAGE(back.code == 0, back.err);
+      const auto imported = sae::load_model<sae::JumpReluAutoencoder<float>>(out / "from_saelens");
+      const sae::Matrix<float> ours = model.encode(split.validation).to_dense(), theirs = imported.encode(split.validation).to_dense();
+      BOOST_TEST(((ours.array() > 0) == (theirs.array() > 0)).all());
+      BOOST_TEST((ours - theirs).cwiseAbs().maxCoeff() <= 1e-6f);
     }
   };
   check("batchtopk", sae::BatchTopKAutoencoder<float>(sae::BatchTopKConfig{16, 8, 2}));

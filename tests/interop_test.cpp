@@ -8,6 +8,8 @@
 #include <sae/io/safetensors.hpp>
 #include <sae/model/interop.hpp>
 
+#include <variant>
+
 using sae::index_t;
 using sae::test::require_throws_with;
 
@@ -115,9 +117,17 @@ BOOST_AUTO_TEST_CASE(threshold_models_export_as_jumprelu_folders) {
       BOOST_TEST(((jump.array() > 0) == (ours.array() > 0)).all());  // the same latents fire
       BOOST_TEST((jump - ours).cwiseAbs().maxCoeff() <= 1e-5f);     // GEMM order aside, the same values
       BOOST_TEST((ours.array() > 0).count() > 0);
-      // Importing it is refused by name: import_saelens loads SAELens 'topk' folders.
+      // import_saelens (TopK) refuses it by name; import_any reads it back as a JumpReLU model that
+      // fires the same latents with the same values (its thresholds kept as logs).
       require_throws_with<sae::io_error>([&] { sae::import_saelens<float>(dir / name); },
-                                         {"cfg.json", "architecture 'jumprelu' cannot be loaded here"});
+                                         {"cfg.json", "architecture 'jumprelu' cannot be loaded here", "import_any"});
+      const auto any = sae::import_any<float>(dir / name);
+      BOOST_REQUIRE(std::holds_alternative<sae::JumpReluAutoencoder<float>>(any));
+      const auto& back = std::get<sae::JumpReluAutoencoder<float>>(any);
+      BOOST_TEST((back.thresholds() - expected_threshold).cwiseAbs().maxCoeff() <= 1e-6f * expected_threshold.maxCoeff());
+      const sae::Matrix<float> again = back.encode(x).to_dense();
+      BOOST_TEST(((again.array() > 0) == (ours.array() > 0)).all());
+      BOOST_TEST((again - ours).cwiseAbs().maxCoeff() == 0.0f);
     }
   };
   sae::MatryoshkaConfig mc;
@@ -162,4 +172,11 @@ BOOST_AUTO_TEST_CASE(what_cannot_be_expressed_is_refused_by_name) {
   sae::io::write_text_atomically(dir / "shape" / "cfg.json", cfg.dump());
   require_throws_with<sae::io_error>([&] { sae::import_model<float>(dir / "shape"); },
                                      {"sae_weights.safetensors", "'W_enc' has shape [6, 12], expected [6, 13]"});
+  // A JumpReLU threshold of 0 (a BatchTopK model that saw no batch) has no log: refused by index.
+  sae::BatchTopKConfig bc;
+  bc.input_dim = 6, bc.num_latents = 12, bc.k = 3;
+  sae::BatchTopKAutoencoder<float> untrained(bc);
+  sae::export_saelens(dir / "zero", untrained);
+  require_throws_with<sae::io_error>([&] { sae::import_any<float>(dir / "zero"); },
+                                     {"sae_weights.safetensors", "threshold[0] = 0", "positive"});
 }

@@ -13,7 +13,8 @@
 //   encoder.weight [F, d], encoder.bias [F], W_dec [F, d], b_dec [d]. sparsify always encodes
 //   x - b_dec, as our decoder-bias model does.
 // Our models without a decoder bias export a zero b_dec (encoding is then identical). Imports map
-// back onto TopKAutoencoder: a nonzero b_dec becomes the decoder bias; SAELens's
+// back onto TopKAutoencoder (SAELens "topk", sparsify) or JumpReluAutoencoder (SAELens "jumprelu";
+// import_any picks): a nonzero b_dec becomes the decoder bias; SAELens's
 // apply_b_dec_to_input = false with a nonzero b_dec is folded into b_enc (b_enc + W_enc b_dec), so
 // the encoder computes the same pre-activations.
 #pragma once
@@ -25,10 +26,12 @@
 #include <sae/model/batch_topk_autoencoder.hpp>
 #include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/model/matryoshka_autoencoder.hpp>
+#include <sae/model/registry.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -122,19 +125,27 @@ inline index_t positive_int(const io::Json& cfg, const std::string& key, const s
   return static_cast<index_t>(v.as_number());
 }
 
-// A TopK model from external tensors: a nonzero b_dec becomes the decoder bias; with
-// `bias_on_input` false it is also folded into b_enc.
+// The shared parameters of an imported model: a nonzero b_dec becomes the decoder bias; without
+// `bias_on_input` it is also folded into b_enc (W_enc (x - b_dec) + b_enc' = W_enc x + b_enc).
+template <class Scalar, class Params>
+bool move_shared(Params& p, Matrix<Scalar> w_enc, Vector<Scalar> b_enc, Matrix<Scalar> w_dec, Vector<Scalar> b_dec,
+                 bool bias_on_input) {
+  const bool decoder_bias = !b_dec.isZero(0);
+  if (decoder_bias && !bias_on_input) b_enc += w_enc * b_dec;
+  p.w_enc = std::move(w_enc);
+  p.b_enc = std::move(b_enc);
+  p.w_dec = std::move(w_dec);
+  if (decoder_bias) p.b_dec = std::move(b_dec);
+  return decoder_bias;
+}
+// A TopK model from external tensors (move_shared).
 template <class Scalar>
 TopKAutoencoder<Scalar> topk_from(index_t d, index_t f, index_t k, Matrix<Scalar> w_enc, Vector<Scalar> b_enc,
                                   Matrix<Scalar> w_dec, Vector<Scalar> b_dec, bool bias_on_input, const std::string& source) {
   if (k > f) throw io_error(source, "k = " + std::to_string(k) + " exceeds the " + std::to_string(f) + " latents");
-  TopKConfig c{d, f, k, Selection::value, !b_dec.isZero(0), 0};
   AutoencoderParameters<Scalar> p;
-  if (c.decoder_bias && !bias_on_input) b_enc += w_enc * b_dec;  // W_enc (x - b_dec) + b_enc' = W_enc x + b_enc
-  p.w_enc = std::move(w_enc);
-  p.b_enc = std::move(b_enc);
-  p.w_dec = std::move(w_dec);
-  if (c.decoder_bias) p.b_dec = std::move(b_dec);
+  TopKConfig c{d, f, k};
+  c.decoder_bias = move_shared<Scalar>(p, std::move(w_enc), std::move(b_enc), std::move(w_dec), std::move(b_dec), bias_on_input);
   return TopKAutoencoder<Scalar>(c, std::move(p));
 }
 }  // namespace interop_detail
@@ -222,32 +233,86 @@ void export_model(ExternalFormat format, const std::filesystem::path& dir, const
   else export_sparsify(dir, model, opt);
 }
 
+namespace interop_detail {
+// A SAELens folder's tensors and settings, checked: the architecture `cfg.json` names, d_in, d_sae,
+// the encoder's bias handling, and the four shared tensors (read in this order, so errors are too).
+template <class Scalar>
+struct SaelensFolder {
+  std::string source, architecture;
+  io::Json cfg;
+  index_t d = 0, f = 0;
+  bool bias_on_input = true;
+  Matrix<Scalar> w_enc, w_dec;
+  Vector<Scalar> b_enc, b_dec;
+  std::optional<io::SafetensorsFile> weights;
+};
+
+template <class Scalar>
+SaelensFolder<Scalar> read_saelens(const std::filesystem::path& dir) {
+  SaelensFolder<Scalar> s;
+  s.source = (dir / "cfg.json").string();
+  s.cfg = io::read_json_file(s.source);
+  const io::Json& arch = required(s.cfg, "architecture", s.source);
+  s.architecture = arch.is_string() ? arch.as_string() : "?";
+  s.d = positive_int(s.cfg, "d_in", s.source), s.f = positive_int(s.cfg, "d_sae", s.source);
+  if (const io::Json* n = s.cfg.find("normalize_activations"); n && !(n->is_string() && n->as_string() == "none"))
+    throw io_error(s.source, "normalize_activations must be \"none\" (activation normalisation is not implemented here)");
+  if (const io::Json* r = s.cfg.find("rescale_acts_by_decoder_norm"); r && r->is_bool() && r->as_bool())
+    throw io_error(s.source, "rescale_acts_by_decoder_norm = true is not implemented here");
+  if (const io::Json* r = s.cfg.find("reshape_activations"); r && !(r->is_string() && r->as_string() == "none"))
+    throw io_error(s.source, "reshape_activations must be \"none\"");
+  const io::Json* on_input = s.cfg.find("apply_b_dec_to_input");
+  s.bias_on_input = on_input && on_input->is_bool() ? on_input->as_bool() : true;
+  return s;
+}
+
+template <class Scalar>
+void read_saelens_tensors(const std::filesystem::path& dir, SaelensFolder<Scalar>& s) {
+  s.weights.emplace(dir / "sae_weights.safetensors");
+  s.w_enc = s.weights->template matrix<Scalar>("W_enc", s.d, s.f).transpose();
+  s.b_enc = s.weights->template vector<Scalar>("b_enc", s.f);
+  s.w_dec = s.weights->template matrix<Scalar>("W_dec", s.f, s.d);
+  s.b_dec = s.weights->template vector<Scalar>("b_dec", s.d);
+}
+
+}  // namespace interop_detail
+
 // A SAELens "topk" folder as a TopK model (other architectures are refused by name).
 template <class Scalar = float>
 TopKAutoencoder<Scalar> import_saelens(const std::filesystem::path& dir) {
   namespace id = interop_detail;
-  const std::string source = (dir / "cfg.json").string();
-  const io::Json cfg = io::read_json_file(source);
-  const io::Json& arch = id::required(cfg, "architecture", source);
-  if (!arch.is_string() || arch.as_string() != "topk")
-    throw io_error(source, "architecture '" + (arch.is_string() ? arch.as_string() : std::string("?")) +
-                               "' cannot be loaded here; SAELens 'topk' folders can");
-  const index_t d = id::positive_int(cfg, "d_in", source), f = id::positive_int(cfg, "d_sae", source);
-  const index_t k = id::positive_int(cfg, "k", source);
-  if (const io::Json* n = cfg.find("normalize_activations"); n && !(n->is_string() && n->as_string() == "none"))
-    throw io_error(source, "normalize_activations must be \"none\" (activation normalisation is not implemented here)");
-  if (const io::Json* r = cfg.find("rescale_acts_by_decoder_norm"); r && r->is_bool() && r->as_bool())
-    throw io_error(source, "rescale_acts_by_decoder_norm = true is not implemented here");
-  if (const io::Json* r = cfg.find("reshape_activations"); r && !(r->is_string() && r->as_string() == "none"))
-    throw io_error(source, "reshape_activations must be \"none\"");
-  const io::Json* on_input = cfg.find("apply_b_dec_to_input");
-  const bool bias_on_input = on_input && on_input->is_bool() ? on_input->as_bool() : true;
-  const io::SafetensorsFile w(dir / "sae_weights.safetensors");
-  Matrix<Scalar> w_enc = w.matrix<Scalar>("W_enc", d, f).transpose();  // read in this order, so errors are too
-  Vector<Scalar> b_enc = w.vector<Scalar>("b_enc", f);
-  Matrix<Scalar> w_dec = w.matrix<Scalar>("W_dec", f, d);
-  return id::topk_from<Scalar>(d, f, k, std::move(w_enc), std::move(b_enc), std::move(w_dec), w.vector<Scalar>("b_dec", d),
-                               bias_on_input, source);
+  auto s = id::read_saelens<Scalar>(dir);
+  if (s.architecture != "topk")
+    throw io_error(s.source, "architecture '" + s.architecture + "' cannot be loaded here as a TopK model (SAELens 'topk' "
+                                                                 "folders can; import_any also reads 'jumprelu' ones)");
+  const index_t k = id::positive_int(s.cfg, "k", s.source);
+  id::read_saelens_tensors(dir, s);
+  return id::topk_from<Scalar>(s.d, s.f, k, std::move(s.w_enc), std::move(s.b_enc), std::move(s.w_dec), std::move(s.b_dec),
+                               s.bias_on_input, s.source);
+}
+
+// A SAELens "jumprelu" folder as a JumpReLU model: a latent fires when its pre-activation exceeds
+// its threshold, as relu(pre) * (pre > threshold) does; each threshold must be positive (we keep
+// its log). The data scale is 1 until initialize_from_data measures one (for further training).
+template <class Scalar = float>
+JumpReluAutoencoder<Scalar> import_saelens_jumprelu(const std::filesystem::path& dir) {
+  namespace id = interop_detail;
+  auto s = id::read_saelens<Scalar>(dir);
+  if (s.architecture != "jumprelu")
+    throw io_error(s.source, "architecture '" + s.architecture + "' is not a SAELens 'jumprelu' folder");
+  id::read_saelens_tensors(dir, s);
+  const Vector<Scalar> threshold = s.weights->template vector<Scalar>("threshold", s.f);
+  for (index_t j = 0; j < s.f; ++j)
+    if (!(threshold[j] > Scalar(0)) || !std::isfinite(static_cast<double>(threshold[j])))
+      throw io_error(s.weights->path(), "threshold[" + std::to_string(j) + "] = " + std::to_string(threshold[j]) +
+                                            ": every threshold must be positive and finite (we keep its log)");
+  JumpReluParameters<Scalar> p;
+  JumpReluConfig c;
+  c.input_dim = s.d, c.num_latents = s.f;
+  c.decoder_bias = id::move_shared<Scalar>(p, std::move(s.w_enc), std::move(s.b_enc), std::move(s.w_dec), std::move(s.b_dec),
+                                           s.bias_on_input);
+  p.log_threshold = threshold.array().log();
+  return JumpReluAutoencoder<Scalar>(c, std::move(p));
 }
 
 // A sparsify folder (activation "topk", no skip connection, not a transcoder) as a TopK model.
@@ -277,10 +342,20 @@ TopKAutoencoder<Scalar> import_sparsify(const std::filesystem::path& dir) {
                                true, source);
 }
 
-// Either format, detected from the folder's files.
+// A TopK model from either format, detected from the folder's files.
 template <class Scalar = float>
 TopKAutoencoder<Scalar> import_model(const std::filesystem::path& dir) {
   return detect_external_format(dir) == ExternalFormat::saelens ? import_saelens<Scalar>(dir) : import_sparsify<Scalar>(dir);
+}
+
+// Any folder the peer libraries write for an architecture we have: SAELens "topk" and sparsify
+// folders as TopK, SAELens "jumprelu" ones as JumpReLU.
+template <class Scalar = float>
+AnyModel<Scalar> import_any(const std::filesystem::path& dir) {
+  if (detect_external_format(dir) == ExternalFormat::saelens &&
+      interop_detail::read_saelens<Scalar>(dir).architecture == "jumprelu")
+    return import_saelens_jumprelu<Scalar>(dir);
+  return import_model<Scalar>(dir);
 }
 
 }  // namespace sae
