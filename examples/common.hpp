@@ -10,6 +10,7 @@
 #include "field_flags.hpp"
 
 #include <sae/data/activation_split.hpp>
+#include <sae/data/data_options.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/run_directory.hpp>
 #include <sae/train/sweep.hpp>
@@ -231,41 +232,30 @@ inline void set_threads(long threads) {
 #endif
 }
 
-// Adds the data flags shared by the examples: --data, --layer, --position, --val-fraction.
-inline void add_data_options(cxxopts::Options& options, const std::string& default_data) {
-  // clang-format off
-  options.add_options("data")
-    ("data", "activations .npy, [N, D] or [N, layers, positions, D]", cxxopts::value<std::string>()->default_value(default_data))
-    ("layer", "layer of a 4-D array (default 0)", cxxopts::value<long>())
-    ("position", "position of a 4-D array (default 0)", cxxopts::value<long>())
-    ("val-fraction", "hold out this fraction at random instead of the reports' split "
-                     "(used anyway when N <= 5,978)", cxxopts::value<double>());
-  // clang-format on
+// The data flags (data::DataOptions' field list): --data with this program's default, --layer,
+// --position, --val-fraction (`keys`: a subset).
+inline void add_data_options(FieldFlags& flags, const std::string& default_data, const std::vector<std::string>& keys = {}) {
+  data::DataOptions defaults;
+  defaults.data = default_data;
+  flags.declare("data", defaults, keys);
 }
 
-// --layer/--position when either is given (a 4-D array defaults to (0, 0) when neither is).
-inline std::optional<sae::data::LayerPosition> layer_position_flags(const cxxopts::ParseResult& args) {
-  if (!args.count("layer") && !args.count("position")) return std::nullopt;
-  return sae::data::LayerPosition{args.count("layer") ? int_flag(args, "layer", 0) : 0,
-                                  args.count("position") ? int_flag(args, "position", 0) : 0};
+inline data::DataOptions data_flags(const cxxopts::ParseResult& args, const FieldFlags& flags) {
+  data::DataOptions d;
+  d.data = args["data"].as<std::string>();
+  flags.read(args, d);
+  return d;
 }
 
-// The activations --data/--layer/--position name.
-inline sae::data::ActivationFile load_data_flag(const cxxopts::ParseResult& args) {
-  return sae::data::load_activation_file(args["data"].as<std::string>(), layer_position_flags(args));
+// The activations the data flags name.
+inline sae::data::ActivationFile load_data_flag(const data::DataOptions& d) {
+  return sae::data::load_activation_file(d.data, d.slice());
 }
 
 // "samples.jsonl beside the data" unless --samples says otherwise.
 inline std::string samples_path_for(const cxxopts::ParseResult& args, const std::string& data_path) {
   return args.count("samples") ? args["samples"].as<std::string>()
                                : (std::filesystem::path(data_path).parent_path() / "samples.jsonl").string();
-}
-
-inline std::optional<double> val_fraction_flag(const cxxopts::ParseResult& args) {
-  if (!args.count("val-fraction")) return std::nullopt;
-  const double f = number_flag(args, "val-fraction", 0, 1, true);
-  check_flag(f < 1, "--val-fraction: expected a number in (0, 1), got 1 (nothing left to train on)");
-  return f;
 }
 
 // Progress goes to stdout, redrawn in place on a terminal (sae::progress_line).

@@ -37,8 +37,11 @@ class FieldFlags {
       if constexpr (std::is_same_v<T, bool>) {
         options_.add_options(group)(spec, help);
       } else {
-        if (f.has_range()) help += " (" + f.range_words(std::is_integral_v<T>) + ")";
-        options_.add_options(group)(spec, help, cxxopts::value<std::string>()->default_value(field_text(value)));
+        if (f.has_range()) help += " (" + f.range_words(fields_detail::integer_valued<T>::value) + ")";
+        if (field_text(value).empty() && !std::is_same_v<T, std::string>)  // an unset optional: no default shown
+          options_.add_options(group)(spec, help, cxxopts::value<std::string>());
+        else
+          options_.add_options(group)(spec, help, cxxopts::value<std::string>()->default_value(field_text(value)));
       }
     });
     return *this;

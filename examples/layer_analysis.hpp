@@ -13,12 +13,6 @@
 
 namespace sae::examples {
 
-// The split the feature analyses use: --val-fraction if given, else the library's default, seeded
-// by --seed as read_grid_flags read it (both layers of a two-layer program get the same rows).
-inline sae::data::SplitPolicy split_policy_flags(const cxxopts::ParseResult& args, std::uint64_t seed) {
-  return sae::data::SplitPolicy{val_fraction_flag(args), seed};
-}
-
 // Trains one TopK SAE with the reports' setup and the grid flags' epochs/batch/lr/seed.
 inline sae::TopKAutoencoder<float> train_topk(const sae::data::ActivationSplit& d, index_t k, index_t latents, const GridFlags& flags,
                                               const std::string& label) {
@@ -49,19 +43,20 @@ struct TwoLayers {
   sae::analysis::AnnotatedLayer late, early;
 };
 
-inline TwoLayers load_two_layers(const cxxopts::ParseResult& args, std::uint64_t seed) {
+// Both layers split alike: --val-fraction if given, else the library's default, seeded by --seed.
+inline TwoLayers load_two_layers(const cxxopts::ParseResult& args, const data::DataOptions& d, std::uint64_t seed) {
   TwoLayers t;
-  const std::string data_path = args["data"].as<std::string>();
+  const std::string& data_path = d.data;
   t.samples_path = samples_path_for(args, data_path);
   const auto samples = sae::data::load_samples(t.samples_path);
-  const auto late_where = layer_position_flags(args);
+  const auto late_where = d.slice();
   std::optional<sae::data::LayerPosition> early_where;
   std::string early_path = args["early-data"].as<std::string>();
   if (args.count("early-layer")) {
     early_path = data_path;
     early_where = sae::data::LayerPosition{int_flag(args, "early-layer", 0), late_where ? late_where->position : 0};
   }
-  const auto policy = split_policy_flags(args, seed);
+  const auto policy = d.split(seed);
   t.late = sae::analysis::load_annotated_layer(data_path, late_where, samples, t.samples_path, policy);
   t.early = sae::analysis::load_annotated_layer(early_path, early_where, samples, t.samples_path, policy);
   return t;

@@ -16,13 +16,13 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-compare",
                              "The report-001 grid once per architecture (TopK, TopK + AuxK, TopK recipe modern, BatchTopK, "
                              "JumpReLU at matched L0, Matryoshka): one table and one figure of EV and dead % side by side.");
-    sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
+    sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_data_options(field_flags, SAE_DEFAULT_DATA);
     const sae::report::CompareOptions defaults;
     // clang-format off
     options.add_options("grid")
       ("ks", "K values (BatchTopK's mean k, JumpReLU's target L0)", cxxopts::value<std::vector<long>>()->default_value("5,10,20,100"))
       ("latents", "latent_dim values (dictionary sizes)", cxxopts::value<std::vector<long>>()->default_value("512,1024,2048"));
-    sae::examples::FieldFlags field_flags(options);
     field_flags.declare("grid", sae::TrainConfig{}, {"epochs", "batch_size"}).declare("grid", sae::AdamConfig{}, {"lr"})
         .declare("grid", sae::TrainConfig{}, {"seed"});
     options.add_options("grid")
@@ -71,11 +71,11 @@ int main(int argc, char** argv) {
 
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-compare");
     sae::examples::write_resolved_config(run, options, args);
-    const std::string data_path = args["data"].as<std::string>();
-    const sae::io::ArrayFile view(data_path);
-    const auto slice = sae::data::slice_or_default(view, sae::examples::layer_position_flags(args));
+    const auto data = sae::examples::data_flags(args, field_flags);
+    const sae::io::ArrayFile view(data.data);
+    const auto slice = sae::data::slice_or_default(view, data.slice());
     plan.slices = {slice};
-    plan.validation_fraction = sae::examples::val_fraction_flag(args);
+    plan.validation_fraction = data.val_fraction;
     const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, plan.train.seed});
     const auto train_rows = static_cast<index_t>(split.train.size());
     plan.variants.clear();
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     plan.slice_in_names = false;
     plan.score_training_rows = true;
     plan.force = args.count("force") > 0;
-    const sae::report::CompareSetup setup{sae::data::describe_source(data_path, slice), split.description, train_rows,
+    const sae::report::CompareSetup setup{sae::data::describe_source(data.data, slice), split.description, train_rows,
                                           static_cast<index_t>(split.validation.size()), view.shape().back(), &plan, o,
                                           !args.count("no-plots")};
     std::cout << "data: " << setup.source << " — " << train_rows << " train, " << setup.validation_rows << " validation, D="

@@ -14,8 +14,8 @@ using sae::index_t;
 int main(int argc, char** argv) {
   return sae::examples::run_main("sae-grid", [&] {
     cxxopts::Options options("sae-grid", "Report 001: the K x latent_dim grid of TopK SAEs, with Pareto analysis and figures.");
-    sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
     sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_data_options(field_flags, SAE_DEFAULT_DATA);
     sae::examples::add_grid_options(options, field_flags);
     // clang-format off
     options.add_options()
@@ -29,9 +29,10 @@ int main(int argc, char** argv) {
 
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
     sae::examples::write_resolved_config(run, options, args);
-    const std::string data_path = args["data"].as<std::string>();
+    const auto data = sae::examples::data_flags(args, field_flags);
+    const std::string& data_path = data.data;
     const sae::io::ArrayFile view(data_path);
-    const auto slice = sae::data::slice_or_default(view, sae::examples::layer_position_flags(args));
+    const auto slice = sae::data::slice_or_default(view, data.slice());
     std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {
       const auto samples = sae::data::load_samples(samples_path);
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
     sae::SweepPlan plan;
     plan.slices = {slice};
     plan.ks = grid.ks, plan.latents = grid.latents, plan.train = grid.train, plan.adam = grid.adam;
-    plan.validation_fraction = sae::examples::val_fraction_flag(args);
+    plan.validation_fraction = data.val_fraction;
     plan.force = args.count("force") > 0;
     plan.shared_pass = false;
     plan.slice_in_names = false;

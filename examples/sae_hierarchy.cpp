@@ -30,8 +30,8 @@ int main(int argc, char** argv) {
   return sae::examples::run_main("sae-hierarchy", [&] {
     cxxopts::Options options("sae-hierarchy",
                              "Report 004: specialization taxonomy, specialized latents, interventions and ablation validation.");
-    sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
     sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_data_options(field_flags, SAE_DEFAULT_DATA);
     sae::examples::add_grid_options(options, field_flags, "100", "512", /*resumable=*/false);
     sae::examples::add_early_layer_options(options, SAE_EARLY_DATA);
     sae::examples::add_specialization_options(options);
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     const auto late_ranges = sae::examples::rank_ranges_flag(args, "late-ranges", d);
     const auto early_ranges = sae::examples::rank_ranges_flag(args, "early-ranges", d);
 
-    const auto layers = sae::examples::load_two_layers(args, flags.train.seed);
+    const auto layers = sae::examples::load_two_layers(args, sae::examples::data_flags(args, field_flags), flags.train.seed);
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-hierarchy");
     sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();

@@ -38,8 +38,8 @@ std::string verdict(bool holds) { return holds ? "**holds**" : "**does not hold*
 int main(int argc, char** argv) {
   return sae::examples::run_main("sae-large-k", [&] {
     cxxopts::Options options("sae-large-k", "Report 003: large K, specialization of rare latents, frequency curves.");
-    sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
     sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_data_options(field_flags, SAE_DEFAULT_DATA);
     sae::examples::add_grid_options(options, field_flags, "100,200,300", "512", /*resumable=*/false);
     sae::examples::add_specialization_options(options);
     // clang-format off
@@ -64,11 +64,10 @@ int main(int argc, char** argv) {
                               "--ranks: rank range " + range.label() + " lies outside the smallest model's " +
                                   std::to_string(flags.latents.front()) + " latents");
 
-    const std::string data_path = args["data"].as<std::string>();
-    const std::string samples_path = sae::examples::samples_path_for(args, data_path);
-    const auto layer = sae::analysis::load_annotated_layer(data_path, sae::examples::layer_position_flags(args),
-                                                 sae::data::load_samples(samples_path), samples_path,
-                                                 sae::examples::split_policy_flags(args, flags.train.seed));
+    const auto data = sae::examples::data_flags(args, field_flags);
+    const std::string samples_path = sae::examples::samples_path_for(args, data.data);
+    const auto layer = sae::analysis::load_annotated_layer(data.data, data.slice(), sae::data::load_samples(samples_path),
+                                                           samples_path, data.split(flags.train.seed));
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
     sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();

@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   return sae::examples::run_main("sae-matryoshka", [&] {
     cxxopts::Options options("sae-matryoshka",
                              "Report 000: Matryoshka vs TopK on the same data, and feature semantics of two layers.");
-    sae::examples::add_data_options(options, SAE_DEFAULT_DATA);
     sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_data_options(field_flags, SAE_DEFAULT_DATA);
     sae::examples::add_grid_options(options, field_flags, "5,10,20,100", "512,1024,2048", /*resumable=*/false);
     // clang-format off
     options.add_options("matryoshka")
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
       for (long g : sae::examples::int_list_flag(args, "mat-groups", 1)) mat_config.group_sizes.push_back(g);
 
     // Data: the late layer (--data) for the comparison and semantics, the early layer for semantics.
-    const auto layers = sae::examples::load_two_layers(args, flags.train.seed);
+    const auto layers = sae::examples::load_two_layers(args, sae::examples::data_flags(args, field_flags), flags.train.seed);
     const auto& late = layers.late;
     const auto& early = layers.early;
     mat_config.input_dim = late.data.train.cols();

@@ -31,10 +31,8 @@ int main(int argc, char** argv) {
     cxxopts::Options options("sae-sweep", "Report 002: TopK SAEs for every layer x position x (K, latent_dim), resumable.");
     // clang-format off
     options.add_options()
-      ("data", "4-D activations .npy [N, layers, positions, D] (read through a memory map)", cxxopts::value<std::string>())
       ("layers", "layers to sweep (default: all)", cxxopts::value<std::vector<long>>())
       ("positions", "positions to sweep (default: all)", cxxopts::value<std::vector<long>>())
-      ("val-fraction", "hold out this fraction at random instead of the reports' split", cxxopts::value<double>())
       ("out", "output directory", cxxopts::value<std::string>()->default_value("results/sweep"))
       ("keep-weights", "save every SAE's checkpoint under <out>/weights/")
       ("max-groups", "train at most this many (layer, position) groups in this run (0 = all)", cxxopts::value<long>()->default_value("0"))
@@ -43,13 +41,15 @@ int main(int argc, char** argv) {
                 "then reuses the shards' results and writes the report", cxxopts::value<std::string>());
     // clang-format on
     sae::examples::FieldFlags field_flags(options);
+    sae::examples::add_data_options(field_flags, "", {"data", "val_fraction"});  // the whole 4-D array, memory-mapped
     sae::examples::add_grid_options(options, field_flags);
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
     sae::examples::check_flag(args.count("data") > 0, "--data is required (a 4-D [N, layers, positions, D] .npy)");
     const auto grid = sae::examples::read_grid_flags(args, field_flags);
-    const auto fraction = sae::examples::val_fraction_flag(args);
+    const auto data = sae::examples::data_flags(args, field_flags);
+    const auto fraction = data.val_fraction;
     const int max_slices = static_cast<int>(sae::examples::int_flag(args, "max-groups", 0, 1 << 30));
     const std::filesystem::path out_root = args["out"].as<std::string>();
     std::pair<int, int> shard{0, 1};
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
         sharded ? out_root / "shards" / (std::to_string(shard.first) + "-of-" + std::to_string(shard.second)) : out_root;
     std::optional<sae::io::RunDirectory> run_folder;
     if (mpi.root()) run_folder.emplace(out_dir, "sae-sweep");
-    const sae::io::ArrayFile view(args["data"].as<std::string>());
+    const sae::io::ArrayFile view(data.data);
     const auto& shape = view.shape();
     if (shape.size() != 4)
       throw sae::io_error(view.path(), "the sweep needs a 4-D [N, layers, positions, D] array but shape is " +

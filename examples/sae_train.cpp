@@ -18,15 +18,15 @@ struct TrainData {
 };
 
 // The --data file, or rows planted by `planted` when --data is empty (the default).
-TrainData load_data(const cxxopts::ParseResult& args, sae::data::PlantedConfig planted, std::uint64_t seed) {
+TrainData load_data(const sae::data::DataOptions& data, sae::data::PlantedConfig planted, std::uint64_t seed) {
   sae::data::ActivationFile file;
-  if (!args["data"].as<std::string>().empty()) {
-    file = sae::examples::load_data_flag(args);
+  if (!data.data.empty()) {
+    file = sae::examples::load_data_flag(data);
   } else {
     planted.seed = seed;
     file = sae::data::planted_activation_file(planted);
   }
-  TrainData d{sae::data::split_activations(file.all, file.source, {sae::examples::val_fraction_flag(args), seed}),
+  TrainData d{sae::data::split_activations(file.all, file.source, data.split(seed)),
               std::move(file.fingerprint)};
   d.fingerprint["split"] = d.split.split;
   return d;
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     sae::data::PlantedConfig planted;  // without --data: the reports' row count, a 256-wide planted dictionary
     planted.num_samples = 7473, planted.input_dim = 256, planted.num_features = 512, planted.k_true = 8, planted.noise_std = 0.02;
     field_flags.declare("", planted);
-    sae::examples::add_data_options(options, "");
+    sae::examples::add_data_options(field_flags, "");
     sae::examples::add_dead_latent_options(options, field_flags, "dead latents");
     sae::examples::add_schedule_options(field_flags, "optimizer");
     const auto parsed = sae::examples::parse_args(options, argc, argv);
@@ -104,6 +104,18 @@ int main(int argc, char** argv) {
     sae::SgdConfig sgd{adam.lr, 0.9, adam.weight_decay};
     field_flags.read(args, sgd);
     field_flags.read(args, planted);
+    const auto data_options = sae::examples::data_flags(args, field_flags);
+    // The planted flags shape rows only when no --data is given; --layer/--position only slice a file.
+    if (data_options.data.empty()) {
+      field_flags.for_each_given(args, data_options, [](const std::string& flag, const std::string& key) {
+        sae::examples::check_flag(key != "layer" && key != "position",
+                                  "--" + flag + " selects a slice of a --data file; without --data the rows are planted");
+      });
+    } else {
+      field_flags.for_each_given(args, planted, [](const std::string& flag, const std::string&) {
+        sae::examples::check_flag(false, "--" + flag + " shapes planted rows; it does nothing with --data");
+      });
+    }
     sae::examples::check_flag(planted.k_true <= planted.num_features,
                               "--planted-k: expected at most --planted-features (" + std::to_string(planted.num_features) +
                                   "), got " + std::to_string(planted.k_true));
@@ -148,7 +160,7 @@ int main(int argc, char** argv) {
     mpi.start(args.count("mpi") > 0, "sae-train");
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
-    const auto loaded = load_data(args, planted, seed);
+    const auto loaded = load_data(data_options, planted, seed);
     const auto& data = loaded.split;
     sae::TopKConfig config = sae::examples::with_dead_window(model_flags, data.train.rows());
     config.input_dim = data.train.cols();

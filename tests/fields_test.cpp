@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE fields
 #include "test_helpers.hpp"
 
+#include <sae/data/data_options.hpp>
 #include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
 #include <sae/model/checkpoint.hpp>
@@ -189,4 +190,26 @@ BOOST_AUTO_TEST_CASE(assign_fields_changes_only_the_named_ones) {
   changes["k"] = -1;
   sae::test::require_throws_with<sae::invalid_argument>([&] { sae::io::assign_fields(changes, c); }, {"k", "got -1"});
   BOOST_TEST(c.k == 4);  // a refused change leaves the config as it was
+}
+
+// Optional fields (DataOptions' layer, position, val_fraction): unset is JSON null and reads back
+// unset; a given value is parsed and range-checked like any other.
+BOOST_AUTO_TEST_CASE(optional_fields_are_null_when_unset) {
+  sae::data::DataOptions d;
+  d.data = "acts.npy", d.layer = 3;
+  const Json j = sae::io::fields_to_json(d);
+  BOOST_TEST(j.dump(-1) == R"({"data":"acts.npy","layer":3,"position":null,"val_fraction":null})");
+  const auto back = sae::io::config_from_json<sae::data::DataOptions>(Json::parse(j.dump()), "cfg.json");
+  BOOST_TEST((back.layer == std::optional<sae::index_t>(3)));
+  BOOST_TEST(!back.position.has_value());
+  BOOST_TEST(!back.val_fraction.has_value());
+  BOOST_TEST((back.slice()->layer == 3 && back.slice()->position == 0));
+  BOOST_TEST(!sae::data::DataOptions{}.slice().has_value());
+  const auto fraction = sae::field("val_fraction", "").above(0).below(1);
+  BOOST_TEST(*sae::parse_field_text<std::optional<double>>("0.25", fraction) == 0.25);
+  sae::test::require_throws_with<sae::invalid_argument>(
+      [&] { sae::parse_field_text<std::optional<double>>("1", fraction); }, {"expected a number in (0, 1), got 1"});
+  sae::test::require_throws_with<sae::error>(
+      [] { sae::io::config_from_json<sae::data::DataOptions>(Json::parse(R"({"data":"a","layer":-2})"), "cfg.json"); },
+      {"cfg.json", "layer", "-2"});
 }

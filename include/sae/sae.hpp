@@ -22,6 +22,7 @@
 #include <sae/data/activations.hpp>
 #include <sae/data/batches.hpp>
 #include <sae/data/cot_steps.hpp>
+#include <sae/data/data_options.hpp>
 #include <sae/data/planted.hpp>
 #include <sae/data/samples.hpp>
 #include <sae/data/split.hpp>

@@ -11,7 +11,8 @@
 //     }
 //   };
 //
-// A field's value type is an integer, double, bool, std::string, an enum with `enum_names(E{})`
+// A field's value type is an integer, double, bool, std::string, an optional of one (unset: the
+// program's default applies), an enum with `enum_names(E{})`
 // found by ADL, a std::vector of integers, or a nested config that has `fields` of its own.
 #pragma once
 
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -103,11 +105,17 @@ template <class>
 struct is_vector : std::false_type {};
 template <class T>
 struct is_vector<std::vector<T>> : std::true_type {};
+template <class>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
 // Integers, or lists of them: their bounds are written as integers.
 template <class T>
 struct integer_valued : std::is_integral<T> {};
 template <class T>
 struct integer_valued<std::vector<T>> : std::is_integral<T> {};
+template <class T>
+struct integer_valued<std::optional<T>> : std::is_integral<T> {};
 }  // namespace fields_detail
 
 // True for a config that lists its fields.
@@ -143,7 +151,8 @@ template <class T>
 std::string field_expectation(const FieldInfo& f) {
   constexpr bool integer = fields_detail::integer_valued<T>::value;
   const std::string range = f.has_range() ? " " + f.range_words(integer) : "";
-  if constexpr (std::is_same_v<T, bool>) return "true or false";
+  if constexpr (fields_detail::is_optional<T>::value) return field_expectation<typename T::value_type>(f);
+  else if constexpr (std::is_same_v<T, bool>) return "true or false";
   else if constexpr (std::is_enum_v<T>) return enum_choices<T>();
   else if constexpr (std::is_same_v<T, std::string>) return "text";
   else if constexpr (std::is_unsigned_v<T>) return "a non-negative integer below 2^" + std::to_string(8 * sizeof(T)) + range;
@@ -164,7 +173,9 @@ template <class T>
 T parse_field_text(const std::string& text, const FieldInfo& f) {
   const auto fail = [&] { return invalid_argument("expected " + field_expectation<T>(f) + ", got '" + text + "'"); };
   const auto out_of_range = [&] { return invalid_argument("expected " + field_expectation<T>(f) + ", got " + text); };
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (fields_detail::is_optional<T>::value) {  // given text is a value; absence is the empty optional
+    return T(parse_field_text<typename T::value_type>(text, f));
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (text == "true" || text == "1") return true;
     if (text == "false" || text == "0") return false;
     throw fail();
@@ -221,7 +232,8 @@ T parse_field_text(const std::string& text, const FieldInfo& f) {
 // A field's value as text (flags' defaults, help, messages).
 template <class T>
 std::string field_text(const T& v) {
-  if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+  if constexpr (fields_detail::is_optional<T>::value) return v ? field_text(*v) : "";
+  else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
   else if constexpr (std::is_enum_v<T>) return enum_name(v);
   else if constexpr (std::is_same_v<T, std::string>) return v;
   else if constexpr (std::is_integral_v<T>) return std::to_string(v);

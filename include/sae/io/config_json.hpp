@@ -37,7 +37,8 @@ Json fields_object(const Config& c, FieldJsonOptions opt) {
 
 template <class T>
 Json value_to_json(const T& v, FieldJsonOptions opt) {
-  if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string>) return Json(v);
+  if constexpr (fields_detail::is_optional<T>::value) return v ? value_to_json(*v, opt) : Json();  // unset: null
+  else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string>) return Json(v);
   else if constexpr (std::is_enum_v<T>) return Json(enum_name(v));
   else if constexpr (std::is_integral_v<T> || std::is_floating_point_v<T>) return Json(v);
   else if constexpr (fields_detail::is_vector<T>::value) {
@@ -59,7 +60,10 @@ T value_from_json(const Json& j, const FieldInfo& f, const std::string& path, Fi
     return invalid_argument(path + ": expected " + field_expectation<T>(f) + ", got " + got);
   };
   const std::string got = j.is_string() ? "'" + j.as_string() + "'" : j.dump(-1);
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (fields_detail::is_optional<T>::value) {
+    if (j.is_null()) return T();
+    return T(value_from_json<typename T::value_type>(j, f, path, opt));
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (!j.is_bool()) throw fail(got);
     return j.as_bool();
   } else if constexpr (std::is_enum_v<T> || std::is_same_v<T, std::string>) {
