@@ -232,9 +232,11 @@ inline void set_threads(long threads) {
 #endif
 }
 
-// The data flags (data::DataOptions' field list): --data with this program's default, --layer,
-// --position, --val-fraction (`keys`: a subset).
-inline void add_data_options(FieldFlags& flags, const std::string& default_data, const std::vector<std::string>& keys = {}) {
+// The data flags (data::DataOptions' field list) with this program's --data default: by default
+// those of a file read whole (--data, --layer, --position, --val-fraction); `keys` empty: every one
+// (targets and --stream too).
+inline void add_data_options(FieldFlags& flags, const std::string& default_data,
+                             const std::vector<std::string>& keys = {"data", "layer", "position", "val_fraction"}) {
   data::DataOptions defaults;
   defaults.data = default_data;
   flags.declare("data", defaults, keys);
@@ -245,11 +247,6 @@ inline data::DataOptions data_flags(const cxxopts::ParseResult& args, const Fiel
   d.data = args["data"].as<std::string>();
   flags.read(args, d);
   return d;
-}
-
-// The activations the data flags name.
-inline sae::data::ActivationFile load_data_flag(const data::DataOptions& d) {
-  return sae::data::load_activation_file(d.data, d.slice());
 }
 
 // "samples.jsonl beside the data" unless --samples says otherwise.

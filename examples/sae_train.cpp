@@ -1,38 +1,16 @@
-// sae-train: train one SAE — TopK (the reports'), BatchTopK or JumpReLU — on .npy activations (or
-// on planted synthetic data when --data is empty, the default), print its metrics, and write
-// metrics.json, history.csv and a checkpoint.
+// sae-train: train one SAE — TopK (the reports'), BatchTopK, JumpReLU or Matryoshka — on
+// activations (a .npy/.safetensors file or a shard set, optionally against targets from another
+// layer or file; planted synthetic rows when --data is empty, the default), print its metrics, and
+// write metrics.json, history.csv and a checkpoint.
 #include "common.hpp"
 #include "mpi_mode.hpp"
 
+#include <sae/data/training_rows.hpp>
 #include <sae/model/registry.hpp>
 #include <sae/report/train_run.hpp>
 
 #include <optional>
 #include <sstream>
-
-namespace {
-
-struct TrainData {
-  sae::data::ActivationSplit split;
-  sae::io::Json fingerprint;
-};
-
-// The --data file, or rows planted by `planted` when --data is empty (the default).
-TrainData load_data(const sae::data::DataOptions& data, sae::data::PlantedConfig planted, std::uint64_t seed) {
-  sae::data::ActivationFile file;
-  if (!data.data.empty()) {
-    file = sae::examples::load_data_flag(data);
-  } else {
-    planted.seed = seed;
-    file = sae::data::planted_activation_file(planted);
-  }
-  TrainData d{sae::data::split_activations(file.all, file.source, data.split(seed)),
-              std::move(file.fingerprint)};
-  d.fingerprint["split"] = d.split.split;
-  return d;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   sae::examples::MpiMode mpi(argc, argv);
@@ -59,7 +37,7 @@ int main(int argc, char** argv) {
                                        "adds to the gradient)", cxxopts::value<std::string>()->default_value("adam"));
     field_flags.declare("", sae::SgdConfig{}, {"momentum"})
         .declare("", model_defaults, {"encoder_precision"})
-        .declare("", train_defaults, {"seed", "validate_every"});
+        .declare("", train_defaults, {"seed", "validate_every", "shuffle_block", "shuffle_window"});
     // clang-format off
     options.add_options()
       ("threads", "OpenMP threads (0 = default)", cxxopts::value<long>()->default_value("0"))
@@ -75,7 +53,7 @@ int main(int argc, char** argv) {
     sae::data::PlantedConfig planted;  // without --data: the reports' row count, a 256-wide planted dictionary
     planted.num_samples = 7473, planted.input_dim = 256, planted.num_features = 512, planted.k_true = 8, planted.noise_std = 0.02;
     field_flags.declare("", planted);
-    sae::examples::add_data_options(field_flags, "");
+    sae::examples::add_data_options(field_flags, "", {});
     sae::examples::add_dead_latent_options(options, field_flags, "dead latents");
     sae::examples::add_schedule_options(field_flags, "optimizer");
     const auto parsed = sae::examples::parse_args(options, argc, argv);
@@ -108,8 +86,7 @@ int main(int argc, char** argv) {
     // The planted flags shape rows only when no --data is given; --layer/--position only slice a file.
     if (data_options.data.empty()) {
       field_flags.for_each_given(args, data_options, [](const std::string& flag, const std::string& key) {
-        sae::examples::check_flag(key != "layer" && key != "position",
-                                  "--" + flag + " selects a slice of a --data file; without --data the rows are planted");
+        sae::examples::check_flag(key == "val_fraction", "--" + flag + " is about a --data file; without --data the rows are planted");
       });
     } else {
       field_flags.for_each_given(args, planted, [](const std::string& flag, const std::string&) {
@@ -153,6 +130,12 @@ int main(int argc, char** argv) {
                                   "--export sparsify: sparsify has no threshold SAE (BatchTopK, JumpReLU and Matryoshka export to saelens)");
       }
 
+    if (data_options.has_targets()) {
+      sae::examples::check_flag(model_flags.resample_every == 0, "--resample-every re-seeds latents with input rows, which "
+                                                                 "assumes an autoencoder; drop it with --target-*");
+      sae::examples::check_flag(!args.count("export"), "--export: transcoders are not exported to SAELens/sparsify yet; "
+                                                       "drop --export with --target-*");
+    }
     sae::examples::check_flag(!(args.count("mpi") && (model_flags.tracks_dead_latents() ||
                                                      sae::examples::recipe_flag(args) == sae::Recipe::modern)),
                               "--aux-k, --resample-every or --recipe modern with --mpi: dead latents are counted per process, so "
@@ -160,13 +143,24 @@ int main(int argc, char** argv) {
     mpi.start(args.count("mpi") > 0, "sae-train");
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
-    const auto loaded = load_data(data_options, planted, seed);
-    const auto& data = loaded.split;
-    sae::TopKConfig config = sae::examples::with_dead_window(model_flags, data.train.rows());
-    config.input_dim = data.train.cols();
+    const auto data = sae::data::open_training_rows(data_options, planted, seed);
+    const sae::index_t train_rows = data.train->rows();
+    sae::examples::check_flag(!data.train->has_targets() || data.train->target_dim() == data.train->input_dim(),
+                              "--target-*: the targets are " + std::to_string(data.train->target_dim()) +
+                                  " wide but the inputs " + std::to_string(data.train->input_dim()) +
+                                  "; a transcoder between widths is not built yet (same-width layers are)");
+    sae::TopKConfig config = sae::examples::with_dead_window(model_flags, train_rows);
+    config.input_dim = data.train->input_dim();
     config.seed = seed;
-    config = sae::apply_recipe(config, sae::examples::recipe_flag(args), data.train.rows());
+    config = sae::apply_recipe(config, sae::examples::recipe_flag(args), train_rows);
     sae::examples::require_training_memory(config, train_config.batch_size);
+    // Rows too many for memory are read from disk: a row-by-row shuffle would read them at random.
+    if (data.streaming && !data_options.stream && !args.count("shuffle-block")) {
+      train_config.shuffle_block = 4096;
+      if (mpi.root())
+        std::cout << "note: the rows do not fit in memory; batches are read from the memory map with --shuffle-block 4096 "
+                     "--shuffle-window " << train_config.shuffle_window << " (give --shuffle-block to choose)\n";
+    }
 
     // Trains, scores and writes out `model`, whichever architecture it is.
     const auto run_model = [&](auto& model) -> int {
@@ -183,12 +177,12 @@ int main(int argc, char** argv) {
       std::ostringstream sink;
       sae::ProgressPrinter progress(args.count("quiet") ? static_cast<std::ostream&>(sink) : std::cout);
       const auto fit = [&](auto&& trainer) {
-        if (!mpi.root()) return trainer.fit(model, data.train, &data.validation, sae::EarlyStop(early_stop));
-        return trainer.fit(model, data.train, &data.validation, progress, sae::CsvLogger(run_folder->stage("history.csv")),
+        if (!mpi.root()) return trainer.fit(model, *data.train, data.validation.get(), sae::EarlyStop(early_stop));
+        return trainer.fit(model, *data.train, data.validation.get(), progress, sae::CsvLogger(run_folder->stage("history.csv")),
                            PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
       };
       sae::report::TrainRunSetup record;
-      record.source = data.source, record.split = data.split, record.data_fingerprint = loaded.fingerprint;
+      record.source = data.source, record.split = data.split, record.data_fingerprint = data.fingerprint;
       record.train = train_config, record.adam = adam;
       if (use_sgd) record.sgd = sgd;
       record.early_stop = early_stop;
@@ -216,15 +210,15 @@ int main(int argc, char** argv) {
       auto& run = *run_folder;
       sae::examples::write_resolved_config(run, options, args);
       std::cout << "data: " << data.source << "\n"
-                << "split: " << data.split << " (" << data.train.rows() << " train, " << data.validation.rows()
+                << "split: " << data.split << " (" << train_rows << " train, " << data.validation->rows()
                 << " validation)\n"
-                << "model: " << Model::architecture << ", D=" << data.train.cols() << " F=" << latents << " K=" << k
+                << "model: " << Model::architecture << ", D=" << config.input_dim << " F=" << latents << " K=" << k
                 << (topk ? ", encoder GEMM " + precision : std::string())
                 << ", threads=" << sae::max_threads() << (mpi.on() ? " per rank, " + std::to_string(mpi.size()) + " ranks (data parallel)" : "")
                 << "\n";
       const sae::TrainSummary summary = train_model();
       sae::save_checkpoint(run.stage("checkpoint"), model);
-      std::cout << sae::report::write_train_report(run, record, model, data.train, data.validation, summary);
+      std::cout << sae::report::write_train_report(run, record, model, *data.train, *data.validation, summary);
       sae::examples::test_fault_point("before-commit");
       run.commit();
       std::string exported;

@@ -621,3 +621,62 @@ BOOST_AUTO_TEST_CASE(sae_compare_trains_every_variant_on_the_grid_runs_data) {
              std::string::npos);
   BOOST_TEST(sae::test::read_file(dir / "compare" / "figures" / "ev_vs_dead.dat").size() > 0u);
 }
+
+// sae-train on a shard set, streamed from the map, and against targets equal to its inputs trains
+// the weights of the plain in-memory run; a transcoder between layers runs and is scored against
+// its targets; bad shards and mismatched targets are refused by name.
+BOOST_AUTO_TEST_CASE(sae_train_reads_shard_sets_streams_and_trains_against_targets) {
+  sae::test::ScratchDir dir("cli-rows");
+  const sae::Matrix<float> x = sae::test::random_matrix<float>(400, 8, 21);
+  sae::io::save_npy(dir / "all.npy", x);
+  fs::create_directories(dir / "set");
+  sae::io::save_npy(dir / "set" / "part-0.npy", sae::Matrix<float>(x.topRows(150)));
+  sae::io::save_npy(dir / "set" / "part-1.npy", sae::Matrix<float>(x.bottomRows(250)));
+  const std::vector<std::string> common = {"-k", "2", "--latents", "16", "--epochs", "2", "--batch-size", "64", "--quiet"};
+  const auto train = [&](const std::string& name, std::vector<std::string> args) {
+    args.insert(args.end(), common.begin(), common.end());
+    args.insert(args.end(), {"--out", (dir / name).string()});
+    const Exit e = run("sae-train", args, dir / name);
+    BOOST_TEST(e.code == 0, name << ": " << e.err);
+    return e;
+  };
+  const auto weights = [&](const std::string& name) {
+    return sae::test::read_file(dir / name / "checkpoint" / "w_enc.npy") + sae::test::read_file(dir / name / "checkpoint" / "w_dec.npy");
+  };
+  train("run-file", {"--data", (dir / "all.npy").string()});
+  BOOST_REQUIRE(!weights("run-file").empty());
+  train("run-set", {"--data", (dir / "set").string()});
+  train("run-glob", {"--data", (dir / "set" / "part-*.npy").string(), "--stream"});
+  const Exit paired = train("run-paired", {"--data", (dir / "all.npy").string(), "--target-data", (dir / "all.npy").string()});
+  for (const char* name : {"run-set", "run-glob", "run-paired"}) BOOST_TEST(weights(name) == weights("run-file"), name);
+  BOOST_TEST(paired.out.find(" -> ") != std::string::npos, paired.out);
+  const auto set_metrics = sae::io::read_json_file((dir / "run-set" / "metrics.json").string());
+  BOOST_TEST(set_metrics.at("fingerprint").at("data").at("shards").as_array().size() == 2u);
+  BOOST_TEST(set_metrics.at("validation").dump() ==
+             sae::io::read_json_file((dir / "run-file" / "metrics.json").string()).at("validation").dump());
+
+  // Layer 0 in, layer 1 out of a 4-D array: the metrics are against layer 1.
+  const sae::Matrix<float> four = sae::test::random_matrix<float>(300, 2 * 1 * 8, 22);
+  sae::io::save_npy(dir / "acts4d.npy", four.data(), {300, 2, 1, 8});
+  train("transcoder", {"--data", (dir / "acts4d.npy").string(), "--target-layer", "1"});
+  const auto t = sae::io::read_json_file((dir / "transcoder" / "metrics.json").string());
+  BOOST_TEST(t.at("data").as_string().find("layer 0, position 0) -> ") != std::string::npos, t.at("data").as_string());
+  BOOST_TEST(t.at("fingerprint").at("data").at("targets").at("layer").as_int() == 1);
+
+  const auto refused = [&](std::vector<std::string> args, const std::vector<std::string>& fragments) {
+    args.insert(args.end(), {"--out", (dir / "refused").string()});
+    const Exit e = run("sae-train", args, dir / "refused");
+    BOOST_TEST(e.code != 0);
+    for (const auto& f : fragments) BOOST_TEST(e.err.find(f) != std::string::npos, "'" << e.err << "' lacks '" << f << "'");
+  };
+  sae::io::save_npy(dir / "short.npy", sae::Matrix<float>(x.topRows(399)));
+  refused({"--data", (dir / "all.npy").string(), "--target-data", (dir / "short.npy").string()},
+          {"all.npy", "400 rows", "short.npy", "399 rows"});
+  refused({"--data", (dir / "acts4d.npy").string(), "--target-layer", "2"}, {"acts4d.npy", "layer 2", "[0, 2)"});
+  refused({"--data", (dir / "all.npy").string(), "--target-layer", "1"}, {"all.npy", "2-D"});
+  refused({"--data", (dir / "all.npy").string(), "--target-data", (dir / "all.npy").string(), "--resample-every", "100"},
+          {"--resample-every", "--target-*"});
+  sae::io::save_npy(dir / "set" / "part-2.npy", sae::Matrix<float>(sae::test::random_matrix<float>(10, 9, 23)));
+  refused({"--data", (dir / "set").string()}, {"part-2.npy", "9 wide", "same width"});
+  refused({"--target-layer", "1"}, {"--target-layer", "without --data"});
+}

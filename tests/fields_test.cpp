@@ -198,7 +198,8 @@ BOOST_AUTO_TEST_CASE(optional_fields_are_null_when_unset) {
   sae::data::DataOptions d;
   d.data = "acts.npy", d.layer = 3;
   const Json j = sae::io::fields_to_json(d);
-  BOOST_TEST(j.dump(-1) == R"({"data":"acts.npy","layer":3,"position":null,"val_fraction":null})");
+  BOOST_TEST(j.dump(-1) == R"({"data":"acts.npy","layer":3,"position":null,"target_data":"","target_layer":null,"target_position":null,)"
+             R"("stream":false,"val_fraction":null})");
   const auto back = sae::io::config_from_json<sae::data::DataOptions>(Json::parse(j.dump()), "cfg.json");
   BOOST_TEST((back.layer == std::optional<sae::index_t>(3)));
   BOOST_TEST(!back.position.has_value());

@@ -23,7 +23,10 @@
 #include <sae/data/batches.hpp>
 #include <sae/data/cot_steps.hpp>
 #include <sae/data/data_options.hpp>
+#include <sae/data/open_rows.hpp>
 #include <sae/data/planted.hpp>
+#include <sae/data/row_source.hpp>
+#include <sae/data/row_statistics.hpp>
 #include <sae/data/samples.hpp>
 #include <sae/data/split.hpp>
 #include <sae/io/config_json.hpp>
@@ -33,6 +36,7 @@
 #include <sae/io/npy_mmap.hpp>
 #include <sae/io/safetensors.hpp>
 #include <sae/metrics/evaluate.hpp>
+#include <sae/metrics/evaluate_rows.hpp>
 #include <sae/metrics/reconstruction.hpp>
 #include <sae/metrics/sparsity.hpp>
 #include <sae/model/batch_topk_autoencoder.hpp>

@@ -1,12 +1,14 @@
-// Activations as every program reads them: a `.npy` file (2-D, or one (layer, position) of a 4-D
-// array — (0, 0) unless given), what identifies its content for fingerprints, and its rows split
-// by a SplitPolicy with the file row behind each validation row kept for pairing with samples;
-// planted-dictionary rows in the same form, for runs without a file.
+// Activations as the matrix-based programs read them: a `.npy`/`.safetensors` file (2-D, or one
+// (layer, position) of a 4-D array — (0, 0) unless given) or a shard set, loaded whole; what
+// identifies its content for fingerprints; and its rows split by a SplitPolicy with the file row
+// behind each validation row kept for pairing with samples. Planted-dictionary rows in the same
+// form, for runs without a file.
 #pragma once
 
 #include <sae/core/types.hpp>
 #include <sae/core/memory.hpp>
 #include <sae/data/activations.hpp>
+#include <sae/data/open_rows.hpp>
 #include <sae/data/planted.hpp>
 #include <sae/data/split.hpp>
 #include <sae/io/fingerprint.hpp>
@@ -26,17 +28,41 @@ struct ActivationFile {
   io::Json fingerprint;  // content, shape and slice (not the path: a moved copy still matches)
 };
 
-inline ActivationFile load_activation_file(const std::string& path, std::optional<LayerPosition> where = std::nullopt) {
-  const io::ArrayFile view(path);
-  where = slice_or_default(view, where);
-  ActivationFile f;
-  f.all = gather_activations<float>(view, where);
-  f.source = describe_source(path, where);
-  f.fingerprint = io::data_fingerprint(view);
-  if (where) {
-    f.fingerprint["layer"] = where->layer;
-    f.fingerprint["position"] = where->position;
+// What identifies the rows of `spec` for fingerprints: the file's content, shape and slice (not the
+// path: a moved copy still matches), or each shard's in order for a shard set.
+inline io::Json rows_fingerprint(const std::string& spec, std::optional<LayerPosition> where = std::nullopt) {
+  const auto one = [](const io::ArrayFile& view, const std::optional<LayerPosition>& slice) {
+    io::Json j = io::data_fingerprint(view);
+    if (slice) {
+      j["layer"] = slice->layer;
+      j["position"] = slice->position;
+    }
+    return j;
+  };
+  if (!is_shard_set(spec)) {
+    const io::ArrayFile view(spec);
+    return one(view, slice_or_default(view, where));
   }
+  const auto rows = open_rows<float>(spec, where);
+  io::Json shards = io::Json::array();
+  for (const auto& shard : dynamic_cast<const ShardedRows<float>&>(*rows).shards()) {
+    const auto& mapped = dynamic_cast<const MappedRows<float>&>(*shard);
+    shards.push_back(one(mapped.file(), mapped.slice()));
+  }
+  io::Json j = io::Json::object();
+  j["shards"] = shards;
+  return j;
+}
+
+// Every row of a file or shard set (data/open_rows.hpp) in memory.
+inline ActivationFile load_activation_file(const std::string& path, std::optional<LayerPosition> where = std::nullopt) {
+  const auto rows = open_rows<float>(path, where);
+  require_memory(static_cast<double>(rows->rows()) * static_cast<double>(rows->input_dim()) * sizeof(float),
+                 path + ": loading " + std::to_string(rows->rows()) + " x " + std::to_string(rows->input_dim()) + " activations");
+  ActivationFile f;
+  f.all = read_all_inputs(*rows);
+  f.source = rows->describe();
+  f.fingerprint = rows_fingerprint(path, where);
   return f;
 }
 

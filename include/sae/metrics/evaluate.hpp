@@ -22,14 +22,16 @@ struct Evaluation {
   std::vector<double> activation_frequency;
 };
 
+// Scored against `target` (a transcoder's next layer; by default x itself: an autoencoder).
 template <class Model>
-Evaluation evaluate(const Model& model, const Matrix<typename Model::scalar_type>& x) {
+Evaluation evaluate(const Model& model, const Matrix<typename Model::scalar_type>& x,
+                    const Matrix<typename Model::scalar_type>& target) {
   const auto codes = model.encode(x);
   const auto x_hat = model.decode(codes);
   Evaluation e;
-  e.explained_variance = explained_variance(x, x_hat);
-  e.explained_variance_reports = explained_variance_reports(x, x_hat);
-  e.mse = mse(x, x_hat);
+  e.explained_variance = explained_variance(target, x_hat);
+  e.explained_variance_reports = explained_variance_reports(target, x_hat);
+  e.mse = mse(target, x_hat);
   e.l0 = l0(codes);
   e.activation_frequency = activation_frequency(codes);
   e.alive_latents = alive_latents(e.activation_frequency);
@@ -38,6 +40,10 @@ Evaluation evaluate(const Model& model, const Matrix<typename Model::scalar_type
   e.max_activation = max_activation(codes);
   e.ev_per_active_latent = ev_per_active_latent(e.explained_variance, e.alive_latents);
   return e;
+}
+template <class Model>
+Evaluation evaluate(const Model& model, const Matrix<typename Model::scalar_type>& x) {
+  return evaluate(model, x, x);
 }
 
 // The scalar metrics (frequencies left out; save them as .npy when needed).

@@ -24,6 +24,8 @@
 #include <sae/core/row_hooks.hpp>
 #include <sae/core/sparse_codes.hpp>
 #include <sae/core/types.hpp>
+#include <sae/data/row_source.hpp>
+#include <sae/data/row_statistics.hpp>
 #include <sae/model/autoencoder_parameters.hpp>
 #include <sae/model/model_concept.hpp>
 
@@ -70,7 +72,7 @@ using unit_rows = decltype(normalize_rows(B{}, std::declval<matrix<B, S>&>()));
 template <class Scalar, class Backend, class Extra>
 struct DictionaryWorkspace {
   using S = storage<Backend, Scalar>;
-  typename S::matrix x, x_in, pre, x_hat, g;
+  typename S::matrix x, y, x_in, pre, x_hat, g;  // y: distinct targets, when a step has them
   typename S::codes codes;
   typename S::latent_groups groups;
   typename S::code_gradients dcode;
@@ -120,7 +122,7 @@ class Base : public AutoencoderSlots<ConfigType> {
   template <class Model, class Workspace>
   void before_step(Model&, const Matrix<Scalar>&, Workspace&) {}
   template <class Model>
-  void initialize_from_data(Model&, const Matrix<Scalar>&, bool /*fresh*/) {}
+  void initialize_from_data(Model&, const data::RowSource<Scalar>&, const data::RowStatistics&, bool /*fresh*/) {}
 
   // MSE, the per-element mean over all B x D entries (torch's F.mse_loss): fills the weight
   // gradients, ws.x_hat and ws.g = dL/dx_hat = 2 (x_hat - x) / n. The MSE is rounded through
@@ -228,21 +230,38 @@ class Dictionary : public Architecture<Scalar, Backend> {
   // reconstruction loss and its further terms. Fills `grad`; ws.x_hat holds the reconstruction
   // (with the MSE). Not const: a step may move the architecture's state (thresholds, dead-latent counts).
   StepLoss loss_and_gradient(const Matrix<Scalar>& batch, Gradients& grad, Workspace& ws) {
+    return loss_and_gradient(batch, nullptr, grad, ws);
+  }
+  // The same with distinct targets (rows of the same width; null: the batch is its own target, an
+  // autoencoder). The losses and their gradients compare the reconstruction with the target.
+  StepLoss loss_and_gradient(const Matrix<Scalar>& batch, const Matrix<Scalar>* target, Gradients& grad, Workspace& ws) {
+    if (target)
+      detail::require(target->rows() == batch.rows() && target->cols() == this->input_dim(), Arch::class_name,
+                      "targets are [" + std::to_string(target->rows()) + ", " + std::to_string(target->cols()) +
+                          "] for a batch of " + std::to_string(batch.rows()) + " rows; this model reconstructs " +
+                          std::to_string(this->input_dim()) + " dimensions");
     Arch::before_step(*this, batch, ws);
     const auto& p = p_.stored();
     const auto& x = stage(Backend{}, batch, ws.x);
+    const auto& y = target ? stage(Backend{}, *target, ws.y) : x;
     const auto& x_in = preactivations(x, ws);
     Arch::select_for_training(ws);
-    StepLoss loss = Arch::reconstruction_loss(p, decoder_bias(), x, x_in, grad, ws);
-    loss.loss += Arch::add_loss_terms(p, decoder_bias(), x, x_in, grad, ws);
+    StepLoss loss = Arch::reconstruction_loss(p, decoder_bias(), y, x_in, grad, ws);
+    loss.loss += Arch::add_loss_terms(p, decoder_bias(), y, x_in, grad, ws);
     return loss;
   }
 
-  // Data-dependent initialisation, which the trainer calls before the first step (a model from
-  // stored parameters keeps its parameters; JumpReLU still measures the data's scale).
+  // Data-dependent initialisation, which the trainer calls before the first step with the training
+  // rows and their streamed statistics (a model from stored parameters keeps its parameters;
+  // JumpReLU still measures the data's scale).
+  void initialize_from_data(const data::RowSource<Scalar>& rows, const data::RowStatistics& stats) {
+    if (rows.rows() == 0) return;
+    Arch::initialize_from_data(*this, rows, stats, std::exchange(needs_data_init_, false));
+  }
   void initialize_from_data(const Matrix<Scalar>& x) {
     if (x.size() == 0) return;
-    Arch::initialize_from_data(*this, x, std::exchange(needs_data_init_, false));
+    const data::MatrixRows<Scalar> rows(x);
+    initialize_from_data(rows, data::stream_statistics(rows));
   }
 
   // Scales each decoder row to unit L2 norm (a zero row is left as is). A no-op right after an

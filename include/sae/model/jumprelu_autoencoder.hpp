@@ -183,17 +183,15 @@ class JumpRelu : public Base<Scalar, Backend, JumpReluConfig> {
 
   // Measures the data scale and, for a fresh model, starts the thresholds (a model from stored
   // parameters keeps its thresholds).
-  void initialize_from_data(Model& m, const Matrix<Scalar>& x, bool fresh) {
-    data_scale_ = std::sqrt(x.template cast<double>().squaredNorm() / static_cast<double>(x.size()));
+  void initialize_from_data(Model& m, const data::RowSource<Scalar>& rows, const data::RowStatistics& stats, bool fresh) {
+    data_scale_ = std::sqrt(stats.inputs.mean_square());
     if (data_scale_ <= 0 || !std::isfinite(data_scale_)) data_scale_ = 1;
     if (!fresh) return;
     const JumpReluConfig& c = this->config();
     double start = c.initial_threshold * data_scale_;
     if (c.initial_l0 > 0) {
       typename Model::Workspace ws;
-      const index_t stride = (x.rows() + 4095) / 4096;  // at most 4,096 evenly spaced rows
-      Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
-      for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
+      const Matrix<Scalar> sample = data::evenly_spaced_rows(rows, 4096);
       m.preactivations(sample, ws);
       const Scalar cut = batch_topk(Backend{}, ws.pre, c.initial_l0 * sample.rows(), ws.codes);
       if (cut > Scalar(0)) start = static_cast<double>(cut);

@@ -182,13 +182,10 @@ class TopK : public Base<Scalar, Backend, TopKConfig> {
 
   // With median_decoder_bias: b_dec starts at the geometric median of at most 8,192 evenly spaced rows.
   template <class Model>
-  void initialize_from_data(Model& m, const Matrix<Scalar>& x, bool fresh) {
+  void initialize_from_data(Model& m, const data::RowSource<Scalar>& rows, const data::RowStatistics&, bool fresh) {
     if constexpr (S::host_memory) {
       if (!fresh || !this->config().median_decoder_bias) return;
-      const index_t stride = (x.rows() + 8191) / 8192;
-      Matrix<Scalar> sample((x.rows() + stride - 1) / stride, x.cols());
-      for (index_t i = 0; i < sample.rows(); ++i) sample.row(i) = x.row(i * stride);
-      m.stored_for_update().b_dec = data::geometric_median(sample);
+      m.stored_for_update().b_dec = data::geometric_median(data::evenly_spaced_rows(rows, 8192));
     }
   }
 

@@ -12,7 +12,8 @@
 #include <sae/io/json.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/io/run_directory.hpp>
-#include <sae/metrics/evaluate.hpp>
+#include <sae/data/row_source.hpp>
+#include <sae/metrics/evaluate_rows.hpp>
 #include <sae/metrics/sparsity.hpp>
 #include <sae/model/interop.hpp>
 #include <sae/model/topk_autoencoder.hpp>
@@ -44,8 +45,9 @@ struct TrainRunSetup {
 // Writes metrics.json, activation_frequency.npy and the exports into the run's staging folder;
 // returns the validation summary for the console.
 template <class Model>
-std::string write_train_report(io::RunDirectory& run, const TrainRunSetup& s, const Model& model, const Matrix<float>& train,
-                               const Matrix<float>& validation, const TrainSummary& summary) {
+std::string write_train_report(io::RunDirectory& run, const TrainRunSetup& s, const Model& model,
+                               const data::RowSource<float>& train, const data::RowSource<float>& validation,
+                               const TrainSummary& summary) {
   constexpr bool topk = std::is_same_v<Model, TopKAutoencoder<float>>;
   EncoderPrecision precision = EncoderPrecision::fp32;
   if constexpr (topk) precision = model.config().encoder_precision;
@@ -90,7 +92,12 @@ std::string write_train_report(io::RunDirectory& run, const TrainRunSetup& s, co
       exact.encoder_precision = EncoderPrecision::fp32;
       const Model reference(exact, model.parameters());
       val_fp32 = metrics::evaluate(reference, validation);
-      overlap = metrics::active_overlap(model.encode(validation), reference.encode(validation));
+      // On the first block of validation rows (all of them for sets of the reports' size).
+      const index_t n = std::min(validation.rows(), data::streaming_block_rows<float>(validation.input_dim()));
+      Matrix<float> x;
+      const auto rows = data::row_range(0, n);
+      validation.read_inputs(rows.data(), n, x);
+      overlap = metrics::active_overlap(model.encode(x), reference.encode(x));
       doc["validation_fp32_encoder"] = metrics::to_json(*val_fp32);
       doc["bf16_active_overlap"] = overlap;
     }

@@ -6,6 +6,8 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/data/batches.hpp>
+#include <sae/data/row_source.hpp>
+#include <sae/data/row_statistics.hpp>
 #include <sae/data/split.hpp>
 #include <sae/model/model_concept.hpp>
 #include <sae/optim/schedule.hpp>
@@ -13,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -28,6 +31,11 @@ struct TrainConfig {
   index_t batch_size = 256;
   std::uint64_t seed = 0;  // batch order
   bool shuffle = true;
+  // 0: every row shuffled each epoch (the reports'). N: blocks of N consecutive rows in a seeded
+  // order, the rows of each `shuffle_window` blocks mixed (data/batches.hpp), for mapped sets
+  // larger than the page cache.
+  index_t shuffle_block = 0;
+  index_t shuffle_window = 64;
   // Score the validation set every this many epochs and after the last (0: never during training;
   // evaluate the model afterwards instead). Scoring costs a forward pass over the validation rows.
   index_t validate_every = 1;
@@ -40,6 +48,11 @@ struct TrainConfig {
     v(c.batch_size, field("batch_size", "mini-batch size").at_least(1).at_most(1 << 24));
     v(c.shuffle, field("shuffle", "shuffle the rows each epoch").no_flag());
     v(c.seed, field("seed", "seed for initialisation, split and batch order"));
+    v(c.shuffle_block, field("shuffle_block", "shuffle blocks of this many consecutive rows, then rows within a window of "
+                                              "blocks (0: every row; for sets read from disk)")
+                           .at_least(0).at_most(1 << 24).written_when(c.shuffle_block > 0));
+    v(c.shuffle_window, field("shuffle_window", "blocks whose rows are shuffled together (with --shuffle-block)")
+                            .at_least(1).at_most(1 << 20).written_when(c.shuffle_block > 0));
     v(c.validate_every, field("validate_every", "score the validation set every N epochs (0 = only after training)")
                             .at_least(0).compute_only());
     v(c.schedule, field("lr_schedule", "the learning rate over the steps").written_when(!c.schedule.constant()));
@@ -110,7 +123,17 @@ template <class, class = void>
 struct initializes_from_data : std::false_type {};
 template <class M>
 struct initializes_from_data<M, std::void_t<decltype(std::declval<M&>().initialize_from_data(
-                                    std::declval<const Matrix<typename M::scalar_type>&>()))>> : std::true_type {};
+                                    std::declval<const data::RowSource<typename M::scalar_type>&>(),
+                                    std::declval<const data::RowStatistics&>()))>> : std::true_type {};
+
+// Whether a model's step takes distinct targets (the Dictionary skeleton's do).
+template <class, class = void>
+struct steps_with_targets : std::false_type {};
+template <class M>
+struct steps_with_targets<M, std::void_t<decltype(std::declval<M&>().loss_and_gradient(
+                                 std::declval<const Matrix<typename M::scalar_type>&>(),
+                                 std::declval<const Matrix<typename M::scalar_type>*>(), std::declval<typename M::Gradients&>(),
+                                 std::declval<typename M::Workspace&>()))>> : std::true_type {};
 
 // Calls c.on_epoch_end if it exists; true means "stop".
 template <class C, class M>
@@ -121,15 +144,6 @@ bool epoch_end_hook(C& c, const EpochStats& s, const M& model) {
     else c.on_epoch_end(s, model);
   }
   return false;
-}
-
-// sum ||x_i - mean(x)||^2 in double: the denominator of explained variance.
-template <class Scalar>
-double total_sum_of_squares(const Matrix<Scalar>& x) {
-  const Eigen::RowVectorXd mean = x.template cast<double>().colwise().mean();
-  double sst = 0;
-  for (index_t i = 0; i < x.rows(); ++i) sst += (x.row(i).template cast<double>() - mean).squaredNorm();
-  return sst;
 }
 }  // namespace detail
 
@@ -151,12 +165,22 @@ class Trainer {
 
   const Optimizer& optimizer() const { return optimizer_; }
 
-  // Trains on `train` ([N, D]); `validation` (may be null) is scored after every epoch.
+  // Trains on the rows of `train` (data/row_source.hpp: in memory, mapped, sharded, paired with
+  // targets, or a split's view of any of them); `validation` (may be null) is scored after every
+  // epoch, against its targets when it has them.
   template <class... Callbacks>
-  TrainSummary fit(Model& model, const Matrix<Scalar>& train, const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
+  TrainSummary fit(Model& model, const data::RowSource<Scalar>& train, const data::RowSource<Scalar>* validation,
+                   Callbacks&&... callbacks) {
     std::vector<Model*> models{&model};
     std::vector<Optimizer*> optimizers{&optimizer_};
     return std::move(run(models, optimizers, train, validation, callbacks...).front());
+  }
+  // The same on rows in memory ([N, D]; the inputs are the targets).
+  template <class... Callbacks>
+  TrainSummary fit(Model& model, const Matrix<Scalar>& train, const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
+    const data::MatrixRows<Scalar> t(train);
+    const std::optional<data::MatrixRows<Scalar>> v = validation ? std::optional<data::MatrixRows<Scalar>>(*validation) : std::nullopt;
+    return fit(model, t, v ? &*v : nullptr, callbacks...);
   }
 
   // Trains several models in one pass over the data: each batch is gathered once and fed to every
@@ -164,8 +188,8 @@ class Trainer {
   // bitwise identical to training it alone with fit(). Callbacks see each model's epochs; one
   // returning true stops that model only.
   template <class... Callbacks>
-  std::vector<TrainSummary> fit_shared(std::vector<Model>& models, const Matrix<Scalar>& train,
-                                       const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
+  std::vector<TrainSummary> fit_shared(std::vector<Model>& models, const data::RowSource<Scalar>& train,
+                                       const data::RowSource<Scalar>* validation, Callbacks&&... callbacks) {
     std::vector<Optimizer> copies(models.size(), optimizer_);
     std::vector<Model*> model_ptrs;
     std::vector<Optimizer*> optimizer_ptrs;
@@ -175,20 +199,34 @@ class Trainer {
     }
     return run(model_ptrs, optimizer_ptrs, train, validation, callbacks...);
   }
+  template <class... Callbacks>
+  std::vector<TrainSummary> fit_shared(std::vector<Model>& models, const Matrix<Scalar>& train,
+                                       const Matrix<Scalar>* validation, Callbacks&&... callbacks) {
+    const data::MatrixRows<Scalar> t(train);
+    const std::optional<data::MatrixRows<Scalar>> v = validation ? std::optional<data::MatrixRows<Scalar>>(*validation) : std::nullopt;
+    return fit_shared(models, t, v ? &*v : nullptr, callbacks...);
+  }
 
  private:
   template <class... Callbacks>
   std::vector<TrainSummary> run(const std::vector<Model*>& models, const std::vector<Optimizer*>& optimizers,
-                                const Matrix<Scalar>& train, const Matrix<Scalar>* validation, Callbacks&... callbacks) {
-    for (const Model* model : models) {
-      detail::require(train.cols() == model->input_dim(), "Trainer::fit()",
-                      "training data has " + std::to_string(train.cols()) + " columns, model expects " +
-                          std::to_string(model->input_dim()));
-      detail::require(!validation || validation->cols() == model->input_dim(), "Trainer::fit()",
-                      "validation data has " + std::to_string(validation ? validation->cols() : 0) +
-                          " columns, model expects " + std::to_string(model->input_dim()));
+                                const data::RowSource<Scalar>& train, const data::RowSource<Scalar>* validation,
+                                Callbacks&... callbacks) {
+    for (const data::RowSource<Scalar>* rows : {&train, validation}) {
+      if (!rows) continue;
+      const std::string what = rows == &train ? "training data " : "validation data ";
+      for (const Model* model : models)
+        detail::require(rows->input_dim() == model->input_dim() && rows->target_dim() == model->input_dim(),
+                        "Trainer::fit()",
+                        what + rows->describe() + " has " + std::to_string(rows->input_dim()) + " columns" +
+                            (rows->has_targets() ? " and " + std::to_string(rows->target_dim()) + " target columns" : "") +
+                            ", model expects " + std::to_string(model->input_dim()));
+      if constexpr (!detail::steps_with_targets<Model>::value)
+        detail::require(!rows->has_targets(), "Trainer::fit()", what + rows->describe() + " has distinct targets, but this model trains only as an autoencoder");
     }
-    const data::BatchSchedule schedule(train.rows(), config_.batch_size, config_.seed, config_.shuffle);
+    const data::BatchSchedule schedule(train.rows(), config_.batch_size, config_.seed, config_.shuffle,
+                                       data::BlockShuffle{config_.shuffle_block, config_.shuffle_window});
+    const bool targets = train.has_targets();
     const int rank = exchange_.rank(), ranks = exchange_.size();
     const index_t smallest_batch = train.rows() - (schedule.num_batches() - 1) * config_.batch_size;
     detail::require(smallest_batch >= ranks, "Trainer::fit()",
@@ -197,30 +235,54 @@ class Trainer {
     [[maybe_unused]] const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
     (call_train_begin(callbacks, info), ...);
 
+    // One streaming pass over each set: the EV denominators (of the targets), the data scale.
+    const data::RowStatistics train_stats = data::stream_statistics(train);
     if constexpr (detail::initializes_from_data<Model>::value)
-      for (Model* model : models) model->initialize_from_data(train);
+      for (Model* model : models) model->initialize_from_data(train, train_stats);
     const std::int64_t total_steps = static_cast<std::int64_t>(config_.epochs) * schedule.num_batches();
-    const double train_sst = detail::total_sum_of_squares(train);
-    const double val_sst = validation ? detail::total_sum_of_squares(*validation) : 0.0;
+    const double train_sst = train_stats.targets.sst;
+    const double val_sst = validation ? data::stream_statistics(*validation).targets.sst : 0.0;
+    const double train_values = static_cast<double>(train.rows()) * static_cast<double>(train.target_dim());
     const auto start = std::chrono::steady_clock::now();
     const std::size_t count = models.size();
     std::vector<typename Model::Gradients> grads(count);
     std::vector<typename Model::Workspace> workspaces(count);
     std::vector<TrainSummary> summaries(count);
     std::vector<bool> active(count, true);
-    Matrix<Scalar> batch;
+    // Rows read from a file's map are read one batch ahead on another thread, overlapping the step.
+    struct Batch {
+      Matrix<Scalar> inputs, targets;
+    };
+    std::vector<index_t> order;
+    Batch current, ahead;
+    const auto read_batch = [&](index_t b, Batch& out) {
+      const auto [first, last] = rank_share(schedule.batch_begin(b), schedule.batch_end(b), rank, ranks);  // this rank's rows
+      train.read_inputs(order.data() + first, last - first, out.inputs);
+      if (targets) train.read_targets(order.data() + first, last - first, out.targets);
+    };
+    const bool prefetch = !train.in_memory();
+    std::future<void> pending;  // declared after what it reads, so it finishes before they go
 
     for (index_t epoch = 0; epoch < config_.epochs; ++epoch) {
-      const std::vector<index_t> order = schedule.epoch_order(epoch);
+      order = schedule.epoch_order(epoch);
       std::vector<double> sse(count, 0.0);
+      if (prefetch) pending = std::async(std::launch::async, [&] { read_batch(0, ahead); });
       for (index_t b = 0; b < schedule.num_batches(); ++b) {
         const index_t begin = schedule.batch_begin(b), end = schedule.batch_end(b);
-        const auto [first, last] = rank_share(begin, end, rank, ranks);  // this rank's rows of the batch
-        data::gather_rows(train, order.data() + first, last - first, batch);
+        const auto [first, last] = rank_share(begin, end, rank, ranks);
+        if (prefetch) {
+          pending.get();  // rethrows a read error (a bad value names its file)
+          std::swap(current, ahead);
+          if (b + 1 < schedule.num_batches()) pending = std::async(std::launch::async, [&, b] { read_batch(b + 1, ahead); });
+        } else {
+          read_batch(b, current);
+        }
+        const Matrix<Scalar>& batch = current.inputs;
+        const Matrix<Scalar>& target_batch = current.targets;
         for (std::size_t m = 0; m < count; ++m) {
           if (!active[m]) continue;
           Model& model = *models[m];
-          const StepLoss step = model.loss_and_gradient(batch, grads[m], workspaces[m]);
+          const StepLoss step = step_loss(model, batch, targets ? &target_batch : nullptr, grads[m], workspaces[m]);
           if (!std::isfinite(step.loss))
             throw numeric_error("Trainer::fit(): loss became " + std::to_string(step.loss) + " at epoch " +
                                 std::to_string(epoch + 1) + ", batch " + std::to_string(b + 1) +
@@ -245,13 +307,13 @@ class Trainer {
         s.epoch = epoch + 1;
         s.epochs = config_.epochs;
         s.steps = (epoch + 1) * schedule.num_batches();
-        s.train_loss = sse[m] / static_cast<double>(train.size());
+        s.train_loss = sse[m] / train_values;
         s.train_ev = train_sst > 0 ? 1.0 - sse[m] / train_sst : 0.0;
         const bool score = validation && config_.validate_every > 0 &&
                            ((epoch + 1) % config_.validate_every == 0 || epoch + 1 == config_.epochs);
         if (score) {
           const double val_sse = validation_sse(model, *validation);
-          s.validation_loss = val_sse / static_cast<double>(validation->size());
+          s.validation_loss = val_sse / (static_cast<double>(validation->rows()) * static_cast<double>(validation->target_dim()));
           s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
         }
         s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -273,12 +335,28 @@ class Trainer {
     return summaries;
   }
 
-  // Squared error over the validation rows; data-parallel ranks score a share each.
-  double validation_sse(const Model& model, const Matrix<Scalar>& validation) {
-    if (exchange_.size() == 1) return (model.forward(validation) - validation).template cast<double>().squaredNorm();
-    const auto [first, last] = rank_share(0, validation.rows(), exchange_.rank(), exchange_.size());
-    const Matrix<Scalar> share = validation.middleRows(first, last - first);
-    return exchange_.sum(first < last ? (model.forward(share) - share).template cast<double>().squaredNorm() : 0.0);
+  static StepLoss step_loss(Model& model, const Matrix<Scalar>& batch, const Matrix<Scalar>* target,
+                            typename Model::Gradients& grad, typename Model::Workspace& ws) {
+    if constexpr (detail::steps_with_targets<Model>::value) return model.loss_and_gradient(batch, target, grad, ws);
+    else return model.loss_and_gradient(batch, grad, ws);
+  }
+
+  // Squared error against the targets over the validation rows, in blocks of at most 8,192 rows (a
+  // forward pass holds a block's pre-activations); data-parallel ranks score a share each.
+  double validation_sse(const Model& model, const data::RowSource<Scalar>& validation) {
+    const auto [first, last] = exchange_.size() == 1 ? std::pair<index_t, index_t>{0, validation.rows()}
+                                                     : rank_share(0, validation.rows(), exchange_.rank(), exchange_.size());
+    constexpr index_t block = 8192;
+    double sse = 0;
+    Matrix<Scalar> x, y;
+    for (index_t begin = first; begin < last; begin += block) {
+      const index_t n = std::min(block, last - begin);
+      const auto rows = data::row_range(begin, n);
+      validation.read_inputs(rows.data(), n, x);
+      if (validation.has_targets()) validation.read_targets(rows.data(), n, y);
+      sse += (model.forward(x) - (validation.has_targets() ? y : x)).template cast<double>().squaredNorm();
+    }
+    return exchange_.size() == 1 ? sse : exchange_.sum(sse);
   }
 
   template <class C>
