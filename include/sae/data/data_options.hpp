@@ -65,11 +65,14 @@ struct DataOptions {
 // which was chosen.
 template <class Scalar>
 RowSourcePtr<Scalar> open_data(const DataOptions& d, bool* streaming = nullptr) {
-  RowSourcePtr<Scalar> source = open_rows<Scalar>(d.data, d.slice());
-  if (d.has_targets()) {
-    const std::string& target_spec = d.target_data.empty() ? d.data : d.target_data;
-    source = std::make_shared<const PairedRows<Scalar>>(source, open_rows<Scalar>(target_spec, d.target_slice()));
-  }
+  const RowSourcePtr<Scalar> inputs = open_rows<Scalar>(d.data, d.slice());
+  const RowSourcePtr<Scalar> targets =
+      d.has_targets() ? open_rows<Scalar>(d.target_data.empty() ? d.data : d.target_data, d.target_slice()) : nullptr;
+  const auto paired = [](RowSourcePtr<Scalar> in, RowSourcePtr<Scalar> out) -> RowSourcePtr<Scalar> {
+    if (!out) return in;
+    return std::make_shared<const PairedRows<Scalar>>(std::move(in), std::move(out));
+  };
+  RowSourcePtr<Scalar> source = paired(inputs, targets);  // row counts checked before anything is loaded
   const double bytes = static_cast<double>(source->rows()) *
                        static_cast<double>(source->input_dim() + (source->has_targets() ? source->target_dim() : 0)) *
                        sizeof(Scalar);
@@ -77,12 +80,11 @@ RowSourcePtr<Scalar> open_data(const DataOptions& d, bool* streaming = nullptr) 
   const bool stream = d.stream || (available && bytes > 0.5 * *available);
   if (streaming) *streaming = stream;
   if (stream) return source;
-  const auto load = [](const RowSource<Scalar>& rows) {
-    return std::make_shared<const MatrixRows<Scalar>>(read_all_inputs(rows), rows.describe());
+  const auto load = [](const RowSourcePtr<Scalar>& rows) -> RowSourcePtr<Scalar> {
+    if (!rows) return nullptr;
+    return std::make_shared<const MatrixRows<Scalar>>(read_all_inputs(*rows), rows->describe());
   };
-  if (const auto* pair = dynamic_cast<const PairedRows<Scalar>*>(source.get()))
-    return std::make_shared<const PairedRows<Scalar>>(load(pair->inputs()), load(pair->targets()));
-  return load(*source);
+  return paired(load(inputs), load(targets));
 }
 
 }  // namespace sae::data

@@ -220,8 +220,6 @@ class PairedRows final : public RowSource<Scalar> {
   void read_targets(const index_t* rows, index_t count, Matrix<Scalar>& out) const override {
     out_->read_inputs(rows, count, out);
   }
-  const RowSource<Scalar>& inputs() const { return *in_; }
-  const RowSource<Scalar>& targets() const { return *out_; }
 
  private:
   RowSourcePtr<Scalar> in_, out_;
