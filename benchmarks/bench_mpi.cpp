@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   plan.ks = {5, 10, 20, 100}, plan.latents = {512, 1024, 2048};
   plan.train = sae::TrainConfig{epochs, 256, 0, true};
   plan.force = true;
-  const sae::io::ArrayFile view(dir / "acts.npy");
+  const sae::data::ArraySet view(dir / "acts.npy");
   std::optional<sae::io::RunDirectory> run;
   if (comm.rank() == 0) run.emplace(dir / "sweep", "bench_mpi"), run->set_quiet(true);
   std::ostringstream log;

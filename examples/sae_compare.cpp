@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-compare");
     sae::examples::write_resolved_config(run, options, args);
     const auto data = sae::examples::data_flags(args, field_flags);
-    const sae::io::ArrayFile view(data.data);
-    const auto slice = sae::data::slice_or_default(view, data.slice());
+    const sae::data::ArraySet view(data.data);
+    const auto slice = view.slice_or_default(data.slice());
     plan.slices = {slice};
     plan.validation_fraction = data.val_fraction;
     const auto split = sae::data::choose_split(view.shape().front(), {plan.validation_fraction, plan.train.seed});

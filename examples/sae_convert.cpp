@@ -1,11 +1,14 @@
 // sae-convert: an SAE between our checkpoint format and the SAELens and sparsify folders, and its
-// codes of a .npy of rows (to compare encoders across tools).
+// codes of a file or shard set of rows (to compare encoders across tools). Rows whose metadata
+// contradicts the checkpoint's training data (another layer, model or width) are refused.
 #include "common.hpp"
 
+#include <sae/data/open_rows.hpp>
 #include <sae/model/interop.hpp>
 #include <sae/model/registry.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <variant>
 
 namespace {
@@ -52,7 +55,11 @@ int main(int argc, char** argv) {
       ("format", "what to write: 'checkpoint', 'saelens' or 'sparsify' (default: checkpoint from a foreign folder, "
                  "else saelens)", cxxopts::value<std::string>())
       ("dtype", "tensor dtype of a SAELens / sparsify export: f32, f16 or bf16", cxxopts::value<std::string>()->default_value("f32"))
-      ("encode", "also encode the rows of this .npy ([N, D])", cxxopts::value<std::string>())
+      ("encode", "also encode these rows: a .npy/.safetensors file ([N, D], or one (layer, position) of "
+                 "[N, layers, positions, D]) or a shard set", cxxopts::value<std::string>())
+      ("layer", "layer of a 4-D --encode array (default 0)", cxxopts::value<long>())
+      ("position", "position of a 4-D --encode array (default 0)", cxxopts::value<long>())
+      ("force-mismatch", "encode even when the rows' metadata contradicts the checkpoint's training data")
       ("codes", "folder for the codes of --encode: indices.npy (float64) and values.npy, [N, k] each",
        cxxopts::value<std::string>());
     // clang-format on
@@ -62,6 +69,8 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(args.count("from") > 0, "--from is required");
     sae::examples::check_flag(args.count("to") || args.count("encode"), "nothing to do: give --to, --encode, or both");
     sae::examples::check_flag(args.count("encode") == args.count("codes"), "--encode and --codes go together");
+    sae::examples::check_flag(args.count("encode") || !(args.count("layer") || args.count("position") || args.count("force-mismatch")),
+                              "--layer, --position and --force-mismatch go with --encode");
     const auto dtype = dtype_flag(args["dtype"].as<std::string>());
     std::string kind;
     const fs::path from = args["from"].as<std::string>();
@@ -95,9 +104,22 @@ int main(int argc, char** argv) {
       std::cout << "wrote " << to.string() << " (" << format << ")\n";
     }
     if (args.count("encode")) {
-      const auto x = sae::data::load_activations<float>(args["encode"].as<std::string>());
-      sae::examples::check_flag(x.cols() == d, "--encode: rows have " + std::to_string(x.cols()) + " columns, the SAE takes " +
-                                                   std::to_string(d));
+      std::optional<sae::data::LayerPosition> where;
+      if (args.count("layer") || args.count("position"))
+        where = sae::data::LayerPosition{args.count("layer") ? sae::examples::int_flag(args, "layer", 0) : 0,
+                                         args.count("position") ? sae::examples::int_flag(args, "position", 0) : 0};
+      const std::string spec = args["encode"].as<std::string>();
+      const auto rows = sae::data::open_rows<float>(spec, where);
+      sae::examples::check_flag(rows->input_dim() == d, "--encode: " + rows->describe() + " has rows of " +
+                                                            std::to_string(rows->input_dim()) + " values, the SAE takes " +
+                                                            std::to_string(d));
+      const auto trained = ours ? sae::checkpoint_data_metadata(from) : sae::data::DataMetadata{};
+      sae::data::require_same_data(trained, from.string(), rows->metadata(), "--encode " + rows->describe(),
+                                   args.count("force-mismatch") > 0, "--force-mismatch");
+      if (!sae::data::metadata_conflicts(trained, rows->metadata()).empty())
+        std::cerr << "warning: --force-mismatch: encoding " << rows->describe() << " although its metadata contradicts "
+                  << from.string() << "'s training data\n";
+      const auto x = sae::data::read_all_inputs(*rows);
       const auto codes = std::visit([&](const auto& m) { return m.encode(x); }, model);
       const fs::path out = args["codes"].as<std::string>();
       fs::create_directories(out);

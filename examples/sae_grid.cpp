@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
     sae::examples::write_resolved_config(run, options, args);
     const auto data = sae::examples::data_flags(args, field_flags);
     const std::string& data_path = data.data;
-    const sae::io::ArrayFile view(data_path);
-    const auto slice = sae::data::slice_or_default(view, data.slice());
+    const sae::data::ArraySet view(data_path);
+    const auto slice = view.slice_or_default(data.slice());
     std::string samples_path = sae::examples::samples_path_for(args, data_path);
     if (args.count("samples") || fs::exists(samples_path)) {
       const auto samples = sae::data::load_samples(samples_path);

@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     const sae::report::MatryoshkaSetup setup{&late, &early, flags.train, flags.adam.lr, flags.ks, sem_k, sem_latents,
                                              top_samples, rule, !args.count("no-plots")};
     const std::string summary = sae::report::write_matryoshka_report(run, setup, comparison, early_sem, late_sem);
-    sae::save_checkpoint(run.stage("checkpoint"), mat);
+    sae::save_checkpoint(run.stage("checkpoint"), mat, late.data.metadata);
     sae::examples::test_fault_point("before-commit");
     run.commit();
     std::cout << summary << "wrote " << (run.out() / "report.md").string()

@@ -64,10 +64,10 @@ int main(int argc, char** argv) {
         sharded ? out_root / "shards" / (std::to_string(shard.first) + "-of-" + std::to_string(shard.second)) : out_root;
     std::optional<sae::io::RunDirectory> run_folder;
     if (mpi.root()) run_folder.emplace(out_dir, "sae-sweep");
-    const sae::io::ArrayFile view(data.data);
+    const sae::data::ArraySet view(data.data);
     const auto& shape = view.shape();
     if (shape.size() != 4)
-      throw sae::io_error(view.path(), "the sweep needs a 4-D [N, layers, positions, D] array but shape is " +
+      throw sae::io_error(view.spec(), "the sweep needs a 4-D [N, layers, positions, D] array but shape is " +
                                            view.shape_string());
     const auto listed = [&](const char* flag, index_t count) {
       std::vector<index_t> v;
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     }
     auto& run = *run_folder;
     sae::examples::write_resolved_config(run, options, args);
-    std::cout << "data: " << view.path() << " " << view.shape_string() << " '" << view.dtype()
+    std::cout << "data: " << view.spec() << " " << view.shape_string() << " '" << view.dtype()
               << "', memory-mapped\n";
     std::vector<sae::SweepResult> results;
 #if SAE_HAVE_MPI

@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     sae::SgdConfig sgd{adam.lr, 0.9, adam.weight_decay};
     field_flags.read(args, sgd);
     field_flags.read(args, planted);
-    const auto data_options = sae::examples::data_flags(args, field_flags);
+    auto data_options = sae::examples::data_flags(args, field_flags);
     // The planted flags shape rows only when no --data is given; --layer/--position only slice a file.
     if (data_options.data.empty()) {
       field_flags.for_each_given(args, data_options, [](const std::string& flag, const std::string& key) {
@@ -141,6 +141,9 @@ int main(int argc, char** argv) {
                               "--aux-k, --resample-every or --recipe modern with --mpi: dead latents are counted per process, so "
                               "data-parallel ranks would disagree; train it in one process");
     mpi.start(args.count("mpi") > 0, "sae-train");
+    // Under --mpi each rank reads only its share of every batch, from the memory map (one copy in the
+    // page cache for the node), instead of each loading every row.
+    if (mpi.on()) data_options.stream = true;
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
     const auto data = sae::data::open_training_rows(data_options, planted, seed);
@@ -155,7 +158,7 @@ int main(int argc, char** argv) {
     config = sae::apply_recipe(config, sae::examples::recipe_flag(args), train_rows);
     sae::examples::require_training_memory(config, train_config.batch_size);
     // Rows too many for memory are read from disk: a row-by-row shuffle would read them at random.
-    if (data.streaming && !data_options.stream && !args.count("shuffle-block")) {
+    if (data.too_large && !args.count("shuffle-block")) {
       train_config.shuffle_block = 4096;
       if (mpi.root())
         std::cout << "note: the rows do not fit in memory; batches are read from the memory map with --shuffle-block 4096 "
@@ -170,8 +173,9 @@ int main(int argc, char** argv) {
       struct PeriodicCheckpoint {
         std::filesystem::path dir;
         long every;
+        const sae::data::DataMetadata* data;
         void on_epoch_end(const sae::EpochStats& s, const Model& m) const {
-          if (every > 0 && s.epoch % every == 0 && s.epoch < s.epochs) sae::save_checkpoint(dir, m);
+          if (every > 0 && s.epoch % every == 0 && s.epoch < s.epochs) sae::save_checkpoint(dir, m, *data);
         }
       };
       std::ostringstream sink;
@@ -179,7 +183,7 @@ int main(int argc, char** argv) {
       const auto fit = [&](auto&& trainer) {
         if (!mpi.root()) return trainer.fit(model, *data.train, data.validation.get(), sae::EarlyStop(early_stop));
         return trainer.fit(model, *data.train, data.validation.get(), progress, sae::CsvLogger(run_folder->stage("history.csv")),
-                           PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every}, sae::EarlyStop(early_stop));
+                           PeriodicCheckpoint{run_folder->stage("checkpoint"), checkpoint_every, &data.metadata}, sae::EarlyStop(early_stop));
       };
       sae::report::TrainRunSetup record;
       record.source = data.source, record.split = data.split, record.data_fingerprint = data.fingerprint;
@@ -217,7 +221,7 @@ int main(int argc, char** argv) {
                 << ", threads=" << sae::max_threads() << (mpi.on() ? " per rank, " + std::to_string(mpi.size()) + " ranks (data parallel)" : "")
                 << "\n";
       const sae::TrainSummary summary = train_model();
-      sae::save_checkpoint(run.stage("checkpoint"), model);
+      sae::save_checkpoint(run.stage("checkpoint"), model, data.metadata);
       std::cout << sae::report::write_train_report(run, record, model, *data.train, *data.validation, summary);
       sae::examples::test_fault_point("before-commit");
       run.commit();

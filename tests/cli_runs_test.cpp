@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-train", {"--planted-k", "3", "--data", kData, "--out", out}, {"--planted-k", "does nothing with --data"}},
       {"sae-grid", {"--ks", "0,5"}, {"--ks", "got 0"}},
       {"sae-grid", {"--ks", "5,x"}, {"--ks", "'5,x'", "list of integers"}},
-      {"sae-grid", {"--data", "", "--out", out}, {"empty"}},
+      {"sae-grid", {"--data", "", "--out", out}, {"no data given"}},
       {"sae-grid", {"--layer", "2", "--data", kData, "--out", out}, {"a (layer, position) was given", "2-D"}},
       {"sae-sweep", {"--data", kData, "--max-groups", "-1"}, {"--max-groups", "got -1"}},
       {"sae-sweep", {"--data", kData, "--layers", "a"}, {"--layers", "'a'"}},
@@ -173,6 +173,9 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-grid", {"--aux-k", "600", "--latents", "512"}, {"--aux-k", "smallest --latents (512)", "got 600"}},
       {"sae-grid", {"--dead-window", "-5"}, {"--dead-window", "got -5"}},
       {"sae-convert", {"--from", out, "--encode", "rows.npy"}, {"--encode and --codes go together"}},
+      {"sae-convert", {"--from", out, "--to", out, "--layer", "1"}, {"--layer, --position and --force-mismatch go with --encode"}},
+      {"sae-train", {"--shuffle-block", "-1", "--out", out}, {"--shuffle-block", "got -1"}},
+      {"sae-train", {"--shuffle-window", "0", "--out", out}, {"--shuffle-window", "got 0"}},
       {"sae-train", {"--export", "onnx", "--out", out}, {"--export", "unknown SAE format 'onnx'", "'saelens' or 'sparsify'"}},
       {"sae-train", {"--export", "saelens", "--selection", "magnitude", "--out", out}, {"--export", "magnitude selection"}},
       {"sae-train", {"--arch", "gated", "--out", out}, {"--arch", "'gated'", "'jumprelu'"}},
@@ -679,4 +682,117 @@ BOOST_AUTO_TEST_CASE(sae_train_reads_shard_sets_streams_and_trains_against_targe
   sae::io::save_npy(dir / "set" / "part-2.npy", sae::Matrix<float>(sae::test::random_matrix<float>(10, 9, 23)));
   refused({"--data", (dir / "set").string()}, {"part-2.npy", "9 wide", "same width"});
   refused({"--target-layer", "1"}, {"--target-layer", "without --data"});
+}
+
+// The training data's metadata reaches the checkpoint; sae-convert refuses to encode rows whose
+// metadata contradicts it (another layer of the same 4-D array, another model's shard set) unless
+// --force-mismatch, and encodes matching rows as the model does.
+BOOST_AUTO_TEST_CASE(checkpoints_record_their_data_and_refuse_other_activations) {
+  sae::test::ScratchDir dir("cli-metadata");
+  const sae::Matrix<float> four = sae::test::random_matrix<float>(300, 2 * 1 * 8, 31);
+  sae::io::save_npy(dir / "acts4d.npy", four.data(), {300, 2, 1, 8});
+  const Exit trained = run("sae-train", {"--data", (dir / "acts4d.npy").string(), "--layer", "1", "-k", "2", "--latents", "16",
+                                         "--epochs", "1", "--batch-size", "64", "--quiet", "--out", (dir / "run").string()},
+                           dir / "run");
+  BOOST_REQUIRE_MESSAGE(trained.code == 0, trained.err);
+  const fs::path ckpt = dir / "run" / "checkpoint";
+  const auto recorded = sae::io::read_json_file((ckpt / "config.json").string()).at("data");
+  BOOST_TEST(recorded.at("layer").as_string() == "1");
+  BOOST_TEST(recorded.at("position").as_string() == "0");
+  BOOST_TEST(recorded.at("d_in").as_string() == "8");
+  BOOST_TEST(recorded.at("rows").as_string() == "300");
+
+  const auto encode = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--from", ckpt.string(), "--codes", (dir / "codes").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run("sae-convert", args, dir / "convert");
+  };
+  const Exit other = encode({"--encode", (dir / "acts4d.npy").string(), "--layer", "0"});
+  BOOST_TEST(other.code == 2);
+  for (const char* f : {"acts4d.npy", "layer '1' vs '0'", "--force-mismatch"})
+    BOOST_TEST(other.err.find(f) != std::string::npos, "'" << other.err << "' lacks '" << f << "'");
+  BOOST_TEST(!fs::exists(dir / "codes"));
+  const Exit forced = encode({"--encode", (dir / "acts4d.npy").string(), "--layer", "0", "--force-mismatch"});
+  BOOST_TEST(forced.code == 0, forced.err);
+  BOOST_TEST(forced.err.find("warning: --force-mismatch") != std::string::npos, forced.err);
+  const Exit same = encode({"--encode", (dir / "acts4d.npy").string(), "--layer", "1"});
+  BOOST_REQUIRE_MESSAGE(same.code == 0, same.err);
+  const auto model = sae::load_checkpoint<float>(ckpt);
+  const sae::Matrix<float> slice = sae::data::load_activations<float>(dir / "acts4d.npy", sae::data::LayerPosition{1, 0});
+  const auto codes = model.encode(slice);
+  const auto values = sae::io::load_npy_matrix<float>(dir / "codes" / "values.npy");
+  BOOST_REQUIRE_EQUAL(values.rows(), 300);
+  for (sae::index_t i = 0; i < 300; ++i)
+    for (sae::index_t s = 0; s < codes.k; ++s) BOOST_TEST(values(i, s) == codes.row_values(i)[s]);
+
+  // A shard set of safetensors with metadata: the model name is recorded and checked.
+  const sae::Matrix<float> x = sae::test::random_matrix<float>(200, 8, 32);
+  const auto save_set = [&](const std::string& name, const std::string& model_name) {
+    fs::create_directories(dir / name);
+    for (int s = 0; s < 2; ++s)
+      sae::io::save_safetensors(dir / name / ("part-" + std::to_string(s) + ".safetensors"),
+                                {sae::io::tensor_to_write("acts", sae::Matrix<float>(x.middleRows(100 * s, 100)), sae::io::FloatDType::f16)},
+                                {{"model", model_name}, {"hook", "blocks.3.hook_resid_post"}});
+    return (dir / name).string();
+  };
+  const Exit on_set = run("sae-train", {"--data", save_set("gpt2", "gpt2"), "-k", "2", "--latents", "16", "--epochs", "1",
+                                        "--batch-size", "64", "--quiet", "--out", (dir / "run-set").string()},
+                          dir / "run-set");
+  BOOST_REQUIRE_MESSAGE(on_set.code == 0, on_set.err);
+  const auto set_meta = sae::io::read_json_file((dir / "run-set" / "checkpoint" / "config.json").string()).at("data");
+  BOOST_TEST(set_meta.at("model").as_string() == "gpt2");
+  BOOST_TEST(set_meta.at("dtype").as_string() == "f16");
+  const Exit pythia = run("sae-convert", {"--from", (dir / "run-set" / "checkpoint").string(), "--encode", save_set("pythia", "pythia-70m"),
+                                          "--codes", (dir / "codes-set").string()},
+                          dir / "convert");
+  BOOST_TEST(pythia.code == 2);
+  BOOST_TEST(pythia.err.find("model 'gpt2' vs 'pythia-70m'") != std::string::npos, pythia.err);
+}
+
+// sae-grid, sae-sweep and sae-compare take a shard set (here a 4-D array cut into two .npy shards)
+// and train bitwise what they train on the one file: every result's metrics and (sae-sweep
+// --keep-weights) every weight file the same.
+BOOST_AUTO_TEST_CASE(sweeps_take_shard_sets_and_train_what_the_file_trains) {
+  sae::test::ScratchDir dir("cli-sweep-sets");
+  const index_t rows = 300, width = 2 * 2 * 8;
+  const sae::Matrix<float> four = sae::test::random_matrix<float>(rows, width, 51);
+  sae::io::save_npy(dir / "acts.npy", four.data(), {rows, 2, 2, 8});
+  fs::create_directories(dir / "set");
+  sae::io::save_npy(dir / "set" / "part-0.npy", four.data(), {120, 2, 2, 8});
+  sae::io::save_npy(dir / "set" / "part-1.npy", four.data() + 120 * width, {rows - 120, 2, 2, 8});
+  // A result's metrics without what may differ between the two runs (its time; the data's files).
+  const auto metrics_of = [](const fs::path& file) {
+    const sae::io::Json result = sae::io::read_json_file(file.string());
+    sae::io::Json kept = sae::io::Json::object();
+    for (const auto& [key, value] : result.as_object())
+      if (key != "fingerprint" && key != "seconds") kept[key] = value;
+    return kept.dump();
+  };
+  struct Case {
+    std::string program;
+    std::vector<std::string> args;
+  };
+  for (const Case& c : {Case{"sae-grid", {"--layer", "1", "--position", "1", "--ks", "2,3"}},
+                        Case{"sae-sweep", {"--ks", "2", "--keep-weights"}},
+                        Case{"sae-compare", {"--position", "1", "--ks", "2", "--jumprelu-runs", "2"}}}) {
+    BOOST_TEST_CONTEXT(c.program) {
+      std::map<std::string, std::string> seen[2];
+      for (int on_set = 0; on_set < 2; ++on_set) {
+        std::vector<std::string> args = {"--data", (dir / (on_set ? "set" : "acts.npy")).string(), "--latents", "16",
+                                         "--epochs", "1", "--no-plots"};
+        args.insert(args.end(), c.args.begin(), c.args.end());
+        const fs::path out = dir / (c.program + (on_set ? "-set" : "-file"));
+        args.insert(args.end(), {"--out", out.string()});
+        const Exit e = run(c.program, args, dir / "log");
+        BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+        for (const auto& entry : fs::recursive_directory_iterator(out / "configs"))
+          if (entry.path().extension() == ".json") seen[on_set][fs::relative(entry.path(), out).string()] = metrics_of(entry.path());
+        if (fs::exists(out / "weights"))
+          for (const auto& entry : fs::recursive_directory_iterator(out / "weights"))
+            if (entry.path().extension() == ".npy") seen[on_set][fs::relative(entry.path(), out).string()] = sae::test::read_file(entry.path());
+      }
+      BOOST_TEST(seen[0].size() >= 2u);
+      BOOST_TEST((seen[0] == seen[1]));
+    }
+  }
 }

@@ -157,7 +157,7 @@ struct SharedArray {
 };
 
 // A sweep into `out`, committed by rank 0 (as sae-sweep --mpi does); the log is rank 0's.
-std::vector<sae::SweepResult> distributed(const sae::io::ArrayFile& view, const sae::SweepPlan& plan,
+std::vector<sae::SweepResult> distributed(const sae::data::ArraySet& view, const sae::SweepPlan& plan,
                                           const std::filesystem::path& out, std::ostringstream& log) {
   const sae::mpi::Communicator comm;
   std::optional<sae::io::RunDirectory> run;
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(distributed_sweep_matches_the_single_process_sweep_and_resu
   const sae::mpi::Communicator comm;
   const SharedArray shared("mpi-sweep", 5, {300, 2, 2, 8});
   const std::filesystem::path& dir = shared.dir;
-  const sae::io::ArrayFile view(dir / "acts.npy");
+  const sae::data::ArraySet view(dir / "acts.npy");
   sae::SweepPlan plan;
   plan.slices.clear();
   for (index_t l : {0, 1})
@@ -220,7 +220,7 @@ BOOST_AUTO_TEST_CASE(a_finished_distributed_sweep_trains_nothing) {
   const sae::mpi::Communicator comm;
   const SharedArray shared("mpi-sweep-done", 6, {200, 8});
   const std::filesystem::path& dir = shared.dir;
-  const sae::io::ArrayFile view(dir / "acts.npy");
+  const sae::data::ArraySet view(dir / "acts.npy");
   sae::SweepPlan plan;
   plan.ks = {1, 2}, plan.latents = {4};
   plan.train = sae::TrainConfig{1, 50, 1, true};

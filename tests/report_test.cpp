@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(sweep_report_statistics_by_hand) {
   const auto path = r.dir / "acts.npy";
   std::vector<float> zeros(static_cast<std::size_t>(10 * 2 * 1 * 4), 0.0f);
   sae::io::save_npy(path, zeros.data(), {10, 2, 1, 4});
-  const sae::io::ArrayFile view(path);
+  const sae::data::ArraySet view(path);
   auto plan = grid_plan();
   plan.ks = {2}, plan.latents = {16};
   plan.slices = {sae::data::LayerPosition{0, 0}, sae::data::LayerPosition{1, 0}};

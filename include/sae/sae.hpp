@@ -23,12 +23,14 @@
 #include <sae/data/batches.hpp>
 #include <sae/data/cot_steps.hpp>
 #include <sae/data/data_options.hpp>
+#include <sae/data/metadata.hpp>
 #include <sae/data/open_rows.hpp>
 #include <sae/data/planted.hpp>
 #include <sae/data/row_source.hpp>
 #include <sae/data/row_statistics.hpp>
 #include <sae/data/samples.hpp>
 #include <sae/data/split.hpp>
+#include <sae/data/training_rows.hpp>
 #include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/jsonl.hpp>

@@ -28,7 +28,7 @@ inline AnnotatedLayer load_annotated_layer(const std::string& path, std::optiona
   data::ActivationFile file = data::load_activation_file(path, where);
   data::require_matching_rows(samples, file.all.rows(), samples_path, path);
   AnnotatedLayer layer;
-  layer.data = data::split_activations(file.all, file.source, policy);
+  layer.data = data::split_activations(file.all, file.source, policy, std::move(file.metadata));
   layer.validation_samples = data::samples_of_rows(samples, layer.data.validation_rows);
   for (const auto& sample : layer.validation_samples) layer.validation_features.push_back(cot_features(sample));
   return layer;

@@ -8,6 +8,7 @@
 #include <sae/core/types.hpp>
 #include <sae/core/memory.hpp>
 #include <sae/data/activations.hpp>
+#include <sae/data/metadata.hpp>
 #include <sae/data/open_rows.hpp>
 #include <sae/data/planted.hpp>
 #include <sae/data/split.hpp>
@@ -26,33 +27,8 @@ struct ActivationFile {
   Matrix<float> all;    // every row
   std::string source;   // file and slice, for reports: "acts.npy (layer 4, position 3)"
   io::Json fingerprint;  // content, shape and slice (not the path: a moved copy still matches)
+  DataMetadata metadata;  // what the data says it is (data/metadata.hpp)
 };
-
-// What identifies the rows of `spec` for fingerprints: the file's content, shape and slice (not the
-// path: a moved copy still matches), or each shard's in order for a shard set.
-inline io::Json rows_fingerprint(const std::string& spec, std::optional<LayerPosition> where = std::nullopt) {
-  const auto one = [](const io::ArrayFile& view, const std::optional<LayerPosition>& slice) {
-    io::Json j = io::data_fingerprint(view);
-    if (slice) {
-      j["layer"] = slice->layer;
-      j["position"] = slice->position;
-    }
-    return j;
-  };
-  if (!is_shard_set(spec)) {
-    const io::ArrayFile view(spec);
-    return one(view, slice_or_default(view, where));
-  }
-  const auto rows = open_rows<float>(spec, where);
-  io::Json shards = io::Json::array();
-  for (const auto& shard : dynamic_cast<const ShardedRows<float>&>(*rows).shards()) {
-    const auto& mapped = dynamic_cast<const MappedRows<float>&>(*shard);
-    shards.push_back(one(mapped.file(), mapped.slice()));
-  }
-  io::Json j = io::Json::object();
-  j["shards"] = shards;
-  return j;
-}
 
 // Every row of a file or shard set (data/open_rows.hpp) in memory.
 inline ActivationFile load_activation_file(const std::string& path, std::optional<LayerPosition> where = std::nullopt) {
@@ -62,7 +38,8 @@ inline ActivationFile load_activation_file(const std::string& path, std::optiona
   ActivationFile f;
   f.all = read_all_inputs(*rows);
   f.source = rows->describe();
-  f.fingerprint = rows_fingerprint(path, where);
+  f.fingerprint = rows->fingerprint();
+  f.metadata = rows->metadata();
   return f;
 }
 
@@ -90,9 +67,11 @@ struct ActivationSplit {
   std::string source;                    // file and slice, for reports
   std::string split;                     // how rows were split, for reports
   index_t rows = 0;
+  DataMetadata metadata;                 // what the data says it is, for checkpoints
 };
 
-inline ActivationSplit split_activations(const Matrix<float>& all, std::string source, const SplitPolicy& policy) {
+inline ActivationSplit split_activations(const Matrix<float>& all, std::string source, const SplitPolicy& policy,
+                                         DataMetadata metadata = {}) {
   const Split split = choose_split(all.rows(), policy);
   ActivationSplit d;
   d.source = std::move(source);
@@ -101,6 +80,7 @@ inline ActivationSplit split_activations(const Matrix<float>& all, std::string s
   d.train = take_rows(all, split.train);
   d.validation = take_rows(all, split.validation);
   d.validation_rows = split.validation;
+  d.metadata = std::move(metadata);
   return d;
 }
 

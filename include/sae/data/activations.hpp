@@ -39,43 +39,15 @@ inline std::optional<LayerPosition> slice_or_default(const io::ArrayFile& view, 
   return where;
 }
 
-namespace gather_detail {
-template <class Scalar>
-void reserve(Matrix<Scalar>& out, index_t rows, index_t cols, const io::ArrayFile& view) {
-  require_memory(static_cast<double>(rows) * static_cast<double>(cols) * sizeof(Scalar),
-                 view.path() + ": loading " + std::to_string(rows) + " x " + std::to_string(cols) + " activations");
-  out.resize(rows, cols);
-}
-
-// A non-finite value is located in the user's coordinates: (sample, dimension) of a 2-D array,
-// (sample, layer, position, dimension) of a 4-D one.
-template <class Scalar>
-void require_finite_rows(const Matrix<Scalar>& m, const io::ArrayFile& view, std::optional<LayerPosition> where) {
-  for (index_t n = 0; n < m.rows(); ++n)
-    for (index_t j = 0; j < m.cols(); ++j)
-      if (!std::isfinite(m(n, j))) {
-        const std::string at = "(sample " + std::to_string(n) + ", " + (where ? describe(*where) + ", " : "") +
-                               "dimension " + std::to_string(j) + ")";
-        throw io_error(view.path(), "non-finite value (" + std::to_string(static_cast<double>(m(n, j))) + ") at " + at +
-                                        "; activations must be finite");
-      }
-}
-}  // namespace gather_detail
-
-// Gathers rows [N, D] from an open view. `where` is required for 4-D arrays.
-template <class Scalar>
-Matrix<Scalar> gather_activations(const io::ArrayFile& view, std::optional<LayerPosition> where = std::nullopt) {
+// Checks that `view` holds activations to read with `where`: a 2-D [N, D] array (no slice), or a
+// 4-D [N, layers, positions, D] one with a slice in range; nothing empty. Before any row is read.
+inline void check_activation_array(const io::ArrayFile& view, const std::optional<LayerPosition>& where) {
   const auto& shape = view.shape();
   const std::string& path = view.path();
-  // Before any row is read: a zero extent anywhere means nothing to train on.
   if ((shape.size() == 2 || shape.size() == 4) && std::find(shape.begin(), shape.end(), index_t{0}) != shape.end())
     throw io_error(path, "the activation array is empty " + view.shape_string());
-  Matrix<Scalar> out;
   if (shape.size() == 2) {
     if (where) throw io_error(path, "a (layer, position) was given but the array is 2-D " + view.shape_string());
-    gather_detail::reserve(out, shape[0], shape[1], view);
-    for (index_t n = 0; n < shape[0]; ++n)
-      view.read(view.offset({n, 0}), view.strides()[1], shape[1], out.row(n).data());
   } else if (shape.size() == 4) {
     if (!where)
       throw io_error(path, "the array is 4-D " + view.shape_string() +
@@ -85,14 +57,35 @@ Matrix<Scalar> gather_activations(const io::ArrayFile& view, std::optional<Layer
     if (where->position < 0 || where->position >= shape[2])
       throw io_error(path, "position " + std::to_string(where->position) + " out of range [0, " +
                                std::to_string(shape[2]) + ")");
-    gather_detail::reserve(out, shape[0], shape[3], view);
-    for (index_t n = 0; n < shape[0]; ++n)
-      view.read(view.offset({n, where->layer, where->position, 0}), view.strides()[3], shape[3], out.row(n).data());
   } else {
     throw io_error(path, "expected a 2-D [N, D] or 4-D [N, layers, positions, D] array but shape is " +
                              view.shape_string());
   }
-  gather_detail::require_finite_rows(out, view, where);
+}
+
+// Row `n` of a checked array (check_activation_array) into `out` (D values), converted from the
+// stored dtype. A non-finite value is refused in the user's coordinates: (sample, dimension) of a
+// 2-D array, (sample, layer, position, dimension) of a 4-D one.
+template <class Scalar>
+void read_activation_row(const io::ArrayFile& view, const std::optional<LayerPosition>& where, index_t n, Scalar* out) {
+  const index_t d = view.shape().back();
+  view.read(where ? view.offset({n, where->layer, where->position, 0}) : view.offset({n, 0}), view.strides().back(), d, out);
+  for (index_t j = 0; j < d; ++j)
+    if (!std::isfinite(out[j]))
+      throw io_error(view.path(), "non-finite value (" + std::to_string(static_cast<double>(out[j])) + ") at (sample " +
+                                      std::to_string(n) + ", " + (where ? describe(*where) + ", " : "") + "dimension " +
+                                      std::to_string(j) + "); activations must be finite");
+}
+
+// Gathers rows [N, D] from an open view. `where` is required for 4-D arrays.
+template <class Scalar>
+Matrix<Scalar> gather_activations(const io::ArrayFile& view, std::optional<LayerPosition> where = std::nullopt) {
+  check_activation_array(view, where);
+  const index_t rows = view.shape()[0], cols = view.shape().back();
+  require_memory(static_cast<double>(rows) * static_cast<double>(cols) * sizeof(Scalar),
+                 view.path() + ": loading " + std::to_string(rows) + " x " + std::to_string(cols) + " activations");
+  Matrix<Scalar> out(rows, cols);
+  for (index_t n = 0; n < rows; ++n) read_activation_row(view, where, n, out.row(n).data());
   return out;
 }
 

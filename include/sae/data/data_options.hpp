@@ -59,6 +59,17 @@ struct DataOptions {
   SplitPolicy split(std::uint64_t seed) const { return SplitPolicy{val_fraction, seed}; }
 };
 
+// Whether reading every row of `source` (and its targets) into memory as Scalar would take more than
+// half of the memory available: then it is read batch by batch from the memory map instead.
+template <class Scalar>
+bool too_large_for_memory(const RowSource<Scalar>& source) {
+  const double bytes = static_cast<double>(source.rows()) *
+                       static_cast<double>(source.input_dim() + (source.has_targets() ? source.target_dim() : 0)) *
+                       sizeof(Scalar);
+  const auto available = available_memory_bytes();
+  return available && bytes > 0.5 * *available;
+}
+
 // The rows `d` names, with their targets when it names any. In memory (the rows converted to Scalar
 // once, the reports' behaviour) unless d.stream, or unless they would take more than half of the
 // memory available: then read batch by batch from the memory map. `streaming` (may be null) says
@@ -73,16 +84,13 @@ RowSourcePtr<Scalar> open_data(const DataOptions& d, bool* streaming = nullptr) 
     return std::make_shared<const PairedRows<Scalar>>(std::move(in), std::move(out));
   };
   RowSourcePtr<Scalar> source = paired(inputs, targets);  // row counts checked before anything is loaded
-  const double bytes = static_cast<double>(source->rows()) *
-                       static_cast<double>(source->input_dim() + (source->has_targets() ? source->target_dim() : 0)) *
-                       sizeof(Scalar);
-  const auto available = available_memory_bytes();
-  const bool stream = d.stream || (available && bytes > 0.5 * *available);
+  const bool stream = d.stream || too_large_for_memory(*source);
   if (streaming) *streaming = stream;
   if (stream) return source;
   const auto load = [](const RowSourcePtr<Scalar>& rows) -> RowSourcePtr<Scalar> {
     if (!rows) return nullptr;
-    return std::make_shared<const MatrixRows<Scalar>>(read_all_inputs(*rows), rows->describe());
+    return std::make_shared<const MatrixRows<Scalar>>(read_all_inputs(*rows), rows->describe(), rows->fingerprint(),
+                                                      rows->metadata());
   };
   return paired(load(inputs), load(targets));
 }

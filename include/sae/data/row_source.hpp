@@ -8,8 +8,11 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/data/activations.hpp>
+#include <sae/data/metadata.hpp>
 #include <sae/data/split.hpp>
 #include <sae/io/array_file.hpp>
+#include <sae/io/fingerprint.hpp>
+#include <sae/io/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -34,10 +37,18 @@ class RowSource {
   virtual std::string describe() const = 0;
   // Whether rows are read from memory (no prefetching needed) rather than from a file's map.
   virtual bool in_memory() const { return false; }
+  // What the data says it is (data/metadata.hpp): a file's or manifest's metadata with the true
+  // rows, d_in and dtype filled in. Empty for rows made in memory.
+  virtual DataMetadata metadata() const { return {}; }
+  // What identifies the rows' content for fingerprints (io/fingerprint.hpp); null when nothing does.
+  virtual io::Json fingerprint() const { return io::Json(); }
 
   // One row's inputs (or targets) into `out` (input_dim() or target_dim() values). Thread-safe.
   virtual void read_input_row(index_t row, Scalar* out) const = 0;
   virtual void read_target_row(index_t row, Scalar* out) const { read_input_row(row, out); }
+  // Done with these rows for now: a mapped source drops their pages from the resident set, so
+  // streaming a set larger than memory keeps a batch resident, not the set. Nothing in memory.
+  virtual void release_rows(const index_t*, index_t) const {}
 
   // The listed rows, in order, into `out` (resized). Sources in memory override these with one copy.
   virtual void read_inputs(const index_t* rows, index_t count, Matrix<Scalar>& out) const {
@@ -74,13 +85,21 @@ class MatrixRows final : public RowSource<Scalar> {
  public:
   explicit MatrixRows(const Matrix<Scalar>& borrowed, std::string description = "rows in memory")
       : m_(&borrowed), description_(std::move(description)) {}
-  explicit MatrixRows(Matrix<Scalar>&& owned, std::string description = "rows in memory")
-      : owned_(std::make_shared<const Matrix<Scalar>>(std::move(owned))), m_(owned_.get()), description_(std::move(description)) {}
+  // `fingerprint` and `metadata`: those of the file the rows were loaded from, if any.
+  explicit MatrixRows(Matrix<Scalar>&& owned, std::string description = "rows in memory", io::Json fingerprint = {},
+                      DataMetadata metadata = {})
+      : owned_(std::make_shared<const Matrix<Scalar>>(std::move(owned))),
+        m_(owned_.get()),
+        description_(std::move(description)),
+        fingerprint_(std::move(fingerprint)),
+        metadata_(std::move(metadata)) {}
 
   index_t rows() const override { return m_->rows(); }
   index_t input_dim() const override { return m_->cols(); }
   std::string describe() const override { return description_; }
   bool in_memory() const override { return true; }
+  DataMetadata metadata() const override { return metadata_; }
+  io::Json fingerprint() const override { return fingerprint_; }
   void read_input_row(index_t row, Scalar* out) const override {
     std::copy_n(m_->row(this->checked(row)).data(), m_->cols(), out);
   }
@@ -94,6 +113,8 @@ class MatrixRows final : public RowSource<Scalar> {
   std::shared_ptr<const Matrix<Scalar>> owned_;
   const Matrix<Scalar>* m_;
   std::string description_;
+  io::Json fingerprint_;
+  DataMetadata metadata_;
 };
 
 // One array of a file read through its memory map, in its stored dtype (f16, bf16, f32, f64)
@@ -102,40 +123,46 @@ class MatrixRows final : public RowSource<Scalar> {
 template <class Scalar>
 class MappedRows final : public RowSource<Scalar> {
  public:
-  explicit MappedRows(const std::string& spec, std::optional<LayerPosition> where = std::nullopt)
-      : file_(std::make_shared<const io::ArrayFile>(spec)) {
-    const auto& shape = file_->shape();
-    where_ = slice_or_default(*file_, where);
-    if ((shape.size() == 2 || shape.size() == 4) && std::find(shape.begin(), shape.end(), index_t{0}) != shape.end())
-      throw io_error(spec, "the activation array is empty " + file_->shape_string());
-    if (shape.size() == 2) {
-      if (where_) throw io_error(spec, "a (layer, position) was given but the array is 2-D " + file_->shape_string());
-    } else if (shape.size() == 4) {
-      if (where_->layer < 0 || where_->layer >= shape[1])
-        throw io_error(spec, "layer " + std::to_string(where_->layer) + " out of range [0, " + std::to_string(shape[1]) + ")");
-      if (where_->position < 0 || where_->position >= shape[2])
-        throw io_error(spec, "position " + std::to_string(where_->position) + " out of range [0, " +
-                                 std::to_string(shape[2]) + ")");
-    } else {
-      throw io_error(spec, "expected a 2-D [N, D] or 4-D [N, layers, positions, D] array but shape is " +
-                               file_->shape_string());
-    }
+  // `hash_budget`: bytes of the file its fingerprint hashes (io::content_hash).
+  explicit MappedRows(const std::string& spec, std::optional<LayerPosition> where = std::nullopt,
+                      std::size_t hash_budget = io::detail::kWholeHashBytes)
+      : MappedRows(std::make_shared<const io::ArrayFile>(spec), where, hash_budget) {}
+  explicit MappedRows(std::shared_ptr<const io::ArrayFile> file, std::optional<LayerPosition> where = std::nullopt,
+                      std::size_t hash_budget = io::detail::kWholeHashBytes)
+      : file_(std::move(file)), where_(slice_or_default(*file_, where)), hash_budget_(hash_budget) {
+    check_activation_array(*file_, where_);
     Scalar probe;  // the dtype is checked here, before any batch
     file_->read(0, 1, 1, &probe);
+    metadata_.insert(file_->metadata().begin(), file_->metadata().end());
+    if (where_) {  // a 4-D array's axes say which layer and position these rows are
+      metadata_["layer"] = std::to_string(where_->layer);
+      metadata_["position"] = std::to_string(where_->position);
+    }
+    reconcile_metadata(metadata_, file_->path(), rows(), input_dim(), file_->dtype());
   }
 
   index_t rows() const override { return file_->shape()[0]; }
   index_t input_dim() const override { return file_->shape().back(); }
   std::string describe() const override { return describe_source(file_->path(), where_); }
-  void read_input_row(index_t row, Scalar* out) const override {
-    const index_t d = input_dim();
-    const index_t start = where_ ? file_->offset({row, where_->layer, where_->position, 0}) : file_->offset({row, 0});
-    file_->read(start, file_->strides().back(), d, out);
-    for (index_t j = 0; j < d; ++j)
-      if (!std::isfinite(out[j]))
-        throw io_error(file_->path(), "non-finite value (" + std::to_string(static_cast<double>(out[j])) + ") at (sample " +
-                                          std::to_string(row) + ", " + (where_ ? data::describe(*where_) + ", " : "") +
-                                          "dimension " + std::to_string(j) + "); activations must be finite");
+  void read_input_row(index_t row, Scalar* out) const override { read_activation_row(*file_, where_, row, out); }
+  void release_rows(const index_t* rows, index_t count) const override {  // runs of consecutive rows at once
+    for (index_t i = 0; i < count;) {
+      index_t j = i + 1;
+      while (j < count && rows[j] == rows[j - 1] + 1) ++j;
+      const index_t d = input_dim();
+      const auto start = [&](index_t r) { return where_ ? file_->offset({r, where_->layer, where_->position, 0}) : file_->offset({r, 0}); };
+      file_->release(start(rows[i]), start(rows[j - 1]) + (d - 1) * file_->strides().back());
+      i = j;
+    }
+  }
+  DataMetadata metadata() const override { return metadata_; }
+  io::Json fingerprint() const override {  // content, shape and slice, not the path: a moved copy still matches
+    io::Json j = io::data_fingerprint(*file_, hash_budget_);
+    if (where_) {
+      j["layer"] = where_->layer;
+      j["position"] = where_->position;
+    }
+    return j;
   }
 
   const io::ArrayFile& file() const { return *file_; }
@@ -144,15 +171,18 @@ class MappedRows final : public RowSource<Scalar> {
  private:
   std::shared_ptr<const io::ArrayFile> file_;
   std::optional<LayerPosition> where_;
+  std::size_t hash_budget_;
+  DataMetadata metadata_;
 };
 
 // Sources of the same width one after another: a sharded data set. Each shard keeps its own errors
-// (a bad value names the shard's file).
+// (a bad value names the shard's file). The set's metadata is `set_metadata` (a manifest's) and
+// the shards' own; a shard that contradicts it on an identity key or the dtype is refused by name.
 template <class Scalar>
 class ShardedRows final : public RowSource<Scalar> {
  public:
-  ShardedRows(std::vector<RowSourcePtr<Scalar>> shards, std::string description)
-      : shards_(std::move(shards)), description_(std::move(description)) {
+  ShardedRows(std::vector<RowSourcePtr<Scalar>> shards, std::string description, DataMetadata set_metadata = {})
+      : shards_(std::move(shards)), description_(std::move(description)), metadata_(std::move(set_metadata)) {
     if (shards_.empty()) throw invalid_argument(description_ + ": no shards");
     end_.reserve(shards_.size());
     index_t total = 0;
@@ -165,7 +195,10 @@ class ShardedRows final : public RowSource<Scalar> {
         throw io_error(s->describe(), "its targets differ from " + shards_.front()->describe() + "'s");
       total += s->rows();
       end_.push_back(total);
+      merge_shard_metadata(*s);
     }
+    const auto dtype = metadata_.find("dtype");
+    reconcile_metadata(metadata_, description_, total, input_dim(), dtype == metadata_.end() ? "" : dtype->second);
   }
 
   index_t rows() const override { return end_.back(); }
@@ -184,9 +217,43 @@ class ShardedRows final : public RowSource<Scalar> {
     const auto [s, local] = locate(row);
     shards_[s]->read_target_row(local, out);
   }
+  void release_rows(const index_t* rows, index_t count) const override {  // each shard's run of the rows at once
+    std::vector<index_t> local;
+    for (index_t i = 0; i < count;) {
+      const std::size_t s = locate(rows[i]).first;
+      local.clear();
+      for (; i < count && locate(rows[i]).first == s; ++i) local.push_back(locate(rows[i]).second);
+      shards_[s]->release_rows(local.data(), static_cast<index_t>(local.size()));
+    }
+  }
+  DataMetadata metadata() const override { return metadata_; }
+  io::Json fingerprint() const override {  // each shard's, in order
+    io::Json shards = io::Json::array();
+    for (const auto& s : shards_) shards.push_back(s->fingerprint());
+    io::Json j = io::Json::object();
+    j["shards"] = shards;
+    return j;
+  }
   const std::vector<RowSourcePtr<Scalar>>& shards() const { return shards_; }
 
  private:
+  void merge_shard_metadata(const RowSource<Scalar>& shard) {
+    DataMetadata own = shard.metadata();
+    DataMetadata set = metadata_;
+    if (set.count("dtype") && own.count("dtype") && dtype_name(set["dtype"]) != own["dtype"])
+      throw io_error(shard.describe(), "its dtype is " + own["dtype"] + " but the set's metadata says " + set["dtype"]);
+    const auto conflicts = metadata_conflicts(set, own);
+    if (!conflicts.empty()) {
+      std::string list;
+      for (const auto& c : conflicts) list += (list.empty() ? "" : ", ") + c;
+      throw io_error(shard.describe(), "its metadata contradicts the set's (set vs shard: " + list +
+                                           "); every shard of a set must hold the same activations");
+    }
+    for (const auto& key : identity_keys())
+      if (own.count(key)) metadata_.emplace(key, own[key]);
+    for (const auto& [key, value] : own)  // the rest (source, ...) from the first shard that says it
+      if (key != "rows") metadata_.emplace(key, value);
+  }
   std::pair<std::size_t, index_t> locate(index_t row) const {
     this->checked(row);
     const auto s = static_cast<std::size_t>(std::upper_bound(end_.begin(), end_.end(), row) - end_.begin());
@@ -195,6 +262,7 @@ class ShardedRows final : public RowSource<Scalar> {
   std::vector<RowSourcePtr<Scalar>> shards_;
   std::vector<index_t> end_;  // cumulative row counts
   std::string description_;
+  DataMetadata metadata_;
 };
 
 // Inputs from one source, targets from another with the same rows (layer L in, layer L + 1 out).
@@ -214,8 +282,25 @@ class PairedRows final : public RowSource<Scalar> {
   index_t target_dim() const override { return out_->input_dim(); }
   std::string describe() const override { return in_->describe() + " -> " + out_->describe(); }
   bool in_memory() const override { return in_->in_memory() && out_->in_memory(); }
+  // The inputs' metadata, and the targets' identity as target_<key> ("target_layer": "5").
+  DataMetadata metadata() const override {
+    DataMetadata m = in_->metadata();
+    for (const auto& [key, value] : out_->metadata())
+      if (std::find(identity_keys().begin(), identity_keys().end(), key) != identity_keys().end()) m["target_" + key] = value;
+    return m;
+  }
+  io::Json fingerprint() const override {
+    io::Json j = in_->fingerprint();
+    if (j.is_null()) j = io::Json::object();
+    j["targets"] = out_->fingerprint();
+    return j;
+  }
   void read_input_row(index_t row, Scalar* out) const override { in_->read_input_row(row, out); }
   void read_target_row(index_t row, Scalar* out) const override { out_->read_input_row(row, out); }
+  void release_rows(const index_t* rows, index_t count) const override {
+    in_->release_rows(rows, count);
+    out_->release_rows(rows, count);
+  }
   void read_inputs(const index_t* rows, index_t count, Matrix<Scalar>& out) const override { in_->read_inputs(rows, count, out); }
   void read_targets(const index_t* rows, index_t count, Matrix<Scalar>& out) const override {
     out_->read_inputs(rows, count, out);
@@ -242,8 +327,14 @@ class SelectedRows final : public RowSource<Scalar> {
   index_t target_dim() const override { return base_->target_dim(); }
   std::string describe() const override { return name_.empty() ? base_->describe() : name_ + " of " + base_->describe(); }
   bool in_memory() const override { return base_->in_memory(); }
+  DataMetadata metadata() const override { return base_->metadata(); }  // the data set's, whatever rows are picked
+  io::Json fingerprint() const override { return base_->fingerprint(); }
   void read_input_row(index_t row, Scalar* out) const override { base_->read_input_row(rows_[pos(row)], out); }
   void read_target_row(index_t row, Scalar* out) const override { base_->read_target_row(rows_[pos(row)], out); }
+  void release_rows(const index_t* rows, index_t count) const override {
+    const auto mapped = map(rows, count);
+    base_->release_rows(mapped.data(), count);
+  }
   void read_inputs(const index_t* rows, index_t count, Matrix<Scalar>& out) const override {
     const auto mapped = map(rows, count);
     base_->read_inputs(mapped.data(), count, out);

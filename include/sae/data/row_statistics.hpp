@@ -2,6 +2,7 @@
 // squares about them (the explained-variance denominator), the sum of squares (JumpReLU's data
 // scale), and evenly spaced sample rows (the geometric-median start) — never a second copy of the
 // data. The pass reads every row once, so it also finds any non-finite value before training.
+// Data-parallel processes share the pass: each reads its blocks only, and all get the same result.
 #pragma once
 
 #include <sae/core/types.hpp>
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace sae::data {
 
@@ -61,25 +63,62 @@ index_t streaming_block_rows(index_t width) {
   return std::max<index_t>(1024, by_bytes);
 }
 
+namespace statistics_detail {
+// A block's moments as rows, sst, sum_squares, mean..., and back.
+inline void pack(const Moments& m, double* out) {
+  out[0] = static_cast<double>(m.rows), out[1] = m.sst, out[2] = m.sum_squares;
+  std::copy(m.mean.data(), m.mean.data() + m.mean.size(), out + 3);
+}
+inline Moments unpack(const double* in, index_t width) {
+  Moments m;
+  m.rows = static_cast<index_t>(in[0]), m.sst = in[1], m.sum_squares = in[2];
+  m.mean = Eigen::Map<const Eigen::RowVectorXd>(in + 3, width);
+  return m;
+}
+}  // namespace statistics_detail
+
+// The pass shared by `parts` processes: block b is read by part b % parts, `sum_over_parts(v)` adds
+// a std::vector<double> element-wise over the parts in place (an MPI all-reduce), and every part
+// merges all blocks' moments in block order — bitwise what one process computes alone.
 // `block_rows`: rows per block (0: streaming_block_rows).
-template <class Scalar>
-RowStatistics stream_statistics(const RowSource<Scalar>& source, index_t block_rows = 0) {
-  RowStatistics s;
+template <class Scalar, class SumOverParts>
+RowStatistics stream_statistics(const RowSource<Scalar>& source, index_t block_rows, int part, int parts,
+                                SumOverParts&& sum_over_parts) {
   const index_t block =
       block_rows > 0 ? block_rows : streaming_block_rows<Scalar>(std::max(source.input_dim(), source.target_dim()));
-  Matrix<Scalar> x, y;
-  for (index_t first = 0; first < source.rows(); first += block) {
-    const index_t n = std::min(block, source.rows() - first);
+  const index_t blocks = (source.rows() + block - 1) / block;
+  const bool targets = source.has_targets();
+  const std::size_t in_width = static_cast<std::size_t>(source.input_dim()) + 3;
+  const std::size_t stride = in_width + (targets ? static_cast<std::size_t>(source.target_dim()) + 3 : 0);
+  std::vector<double> packed(static_cast<std::size_t>(blocks) * stride, 0.0);
+  Matrix<Scalar> x;
+  for (index_t b = part; b < blocks; b += parts) {
+    const index_t first = b * block, n = std::min(block, source.rows() - first);
     const auto rows = row_range(first, n);
+    double* at = packed.data() + static_cast<std::size_t>(b) * stride;
     source.read_inputs(rows.data(), n, x);
-    merge_moments(s.inputs, block_moments(x));
-    if (source.has_targets()) {
-      source.read_targets(rows.data(), n, y);
-      merge_moments(s.targets, block_moments(y));
+    statistics_detail::pack(block_moments(x), at);
+    if (targets) {
+      source.read_targets(rows.data(), n, x);
+      statistics_detail::pack(block_moments(x), at + in_width);
     }
+    source.release_rows(rows.data(), n);
   }
-  if (!source.has_targets()) s.targets = s.inputs;
+  if (parts > 1) sum_over_parts(packed);  // one part wrote each block; the others' zeros add nothing
+  RowStatistics s;
+  for (index_t b = 0; b < blocks; ++b) {
+    const double* at = packed.data() + static_cast<std::size_t>(b) * stride;
+    merge_moments(s.inputs, statistics_detail::unpack(at, source.input_dim()));
+    if (targets) merge_moments(s.targets, statistics_detail::unpack(at + in_width, source.target_dim()));
+  }
+  if (!targets) s.targets = s.inputs;
   return s;
+}
+
+// The pass in one process.
+template <class Scalar>
+RowStatistics stream_statistics(const RowSource<Scalar>& source, index_t block_rows = 0) {
+  return stream_statistics(source, block_rows, 0, 1, [](std::vector<double>&) {});
 }
 
 // At most `max_rows` evenly spaced rows (0, stride, 2 stride, ...): a sample for initialisations.

@@ -5,6 +5,7 @@
 
 #include <sae/data/activation_split.hpp>
 #include <sae/data/data_options.hpp>
+#include <sae/data/metadata.hpp>
 #include <sae/data/planted.hpp>
 #include <sae/data/row_source.hpp>
 #include <sae/data/split.hpp>
@@ -22,7 +23,9 @@ struct TrainingRows {
   std::string source;     // for reports: the file(s) and slice(s), "-> targets" when paired
   std::string split;      // how the rows were split
   io::Json fingerprint;   // content of every file read (or the planted settings), the split
+  DataMetadata metadata;  // what the data says it is (data/metadata.hpp), for checkpoints
   bool streaming = false;  // batches read from the memory map (open_data)
+  bool too_large = false;  // streaming because the rows would not fit in memory (not because asked)
 };
 
 // `planted` makes the rows when d.data is empty; `seed` seeds the planting and the split.
@@ -31,9 +34,9 @@ inline TrainingRows open_training_rows(const DataOptions& d, PlantedConfig plant
   RowSourcePtr<float> all;
   if (!d.data.empty()) {
     all = open_data<float>(d, &t.streaming);
-    t.fingerprint = rows_fingerprint(d.data, d.slice());
-    if (d.has_targets())
-      t.fingerprint["targets"] = rows_fingerprint(d.target_data.empty() ? d.data : d.target_data, d.target_slice());
+    t.too_large = t.streaming && too_large_for_memory(*all);
+    t.fingerprint = all->fingerprint();
+    t.metadata = all->metadata();
   } else {
     planted.seed = seed;
     ActivationFile file = planted_activation_file(planted);

@@ -10,6 +10,7 @@
 #include <sae/io/safetensors.hpp>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,17 @@ class ArrayFile {
   std::string tensor_name() const { return tensor_ ? tensor_->name : std::string(); }  // "" for .npy
   const unsigned char* file_bytes() const { return npy_ ? npy_->file_bytes() : st_->file_bytes(); }
   std::size_t file_size() const { return npy_ ? npy_->file_size() : st_->file_size(); }
+  // The file's string metadata: a .safetensors file's __metadata__; none for .npy.
+  const std::map<std::string, std::string>& metadata() const {
+    static const std::map<std::string, std::string> none;
+    return st_ ? st_->metadata() : none;
+  }
+  // Releases the pages of elements [first, last] from the resident set (io/mapped_file.hpp).
+  void release(index_t first, index_t last) const {
+    const std::size_t item = npy_ ? npy_->header().item_size() : safetensors_detail::item_size(tensor_->dtype);
+    const unsigned char* data = npy_ ? npy_->file_bytes() + npy_->header().data_offset : st_->tensor_bytes(*tensor_);
+    release_pages(data + static_cast<std::size_t>(first) * item, data + static_cast<std::size_t>(last + 1) * item);
+  }
   index_t offset(const std::vector<index_t>& idx) const { return flat_offset(idx, strides_); }
   // `count` elements from element `start`, `stride` apart, converted to T.
   template <class T>

@@ -11,6 +11,7 @@
 #include <sae/io/json.hpp>
 #include <sae/io/array_file.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -71,15 +72,15 @@ constexpr std::size_t kSampleBlock = std::size_t{1} << 16;
 
 }  // namespace detail
 
-// Content hash of a mapped file: whole when at most 1 GiB, else 16,384 evenly spaced 64 KiB blocks
-// (1 GiB in all) and the first and last block.
-inline std::string content_hash(const unsigned char* bytes, std::size_t size) {
+// Content hash of a mapped file: whole when at most `budget` bytes (1 GiB), else evenly spaced
+// 64 KiB blocks totalling `budget` (at least 64 blocks), and the last block.
+inline std::string content_hash(const unsigned char* bytes, std::size_t size, std::size_t budget = detail::kWholeHashBytes) {
   detail::ContentHasher h;
-  if (size <= detail::kWholeHashBytes) {
+  if (size <= budget) {
     h.update(bytes, size);
     return detail::hex64(h.digest());
   }
-  const std::size_t blocks = detail::kWholeHashBytes / detail::kSampleBlock;
+  const std::size_t blocks = std::max<std::size_t>(64, budget / detail::kSampleBlock);
   const std::size_t step = (size - detail::kSampleBlock) / (blocks - 1);
   for (std::size_t b = 0; b < blocks; ++b) h.update(bytes + b * step, detail::kSampleBlock);
   h.update(bytes + size - detail::kSampleBlock, detail::kSampleBlock);
@@ -87,13 +88,13 @@ inline std::string content_hash(const unsigned char* bytes, std::size_t size) {
 }
 
 // The data part of a fingerprint: dtype, shape, byte size and content hash of an array file (and
-// the tensor, for a .safetensors file).
-inline Json data_fingerprint(const ArrayFile& view) {
+// the tensor, for a .safetensors file). A shard set shares one hashing budget among its shards.
+inline Json data_fingerprint(const ArrayFile& view, std::size_t hash_budget = detail::kWholeHashBytes) {
   Json j = Json::object();
   j["dtype"] = view.dtype();
   j["shape"] = view.shape_string();
   j["bytes"] = static_cast<unsigned long long>(view.file_size());
-  j["content_hash"] = content_hash(view.file_bytes(), view.file_size());
+  j["content_hash"] = content_hash(view.file_bytes(), view.file_size(), hash_budget);
   if (!view.tensor_name().empty()) j["tensor"] = view.tensor_name();  // one of a .safetensors file's
   return j;
 }

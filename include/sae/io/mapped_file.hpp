@@ -6,6 +6,7 @@
 #include <sae/io/input_file.hpp>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -16,6 +17,16 @@
 #include <unistd.h>
 
 namespace sae::io {
+
+// Drops the pages holding bytes [from, to) of a read-only mapping from this process's resident set;
+// the kernel keeps them in its page cache while it can, and a later read maps them back. A reader
+// that streams a file larger than memory releases what it has read, so its resident set stays the
+// batch it holds, not the file.
+inline void release_pages(const unsigned char* from, const unsigned char* to) {
+  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(from) & ~(page - 1), end = reinterpret_cast<std::uintptr_t>(to);
+  if (end > first) ::madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTNEED);
+}
 
 class MappedFile {
  public:

@@ -133,6 +133,7 @@ class SafetensorsFile {
 
   // The whole file as mapped, e.g. for a content hash.
   const unsigned char* file_bytes() const { return file_.data(); }
+  const unsigned char* tensor_bytes(const TensorInfo& t) const { return data_ + t.begin; }
   std::size_t file_size() const { return file_.size(); }
 
   // A tensor of exactly `rows` x `cols` elements (2-D [rows, cols], or 1-D when cols == 1) as a matrix.

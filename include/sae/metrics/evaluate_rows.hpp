@@ -50,6 +50,7 @@ Evaluation evaluate(const Model& model, const data::RowSource<typename Model::sc
     const auto idx = data::row_range(first, n);
     rows.read_inputs(idx.data(), n, x);
     if (rows.has_targets()) rows.read_targets(idx.data(), n, y);
+    rows.release_rows(idx.data(), n);
     return rows.has_targets() ? &y : &x;
   };
   if (rows.rows() <= block) {

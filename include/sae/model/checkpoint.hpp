@@ -1,5 +1,5 @@
 // Checkpoints of any architecture: a directory holding config.json (format, architecture, scalar
-// type, config, and any state beyond the parameters) and one <slot>.npy per named parameter slot
+// type, config, any state beyond the parameters, and the training data's metadata) and one <slot>.npy per named parameter slot
 // (w_enc [F, D], b_enc [F], w_dec [F, D], and b_dec [D] with the decoder bias). The directory is
 // assembled beside the target and renamed into place, so an interrupted save never damages the
 // previous checkpoint.
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <sae/core/error.hpp>
+#include <sae/data/metadata.hpp>
 #include <sae/io/atomic_file.hpp>
 #include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
@@ -52,8 +53,10 @@ inline std::string checkpoint_architecture(const std::filesystem::path& dir) {
   return checkpoint_detail::architecture_of(io::read_json_file(source), source);
 }
 
+// `data`: what the training rows said they were (data/metadata.hpp), so that applying the
+// checkpoint to other activations can be refused.
 template <class Model>
-void save_checkpoint(const std::filesystem::path& dir, const Model& model) {
+void save_checkpoint(const std::filesystem::path& dir, const Model& model, const data::DataMetadata& data = {}) {
   using Scalar = typename Model::scalar_type;
   const auto& p = model.parameters();  // a host copy for device models
   io::write_directory_atomically(dir, [&](const std::filesystem::path& partial) {
@@ -66,12 +69,22 @@ void save_checkpoint(const std::filesystem::path& dir, const Model& model) {
     meta["scalar"] = std::is_same_v<Scalar, float> ? "float32" : "float64";
     meta["config"] = io::fields_to_json(model.config());
     if constexpr (checkpoint_detail::has_state<Model>::value) meta["state"] = model.state_to_json();
+    if (!data.empty()) meta["data"] = data::metadata_to_json(data);
     io::write_text_atomically(partial / "config.json", meta.dump() + "\n");
   });
 }
 
 // Loads a checkpoint written by save_checkpoint as a Model (any stored float width converts to
 // its scalar type). A checkpoint of another architecture is refused, naming both.
+// The training data's metadata a checkpoint recorded (empty for one saved without it).
+inline data::DataMetadata checkpoint_data_metadata(const std::filesystem::path& dir) {
+  const std::string source = (dir / "config.json").string();
+  const io::Json meta = io::read_json_file(source);
+  checkpoint_detail::architecture_of(meta, source);
+  const io::Json* data = meta.find("data");
+  return data ? data::metadata_from_json(*data, source) : data::DataMetadata{};
+}
+
 template <class Model>
 Model load_model(const std::filesystem::path& dir) {
   using Scalar = typename Model::scalar_type;

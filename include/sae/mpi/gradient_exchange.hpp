@@ -37,6 +37,7 @@ class GradientExchange {
   int rank() const { return comm_.rank(); }
   int size() const { return comm_.size(); }
   double sum(double x) const { return comm_.sum(x); }
+  void sum(std::vector<double>& v) const { comm_.reduce_in_place(v.data(), v.size()); }
 
   // Sums every slot the gradients list (for_each_gradient): row-sparse weights and dense vectors
   // alike, so a new architecture's slots are exchanged without an overload of their own.

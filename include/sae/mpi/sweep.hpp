@@ -23,13 +23,13 @@ constexpr int kRequestTag = 7301;  // rank -> 0: the finished result's JSON ("" 
 constexpr int kTaskTag = 7302;     // 0 -> rank: the next task's index, or -1 when none is left
 }  // namespace detail
 
-// Runs (or resumes) `plan` on `view` across `comm`. `run` is rank 0's run folder (null on the other
+// Runs (or resumes) `plan` on `data` across `comm`. `run` is rank 0's run folder (null on the other
 // ranks); the caller commits it. Returns, on rank 0, every result of the plan in plan order (as
 // sae::run_sweep does); on the other ranks, nothing. Each rank trains one SAE at a time with its
 // own threads (OMP_NUM_THREADS). plan.shared_pass and plan.max_slices do not apply here.
-inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const SweepPlan& plan, io::RunDirectory* run,
+inline std::vector<SweepResult> run_sweep(const data::ArraySet& data, const SweepPlan& plan, io::RunDirectory* run,
                                           SweepOutput out, const Communicator& comm = Communicator()) {
-  const SweepJob job(view, plan);
+  const SweepJob job(data, plan);
   const bool root = comm.rank() == 0;
   sae::detail::require(!root || run, "mpi::run_sweep()", "rank 0 needs the run folder");
   const auto tasks = sweep_tasks_largest_first(plan);

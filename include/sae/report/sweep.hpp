@@ -8,6 +8,7 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 #include <sae/io/atomic_file.hpp>
+#include <sae/data/open_rows.hpp>
 #include <sae/io/array_file.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/run_directory.hpp>
@@ -39,7 +40,7 @@ inline io::Json describe_json(const analysis::Summary& s) {
 
 // Writes summary.json, report.md and figures/ into the run's staging folder from every result of a
 // finished sweep over `layers` x `positions` of `view`; returns a few lines for the console.
-inline std::string write_sweep_report(io::RunDirectory& run, const io::ArrayFile& view, const SweepPlan& plan,
+inline std::string write_sweep_report(io::RunDirectory& run, const data::ArraySet& view, const SweepPlan& plan,
                                       const std::vector<index_t>& layers, const std::vector<index_t>& positions,
                                       const std::vector<SweepResult>& results, bool plots, std::ostream& note = std::cout) {
   using sweep_detail::config_label;
@@ -59,7 +60,7 @@ inline std::string write_sweep_report(io::RunDirectory& run, const io::ArrayFile
 
   io::Json doc = io::Json::object();
   doc["report"] = "002 multi-layer sweep";
-  doc["data"] = view.path();
+  doc["data"] = view.spec();
   doc["shape"] = view.shape_string();
   doc["saes"] = static_cast<long>(results.size());
   doc["epochs"] = plan.train.epochs;
@@ -72,7 +73,7 @@ inline std::string write_sweep_report(io::RunDirectory& run, const io::ArrayFile
   doc["best_by_lowest_death"] = to_json(least_dead);
 
   std::ostringstream md;
-  md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.path() << " " << view.shape_string()
+  md << "# Multi-layer TopK SAE sweep (report 002)\n\n- **Data**: " << view.spec() << " " << view.shape_string()
      << "\n- **SAEs**: " << results.size() << " = " << layers.size() << " layers x " << positions.size() << " positions x "
      << plan.ks.size() << " K x " << plan.latents.size() << " latent_dim\n- **Training**: Adam lr " << plan.adam.lr << ", "
      << plan.train.epochs << " epochs, batch " << plan.train.batch_size << "; metrics on the validation rows\n\n## Overall\n\n"

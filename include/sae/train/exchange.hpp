@@ -7,11 +7,13 @@
 //   int rank() const, int size() const
 //   void sum_gradients(Gradients&, double weight)  // weight = this rank's rows / the batch's rows
 //   double sum(double) const                       // a statistic summed over ranks
+//   void sum(std::vector<double>&) const           // statistics summed over ranks, in place
 #pragma once
 
 #include <sae/core/types.hpp>
 
 #include <utility>
+#include <vector>
 
 namespace sae {
 
@@ -21,6 +23,7 @@ struct LocalExchange {
   template <class Gradients>
   void sum_gradients(Gradients&, double) {}
   double sum(double x) const { return x; }
+  void sum(std::vector<double>&) const {}
 };
 
 // Rows [begin, end) of a batch split over `size` ranks: rank r takes the r-th contiguous share.

@@ -13,6 +13,7 @@
 #include <sae/core/memory.hpp>
 #include <sae/core/types.hpp>
 #include <sae/data/activations.hpp>
+#include <sae/data/open_rows.hpp>
 #include <sae/data/split.hpp>
 #include <sae/io/fingerprint.hpp>
 #include <sae/io/json.hpp>
@@ -302,8 +303,8 @@ class SweepJob {
  public:
   // Checks the plan and that what trains at once fits in memory: a slice's SAEs together (shared
   // pass) or the largest alone.
-  SweepJob(const io::ArrayFile& view, const SweepPlan& plan) : view_(view), plan_(plan) {
-    const auto& shape = view.shape();
+  SweepJob(const data::ArraySet& data, const SweepPlan& plan) : data_(data), plan_(plan) {
+    const auto& shape = data.shape();
     input_dim_ = shape.back();
     const index_t rows = shape.front();
     train_rows_ = static_cast<index_t>(
@@ -329,7 +330,7 @@ class SweepJob {
     require_memory(bytes + static_cast<double>(rows) * static_cast<double>(input_dim_) * sizeof(float),
                    "training " + std::string(plan.shared_pass ? "these SAEs together" : "the largest SAE") + " on " +
                        std::to_string(rows) + " x " + std::to_string(input_dim_) + " activations");
-    run_fingerprint_ = sweep_run_fingerprint(io::data_fingerprint(view), plan, rows);
+    run_fingerprint_ = sweep_run_fingerprint(data.fingerprint(), plan, rows);
   }
 
   const SweepPlan& plan() const { return plan_; }
@@ -404,7 +405,7 @@ class SweepJob {
 
   // The training and validation rows of a slice.
   std::pair<Matrix<float>, Matrix<float>> slice_data(std::size_t slice) const {
-    const Matrix<float> all = data::gather_activations<float>(view_, plan_.slices[slice]);
+    const Matrix<float> all = data::read_all_inputs(*data_.rows<float>(plan_.slices[slice]));
     const auto split = data::choose_split(all.rows(), data::SplitPolicy{plan_.validation_fraction, plan_.train.seed});
     return {data::take_rows(all, split.train), data::take_rows(all, split.validation)};
   }
@@ -510,7 +511,7 @@ class SweepJob {
     return finish(*best_model, t, train, validation, seconds, epochs, staging, std::move(extra));
   }
 
-  const io::ArrayFile& view_;
+  const data::ArraySet& data_;
   SweepPlan plan_;
   index_t input_dim_ = 0, train_rows_ = 0;
   io::Json run_fingerprint_;
@@ -535,9 +536,9 @@ inline std::vector<std::filesystem::path> sweep_shard_folders(const std::filesys
 // Runs (or resumes) `plan` on `view` into `run` and returns every result of the plan found or
 // trained, in plan order (slice, variant, latent_dim, K). The caller commits `run`. `interrupt`
 // (tests) is called after each epoch and may throw to simulate a kill.
-inline std::vector<SweepResult> run_sweep(const io::ArrayFile& view, const SweepPlan& plan, io::RunDirectory& run,
+inline std::vector<SweepResult> run_sweep(const data::ArraySet& data, const SweepPlan& plan, io::RunDirectory& run,
                                           SweepOutput out, std::function<void()> interrupt = {}) {
-  const SweepJob job(view, plan);
+  const SweepJob job(data, plan);
   const auto tasks = sweep_tasks(plan);
   const auto shard = sweep_shard_of(plan);
   // Every result already there is checked before any training.

@@ -235,13 +235,14 @@ class Trainer {
     [[maybe_unused]] const TrainInfo info{config_.epochs, schedule.num_batches(), train.rows(), validation ? validation->rows() : 0};
     (call_train_begin(callbacks, info), ...);
 
-    // One streaming pass over each set: the EV denominators (of the targets), the data scale.
-    const data::RowStatistics train_stats = data::stream_statistics(train);
+    // One streaming pass over each set, shared by the ranks: the EV denominators (of the targets), the data scale.
+    const auto sum_over_ranks = [this](std::vector<double>& v) { exchange_.sum(v); };
+    const data::RowStatistics train_stats = data::stream_statistics(train, 0, rank, ranks, sum_over_ranks);
     if constexpr (detail::initializes_from_data<Model>::value)
       for (Model* model : models) model->initialize_from_data(train, train_stats);
     const std::int64_t total_steps = static_cast<std::int64_t>(config_.epochs) * schedule.num_batches();
     const double train_sst = train_stats.targets.sst;
-    const double val_sst = validation ? data::stream_statistics(*validation).targets.sst : 0.0;
+    const double val_sst = validation ? data::stream_statistics(*validation, 0, rank, ranks, sum_over_ranks).targets.sst : 0.0;
     const double train_values = static_cast<double>(train.rows()) * static_cast<double>(train.target_dim());
     const auto start = std::chrono::steady_clock::now();
     const std::size_t count = models.size();
@@ -259,6 +260,7 @@ class Trainer {
       const auto [first, last] = rank_share(schedule.batch_begin(b), schedule.batch_end(b), rank, ranks);  // this rank's rows
       train.read_inputs(order.data() + first, last - first, out.inputs);
       if (targets) train.read_targets(order.data() + first, last - first, out.targets);
+      train.release_rows(order.data() + first, last - first);
     };
     const bool prefetch = !train.in_memory();
     std::future<void> pending;  // declared after what it reads, so it finishes before they go
@@ -354,6 +356,7 @@ class Trainer {
       const auto rows = data::row_range(begin, n);
       validation.read_inputs(rows.data(), n, x);
       if (validation.has_targets()) validation.read_targets(rows.data(), n, y);
+      validation.release_rows(rows.data(), n);
       sse += (model.forward(x) - (validation.has_targets() ? y : x)).template cast<double>().squaredNorm();
     }
     return exchange_.size() == 1 ? sse : exchange_.sum(sse);
