@@ -249,10 +249,12 @@ inline data::DataOptions data_flags(const cxxopts::ParseResult& args, const Fiel
   return d;
 }
 
-// "samples.jsonl beside the data" unless --samples says otherwise.
+// "samples.jsonl beside the data file, or in the shard set's folder" unless --samples says otherwise.
 inline std::string samples_path_for(const cxxopts::ParseResult& args, const std::string& data_path) {
-  return args.count("samples") ? args["samples"].as<std::string>()
-                               : (std::filesystem::path(data_path).parent_path() / "samples.jsonl").string();
+  if (args.count("samples")) return args["samples"].as<std::string>();
+  std::error_code ec;
+  const std::filesystem::path p(data_path);
+  return ((std::filesystem::is_directory(p, ec) ? p : p.parent_path()) / "samples.jsonl").string();
 }
 
 // Progress goes to stdout, redrawn in place on a terminal (sae::progress_line).

@@ -539,3 +539,25 @@ BOOST_AUTO_TEST_CASE(a_statistics_pass_shared_by_parts_is_bitwise_the_single_pas
       }
   }
 }
+
+// Released rows read back the same (their pages come back from the page cache or the file), at the
+// edges of the mapping too, across shards, and through views and pairs.
+BOOST_AUTO_TEST_CASE(released_rows_read_back_the_same) {
+  sae::test::ScratchDir dir("rows-release");
+  const Matrix<float> m = exact_matrix(3000, 40, 61);  // 160 bytes a row: many rows a page
+  save_shards(m, {1000, 2000}, dir / "set");
+  const auto set = data::open_rows<float>((dir / "set").string());
+  const std::vector<index_t> all = data::row_range(0, 3000), edges = {0, 1, 999, 1000, 2998, 2999};
+  require_same_rows(*set, m, all);
+  set->release_rows(all.data(), 3000);
+  require_same_rows(*set, m, edges);
+  set->release_rows(edges.data(), static_cast<index_t>(edges.size()));
+  require_same_rows(*set, m, all);
+  const data::SelectedRows<float> view(set, {2999, 0, 1500});
+  const std::vector<index_t> three = {0, 1, 2};
+  view.release_rows(three.data(), 3);
+  Matrix<float> got;
+  view.read_inputs(three.data(), 3, got);
+  BOOST_TEST(sae::test::same(got.row(0), m.row(2999)));
+  BOOST_TEST(sae::test::same(got.row(2), m.row(1500)));
+}

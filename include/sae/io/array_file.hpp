@@ -68,7 +68,8 @@ class ArrayFile {
   void release(index_t first, index_t last) const {
     const std::size_t item = npy_ ? npy_->header().item_size() : safetensors_detail::item_size(tensor_->dtype);
     const unsigned char* data = npy_ ? npy_->file_bytes() + npy_->header().data_offset : st_->tensor_bytes(*tensor_);
-    release_pages(data + static_cast<std::size_t>(first) * item, data + static_cast<std::size_t>(last + 1) * item);
+    release_pages(data + static_cast<std::size_t>(first) * item, data + static_cast<std::size_t>(last + 1) * item, file_bytes(),
+                  file_bytes() + file_size());
   }
   index_t offset(const std::vector<index_t>& idx) const { return flat_offset(idx, strides_); }
   // `count` elements from element `start`, `stride` apart, converted to T.

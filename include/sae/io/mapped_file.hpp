@@ -5,6 +5,7 @@
 #include <sae/core/error.hpp>
 #include <sae/io/input_file.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -18,13 +19,18 @@
 
 namespace sae::io {
 
-// Drops the pages holding bytes [from, to) of a read-only mapping from this process's resident set;
-// the kernel keeps them in its page cache while it can, and a later read maps them back. A reader
-// that streams a file larger than memory releases what it has read, so its resident set stays the
-// batch it holds, not the file.
-inline void release_pages(const unsigned char* from, const unsigned char* to) {
-  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(from) & ~(page - 1), end = reinterpret_cast<std::uintptr_t>(to);
+// Drops the pages holding bytes [from, to) of the read-only mapping [map_begin, map_end) from this
+// process's resident set; the kernel keeps them in its page cache while it can, and a later read
+// maps them back. A reader that streams a file larger than memory releases what it has read, so its
+// resident set stays the batch it holds, not the file. The range is widened to the 64 KiB windows
+// around it (clipped to the mapping), because a page fault also maps the cached pages of its window
+// ("fault-around"): released rows' neighbours would otherwise stay mapped and accumulate.
+inline void release_pages(const unsigned char* from, const unsigned char* to, const unsigned char* map_begin,
+                          const unsigned char* map_end) {
+  constexpr std::uintptr_t window = std::uintptr_t{1} << 16;
+  const auto at = [](const unsigned char* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  const std::uintptr_t first = std::max(at(from) & ~(window - 1), at(map_begin));
+  const std::uintptr_t end = std::min((at(to) + window - 1) & ~(window - 1), at(map_end));
   if (end > first) ::madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTNEED);
 }
 
