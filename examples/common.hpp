@@ -70,6 +70,29 @@ inline void check_flag(bool ok, const std::string& message) {
   if (!ok) throw sae::invalid_argument(message);
 }
 
+// A flag that changes the run only in some combinations: `matters` says whether it does in this
+// one, `why` says why not ("does nothing with ..."). Flags that do nothing are refused rather than
+// ignored, so a user never believes a setting was applied that was not.
+struct FlagUse {
+  std::string flag;  // long name, without "--"
+  bool matters;
+  std::string why;   // after "--flag: ": "does nothing with --optimizer adam (momentum is SGD's)"
+};
+
+// Refuses the first flag the user gave (on the command line or in --config: cxxopts' count(),
+// never a default) that does nothing here: "--momentum: does nothing with --optimizer adam ...".
+// The one place every program's "flag X only matters when Y" table is checked.
+inline void refuse_idle_flags(const cxxopts::ParseResult& args, const std::vector<FlagUse>& uses) {
+  for (const auto& u : uses) check_flag(u.matters || args.count(u.flag) == 0, "--" + u.flag + ": " + u.why);
+}
+
+// Flags that name a file or folder: given empty, each is refused by name (an empty --data would
+// otherwise read as "no file" in one program and fail without the flag's name in another).
+inline const std::vector<std::string>& path_flags() {
+  static const std::vector<std::string> names = {"data", "target-data", "samples", "early-data", "out", "config"};
+  return names;
+}
+
 namespace detail {
 
 // Whether cxxopts accepts `value` for `flag` (as typed: "--name" or "-k").
@@ -175,6 +198,8 @@ inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options,
     return std::nullopt;
   }
   if (!args->unmatched().empty()) throw sae::invalid_argument("unexpected argument '" + args->unmatched().front() + "'");
+  for (const auto& name : path_flags())
+    check_flag(args->count(name) == 0 || !(*args)[name].as<std::string>().empty(), "--" + name + ": empty path");
   return args;
 }
 
@@ -306,7 +331,80 @@ inline TopKConfig dead_latent_flags(const cxxopts::ParseResult& args, const Fiel
     for (const char* f : {"tied-init", "aux-k", "aux-alpha", "dead-window", "resample-every", "project-decoder-grad"})
       check_flag(args[f].count() == 0, std::string("--recipe modern sets the dead-latent options itself; drop --") + f);
   flags.read(args, base);
+  refuse_idle_flags(args, {{"aux-alpha", base.aux_k > 0, "does nothing without --aux-k (AuxK is off)"},
+                           {"dead-window", base.tracks_dead_latents(), "does nothing without --aux-k or --resample-every (no latent is "
+                                                                       "tracked as dead)"}});
   return base;
+}
+
+// The schedule flags that do nothing whatever the data: a final fraction without a decay.
+inline void refuse_idle_schedule_flags(const cxxopts::ParseResult& args, const LrSchedule& s) {
+  refuse_idle_flags(args, {{"final-lr-fraction", s.decay != LrDecay::none, "does nothing without --lr-decay (the rate is not decayed)"}});
+}
+
+// The step-count flags that do nothing in a run of `train_rows` training rows: a warmup as long
+// as the run (the rate never leaves it), a decay with no step after the warmup, an early stop or
+// a checkpoint period that cannot come before the last epoch. Checked once the rows are known.
+inline void refuse_idle_step_flags(const cxxopts::ParseResult& args, const TrainConfig& t, index_t train_rows,
+                                   long early_stop = 0, long checkpoint_every = 0) {
+  const std::int64_t batches = (static_cast<std::int64_t>(train_rows) + t.batch_size - 1) / t.batch_size;
+  const std::int64_t steps = static_cast<std::int64_t>(t.epochs) * batches;
+  const std::string run = "in a run of " + std::to_string(steps) + " steps (" + std::to_string(t.epochs) + " epochs x " +
+                          std::to_string(batches) + " batches)";
+  refuse_idle_flags(args, {{"warmup-steps", t.schedule.warmup_steps < steps,
+                            "expected fewer steps than the run has (" + run + "), got " +
+                                std::to_string(t.schedule.warmup_steps) + ": the rate would never reach --lr"},
+                           {"lr-decay", t.schedule.decay == LrDecay::none || t.schedule.warmup_steps + 1 < steps,
+                            "does nothing " + run + ": no step is left after --warmup-steps to decay"},
+                           {"early-stop", early_stop == 0 || early_stop + 1 < t.epochs,
+                            "does nothing with --epochs " + std::to_string(t.epochs) +
+                                ": it could stop at the last epoch at the earliest"},
+                           {"checkpoint-every", checkpoint_every == 0 || checkpoint_every < t.epochs,
+                            "does nothing with --epochs " + std::to_string(t.epochs) +
+                                ": no epoch before the last is a multiple of it"}});
+}
+
+// refuse_idle_step_flags before the run folder is made (a usage error leaves nothing behind), the
+// training rows counted from the data's header (`planted_rows` without --data). Data that cannot
+// be opened is left for the load, which names the problem.
+inline void refuse_idle_step_flags_early(const cxxopts::ParseResult& args, const TrainConfig& t, const data::DataOptions& d,
+                                         index_t planted_rows = 0, long early_stop = 0, long checkpoint_every = 0) {
+  index_t train_rows = 0;
+  try {
+    index_t rows = planted_rows;
+    if (!d.data.empty()) {
+      const std::vector<index_t> shape = data::ArraySet(d.data).shape();
+      if (shape.empty()) return;
+      rows = shape.front();
+    }
+    train_rows = static_cast<index_t>(data::choose_split(rows, d.split(t.seed)).train.size());
+  } catch (const std::exception&) {
+    return;  // the load says what is wrong (a missing file, too few rows, ...)
+  }
+  refuse_idle_step_flags(args, t, train_rows, early_stop, checkpoint_every);
+}
+
+// The bundled early layer (--early-data's default) matches only the bundled --data, and the late
+// layer only the bundled early one: a user's file for either needs the other given too, rather
+// than a silent mix of their data and ours. --early-layer takes the early layer from --data.
+inline void require_own_layers(const cxxopts::ParseResult& args) {
+  check_flag(!(args.count("early-data") && args.count("early-layer")),
+             "--early-data: does nothing with --early-layer (the early layer is then read from --data)");
+  check_flag(!args.count("data") || args.count("early-data") || args.count("early-layer"),
+             "--early-data: required with --data (its default is the bundled layer-1 file, which does not match your "
+             "data); give your early layer's file, or --early-layer L to read it from --data");
+  check_flag(!args.count("early-data") || args.count("data"),
+             "--data: required with --early-data (its default is the bundled late layer, which does not match your early "
+             "layer); give your late layer's file");
+}
+
+// samples.jsonl for `data_path`: --samples, or the one beside the user's --data, which must exist.
+inline std::string require_samples(const cxxopts::ParseResult& args, const std::string& data_path) {
+  const std::string path = samples_path_for(args, data_path);
+  std::error_code ec;
+  check_flag(args.count("samples") || std::filesystem::exists(path, ec),
+             "--samples: required: no samples.jsonl beside --data (" + path + ")");
+  return path;
 }
 
 // `options` (from dead_latent_flags) for `train_rows` training rows: the window resolved, and with
@@ -365,6 +463,7 @@ inline GridFlags read_grid_flags(const cxxopts::ParseResult& args, const FieldFl
   flags.read(args, g.train);
   flags.read(args, g.adam);
   g.dead_latents = dead_latent_flags(args, flags);
+  refuse_idle_schedule_flags(args, g.train.schedule);
   g.recipe = recipe_flag(args);
   check_flag(g.dead_latents.aux_k <= g.latents.front(), "--aux-k: expected at most the smallest --latents (" +
                                                             std::to_string(g.latents.front()) + "), got " +

@@ -4,6 +4,7 @@
 // one sweep plan (each finished SAE saved with its fingerprint, so a rerun resumes), then one table
 // and one figure of validation EV and dead % side by side (sae/report/compare.hpp).
 #include "common.hpp"
+#include "output_paths.hpp"
 
 #include <sae/report/compare.hpp>
 
@@ -69,6 +70,13 @@ int main(int argc, char** argv) {
       if (std::find(names.begin(), names.end(), v) == names.end()) names.push_back(v);
     }
 
+    // Each variant's own flags do nothing when it is not trained.
+    const auto trains = [&](const char* v) { return std::find(names.begin(), names.end(), v) != names.end(); };
+    sae::examples::refuse_idle_flags(args, {{"aux-k", trains("auxk"), "does nothing without auxk in --variants"},
+                                            {"jumprelu-bandwidth", trains("jumprelu"), "does nothing without jumprelu in --variants"},
+                                            {"jumprelu-runs", trains("jumprelu"), "does nothing without jumprelu in --variants"},
+                                            {"l0-tolerance", trains("jumprelu"), "does nothing without jumprelu in --variants"}});
+    sae::examples::require_outputs_apart(args, {"out"});
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-compare");
     sae::examples::write_resolved_config(run, options, args);
     const auto data = sae::examples::data_flags(args, field_flags);

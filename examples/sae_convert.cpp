@@ -2,6 +2,7 @@
 // codes of a file or shard set of rows (to compare encoders across tools). Rows whose metadata
 // contradicts the checkpoint's training data (another layer, model or width) are refused.
 #include "common.hpp"
+#include "output_paths.hpp"
 
 #include <sae/data/open_rows.hpp>
 #include <sae/model/interop.hpp>
@@ -26,6 +27,7 @@ struct sparsify_exports<M, std::void_t<decltype(sae::export_sparsify(std::declva
 
 // Our checkpoint (config.json) of any architecture, or a SAELens / sparsify folder.
 Model load_any(const fs::path& dir, std::string& kind) {
+  sae::io::RunDirectory::settle_before_reading(dir);
   if (fs::exists(dir / "config.json")) {
     kind = "checkpoint (" + sae::checkpoint_architecture(dir) + ")";
     return sae::load_any_checkpoint<float>(dir);
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
     // clang-format off
     options.add_options()
       ("from", "our checkpoint folder, or a SAELens or sparsify folder (detected)", cxxopts::value<std::string>())
-      ("to", "folder to write (replaced atomically)", cxxopts::value<std::string>())
+      ("to", "folder to write: new, empty, or one sae-convert wrote before (replaced atomically)",
+       cxxopts::value<std::string>())
       ("format", "what to write: 'checkpoint', 'saelens' or 'sparsify' (default: checkpoint from a foreign folder, "
                  "else saelens)", cxxopts::value<std::string>())
       ("dtype", "tensor dtype of a SAELens / sparsify export: f32, f16 or bf16", cxxopts::value<std::string>()->default_value("f32"))
@@ -72,6 +75,10 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(args.count("encode") || !(args.count("layer") || args.count("position") || args.count("force-mismatch")),
                               "--layer, --position and --force-mismatch go with --encode");
     const auto dtype = dtype_flag(args["dtype"].as<std::string>());
+    for (const char* flag : {"from", "to", "encode", "codes"})
+      sae::examples::check_flag(!args.count(flag) || !args[flag].as<std::string>().empty(),
+                                std::string("--") + flag + ": empty path");
+    sae::examples::require_outputs_apart(args, {"to", "codes"});
     std::string kind;
     const fs::path from = args["from"].as<std::string>();
     const Model model = load_any(from, kind);
@@ -83,17 +90,21 @@ int main(int argc, char** argv) {
     if (args.count("to")) {
       const std::string format = args.count("format") ? args["format"].as<std::string>() : ours ? "saelens" : "checkpoint";
       const fs::path to = args["to"].as<std::string>();
+      // A run folder of its own: locked while written, published file by file with roll-forward, and
+      // never another program's folder or files a user keeps there.
+      sae::io::RunDirectory run(to, "sae-convert");
+      const fs::path staged = run.staging();
       sae::ExportOptions opt;
       opt.dtype = dtype;
       std::visit(
           [&](const auto& m) {
             using M = std::decay_t<decltype(m)>;
             if (format == "checkpoint") {
-              sae::save_checkpoint(to, m);
+              sae::save_checkpoint(staged, m);
             } else if (format == "saelens") {
-              sae::export_saelens(to, m, opt);
+              sae::export_saelens(staged, m, opt);
             } else if (format == "sparsify") {
-              if constexpr (sparsify_exports<M>::value) sae::export_sparsify(to, m, opt);
+              if constexpr (sparsify_exports<M>::value) sae::export_sparsify(staged, m, opt);
               else throw sae::invalid_argument(std::string("--format sparsify: sparsify has no ") + M::architecture +
                                                " SAE; use saelens");
             } else {
@@ -101,6 +112,7 @@ int main(int argc, char** argv) {
             }
           },
           model);
+      run.commit();
       std::cout << "wrote " << to.string() << " (" << format << ")\n";
     }
     if (args.count("encode")) {
@@ -122,7 +134,7 @@ int main(int argc, char** argv) {
       const auto x = sae::data::read_all_inputs(*rows);
       const auto codes = std::visit([&](const auto& m) { return m.encode(x); }, model);
       const fs::path out = args["codes"].as<std::string>();
-      fs::create_directories(out);
+      sae::io::RunDirectory codes_run(out, "sae-convert");
       sae::Matrix<double> indices(codes.rows, codes.k);
       sae::Matrix<float> values(codes.rows, codes.k);
       for (sae::index_t i = 0; i < codes.rows; ++i)
@@ -130,8 +142,9 @@ int main(int argc, char** argv) {
           indices(i, s) = codes.row_indices(i)[s];
           values(i, s) = codes.row_values(i)[s];
         }
-      sae::io::save_npy(out / "indices.npy", indices);
-      sae::io::save_npy(out / "values.npy", values);
+      sae::io::save_npy(codes_run.stage("indices.npy"), indices);
+      sae::io::save_npy(codes_run.stage("values.npy"), values);
+      codes_run.commit();
       std::cout << "encoded " << codes.rows << " rows into " << out.string() << " (indices.npy, values.npy)\n";
     }
     return 0;

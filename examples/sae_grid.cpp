@@ -4,6 +4,7 @@
 // Each finished config is saved at once with its fingerprint (sae::run_sweep), so a rerun
 // reuses it when nothing that decided it changed.
 #include "common.hpp"
+#include "output_paths.hpp"
 
 #include <sae/data/samples.hpp>
 #include <sae/report/grid.hpp>
@@ -27,6 +28,8 @@ int main(int argc, char** argv) {
     const auto& args = *parsed;
     const auto grid = sae::examples::read_grid_flags(args, field_flags);
 
+    sae::examples::refuse_idle_step_flags_early(args, grid.train, sae::examples::data_flags(args, field_flags));
+    sae::examples::require_outputs_apart(args, {"out"});
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-grid");
     sae::examples::write_resolved_config(run, options, args);
     const auto data = sae::examples::data_flags(args, field_flags);

@@ -3,6 +3,7 @@
 // intervention engine's sanity checks, and the two ablation validations (the most frequent latents,
 // and the specialized ones, with a "too rare to validate" state).
 #include "layer_analysis.hpp"
+#include "output_paths.hpp"
 #include <sae/report/figures.hpp>
 
 #include <sae/analysis/interventions.hpp>
@@ -63,7 +64,12 @@ int main(int argc, char** argv) {
     const auto late_ranges = sae::examples::rank_ranges_flag(args, "late-ranges", d);
     const auto early_ranges = sae::examples::rank_ranges_flag(args, "early-ranges", d);
 
-    const auto layers = sae::examples::load_two_layers(args, sae::examples::data_flags(args, field_flags), flags.train.seed);
+    sae::examples::require_own_layers(args);
+    const auto data = sae::examples::data_flags(args, field_flags);
+    sae::examples::require_samples(args, data.data);
+    const auto layers = sae::examples::load_two_layers(args, data, flags.train.seed);
+    sae::examples::refuse_idle_step_flags(args, flags.train, layers.late.data.train.rows());
+    sae::examples::require_outputs_apart(args, {"out"});
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-hierarchy");
     sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();
@@ -199,7 +205,7 @@ int main(int argc, char** argv) {
     j["validation_specialized"] = sae::io::Json::array();
     for (const auto& li : validation2) j["validation_specialized"].push_back(an::to_json(li));
     sae::io::write_text_atomically(run.stage("hierarchy.json"), j.dump() + "\n");
-    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::report::write_text_file(run.stage("report.md"), md.str());  // valid UTF-8 whatever the samples hold
     sae::examples::test_fault_point("before-commit");
     run.commit();
 

@@ -2,6 +2,7 @@
 // the specialization analysis of a rare-latent rank range (400-512) per K, the frequency
 // distribution of that range, and the sorted activation-frequency curves of every model.
 #include "layer_analysis.hpp"
+#include "output_paths.hpp"
 #include <sae/report/figures.hpp>
 
 #include <sae/analysis/grid.hpp>
@@ -65,9 +66,11 @@ int main(int argc, char** argv) {
                                   std::to_string(flags.latents.front()) + " latents");
 
     const auto data = sae::examples::data_flags(args, field_flags);
-    const std::string samples_path = sae::examples::samples_path_for(args, data.data);
+    const std::string samples_path = sae::examples::require_samples(args, data.data);
     const auto layer = sae::analysis::load_annotated_layer(data.data, data.slice(), sae::data::load_samples(samples_path),
                                                            samples_path, data.split(flags.train.seed));
+    sae::examples::refuse_idle_step_flags(args, flags.train, layer.data.train.rows());
+    sae::examples::require_outputs_apart(args, {"out"});
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-large-k");
     sae::examples::write_resolved_config(run, options, args);
     const fs::path out = run.out();
@@ -190,7 +193,7 @@ int main(int argc, char** argv) {
       j["models"].push_back(m);
     }
     sae::io::write_text_atomically(run.stage("large_k.json"), j.dump() + "\n");
-    sae::io::write_text_atomically(run.stage("report.md"), md.str());
+    sae::report::write_text_file(run.stage("report.md"), md.str());  // valid UTF-8 whatever the samples hold
     sae::examples::test_fault_point("before-commit");
     run.commit();
     for (const auto& r : results)

@@ -3,6 +3,7 @@
 // semantics of an early and a late layer (top latents by frequency, their top samples' CoT steps,
 // the report's pattern heuristics).
 #include "layer_analysis.hpp"
+#include "output_paths.hpp"
 
 #include <sae/analysis/layer_semantics.hpp>
 #include <sae/report/matryoshka.hpp>
@@ -56,11 +57,16 @@ int main(int argc, char** argv) {
       for (long g : sae::examples::int_list_flag(args, "mat-groups", 1)) mat_config.group_sizes.push_back(g);
 
     // Data: the late layer (--data) for the comparison and semantics, the early layer for semantics.
-    const auto layers = sae::examples::load_two_layers(args, sae::examples::data_flags(args, field_flags), flags.train.seed);
+    sae::examples::require_own_layers(args);
+    const auto data = sae::examples::data_flags(args, field_flags);
+    sae::examples::require_samples(args, data.data);
+    const auto layers = sae::examples::load_two_layers(args, data, flags.train.seed);
+    sae::examples::refuse_idle_step_flags(args, flags.train, layers.late.data.train.rows());
     const auto& late = layers.late;
     const auto& early = layers.early;
     mat_config.input_dim = late.data.train.cols();
     mat_config.validate("--mat-*");
+    sae::examples::require_outputs_apart(args, {"out"});
     sae::io::RunDirectory run(args["out"].as<std::string>(), "sae-matryoshka");
     sae::examples::write_resolved_config(run, options, args);
     std::cout << "late layer: " << late.data.source << "\nearly layer: " << early.data.source << "\n"

@@ -2,6 +2,7 @@
 // activation array read through a memory map, resumable (sharded, or across MPI ranks), with the
 // report's summary sections (sae/report/sweep.hpp).
 #include "common.hpp"
+#include "output_paths.hpp"
 #include "mpi_mode.hpp"
 
 #include <sae/report/sweep.hpp>
@@ -58,10 +59,12 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(!(sharded && args.count("mpi")), "--shard and --mpi: choose one (an MPI job hands out the SAEs itself)");
     sae::examples::check_flag(!(max_slices > 0 && (sharded || args.count("mpi"))),
                               "--max-groups works in a single-process run only; --shard and --mpi already split the work");
+    sae::examples::refuse_idle_step_flags_early(args, grid.train, data);
     mpi.start(args.count("mpi") > 0, "sae-sweep");
     // A shard is a run of its own in <out>/shards/i-of-n; the other runs reuse what the shards finished.
     const std::filesystem::path out_dir =
-        sharded ? out_root / "shards" / (std::to_string(shard.first) + "-of-" + std::to_string(shard.second)) : out_root;
+        sharded ? sae::sweep_shard_folder(out_root, shard.first, shard.second, "sae-sweep") : out_root;
+    sae::examples::require_outputs_apart(args, {"out"});
     std::optional<sae::io::RunDirectory> run_folder;
     if (mpi.root()) run_folder.emplace(out_dir, "sae-sweep");
     const sae::data::ArraySet view(data.data);

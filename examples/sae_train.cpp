@@ -1,8 +1,9 @@
 // sae-train: train one SAE — TopK (the reports'), BatchTopK, JumpReLU or Matryoshka — on
 // activations (a .npy/.safetensors file or a shard set, optionally against targets from another
-// layer or file; planted synthetic rows when --data is empty, the default), print its metrics, and
+// layer or file; planted synthetic rows without --data, the default), print its metrics, and
 // write metrics.json, history.csv and a checkpoint.
 #include "common.hpp"
+#include "output_paths.hpp"
 #include "mpi_mode.hpp"
 
 #include <sae/data/training_rows.hpp>
@@ -81,6 +82,9 @@ int main(int argc, char** argv) {
     const bool use_sgd = optimizer == "sgd";
     sae::SgdConfig sgd{adam.lr, 0.9, adam.weight_decay};
     field_flags.read(args, sgd);
+    sae::examples::refuse_idle_flags(args, {{"momentum", use_sgd, "does nothing with --optimizer adam (momentum is SGD's)"},
+                                            {"stream", !args.count("mpi"), "does nothing with --mpi (every rank streams its share anyway)"}});
+    sae::examples::refuse_idle_schedule_flags(args, train_config.schedule);
     field_flags.read(args, planted);
     auto data_options = sae::examples::data_flags(args, field_flags);
     // The planted flags shape rows only when no --data is given; --layer/--position only slice a file.
@@ -144,6 +148,12 @@ int main(int argc, char** argv) {
     // Under --mpi each rank reads only its share of every batch, from the memory map (one copy in the
     // page cache for the node), instead of each loading every row.
     if (mpi.on()) data_options.stream = true;
+    // Planted rows always fit in memory, so --shuffle-window without --shuffle-block does nothing.
+    if (data_options.data.empty())
+      sae::examples::refuse_idle_flags(args, {{"shuffle-window", train_config.shuffle_block > 0,
+                                               "does nothing without --shuffle-block (rows are shuffled one by one)"}});
+    sae::examples::refuse_idle_step_flags_early(args, train_config, data_options, planted.num_samples, early_stop, checkpoint_every);
+    sae::examples::require_outputs_apart(args, {"out"});
     std::optional<sae::io::RunDirectory> run_folder;  // rank 0 writes; other ranks only train
     if (mpi.root()) run_folder.emplace(args["out"].as<std::string>(), "sae-train");
     const auto data = sae::data::open_training_rows(data_options, planted, seed);
@@ -164,6 +174,10 @@ int main(int argc, char** argv) {
         std::cout << "note: the rows do not fit in memory; batches are read from the memory map with --shuffle-block 4096 "
                      "--shuffle-window " << train_config.shuffle_window << " (give --shuffle-block to choose)\n";
     }
+
+    // (Only rows too many for memory get a block without --shuffle-block: checked once they are opened.)
+    sae::examples::refuse_idle_flags(args, {{"shuffle-window", train_config.shuffle_block > 0,
+                                             "does nothing without --shuffle-block (rows are shuffled one by one)"}});
 
     // Trains, scores and writes out `model`, whichever architecture it is.
     const auto run_model = [&](auto& model) -> int {

@@ -5,6 +5,8 @@
 #include <sae/analysis/pareto.hpp>
 #include <sae/analysis/summary_stats.hpp>
 #include <sae/analysis/sweep_effects.hpp>
+#include <sae/metrics/evaluate.hpp>
+#include <sae/report/compare.hpp>
 
 #include <cmath>
 #include <map>
@@ -128,4 +130,61 @@ BOOST_AUTO_TEST_CASE(sweep_effects_by_hand) {
   BOOST_TEST(e.largest_interaction == 0.8 - 1.2 + grand, tol);
   // A K's mean in one cell (the heatmaps).
   BOOST_TEST(sae::analysis::sweep_mean(results, 2, 2, 20, sae::analysis::ev_of) == 0.9, tol);
+}
+
+// An EV over rows without variance (one validation row) is undefined: NaN from the metric, null in
+// JSON and back, and left out of every comparison, win count, front and mean.
+BOOST_AUTO_TEST_CASE(undefined_ev_is_never_compared_or_counted) {
+  const double nan = std::nan("");
+  sae::Matrix<double> one_row(1, 3);
+  one_row << 1, 2, 3;
+  sae::Matrix<double> off = one_row;
+  off(0, 0) = 0;
+  BOOST_TEST(std::isnan(sae::metrics::explained_variance(one_row, off)));
+  BOOST_TEST(std::isnan(sae::metrics::explained_variance(one_row, one_row)));  // even a perfect fit
+  BOOST_TEST(!sae::metrics::defined(sae::metrics::explained_variance(one_row, one_row)));
+  sae::metrics::Evaluation e;
+  e.explained_variance = e.explained_variance_reports = e.ev_per_active_latent = nan;
+  const auto written = sae::io::Json::parse(sae::metrics::to_json(e).dump());
+  BOOST_TEST(written.at("explained_variance").is_null());
+  BOOST_TEST(std::isnan(sae::metrics::evaluation_from_json(written).explained_variance));
+
+  // sae-compare's point-by-point summary: an undefined EV on either side is no "no lower".
+  sae::metrics::Evaluation topk, variant, undefined;
+  topk.explained_variance = 0.5, topk.dead_fraction = 0.2;
+  variant.explained_variance = 0.6, variant.dead_fraction = 0.1;
+  undefined.explained_variance = nan, undefined.dead_fraction = 0.1;
+  sae::report::CompareTally tally;
+  tally.add(variant, topk);
+  tally.add(undefined, topk);
+  tally.add(variant, undefined);
+  BOOST_TEST(tally.points == 3);
+  BOOST_TEST(tally.no_more_dead == 3);
+  BOOST_TEST(tally.ev_points == 1);
+  BOOST_TEST(tally.no_worse_ev == 1);
+  BOOST_TEST(tally.both == 1);
+  BOOST_TEST(tally.words() == "dead % no higher at 3 of 3 points, EV no lower (within 0.005) at 1 of the 1 with a defined EV "
+                              "(2 undefined), both at 1");
+  sae::report::CompareTally none;
+  none.add(undefined, undefined);
+  BOOST_TEST(none.no_worse_ev == 0);
+  BOOST_TEST(none.words().find("EV undefined at every point") != std::string::npos);
+
+  // Summaries and means leave undefined values out; a front never holds one.
+  const auto s = sae::analysis::describe({0.2, nan, 0.4});
+  BOOST_TEST(s.count == 2u);
+  BOOST_TEST(s.undefined == 1u);
+  BOOST_TEST(s.mean == 0.3, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s.max == 0.4);
+  BOOST_TEST(std::isnan(sae::analysis::describe({nan}).mean));
+  const auto front = sae::analysis::pareto_front({{nan, 1}, {0.5, 2}}, {{"EV", Direction::maximize}, {"K", Direction::minimize}});
+  BOOST_TEST(!front.on_front[0]);
+  BOOST_TEST(front.on_front[1]);  // not dominated by an undefined EV at a smaller K
+  std::vector<sae::SweepResult> results(2);
+  results[0].slice = results[1].slice = sae::data::LayerPosition{0, 0};
+  results[0].val.explained_variance = nan, results[1].val.explained_variance = 0.7;
+  const auto effects = sae::analysis::sweep_effects(results, {0}, {0});
+  BOOST_TEST(effects.grand_ev == 0.7);
+  BOOST_TEST(effects.layers[0].best == 1u);
+  BOOST_TEST(!sae::analysis::detail::strictly_monotone({0.1, nan, 0.3}, +1));
 }

@@ -2,6 +2,7 @@
 // reuses results made with other settings; a run that fails or is killed leaves the previous
 // outputs byte-identical; two runs into one folder cannot mix.
 #define BOOST_TEST_MODULE cli_runs
+#include "cli_process.hpp"
 #include "test_helpers.hpp"
 
 #include <sae/sae.hpp>
@@ -24,53 +25,7 @@ using sae::index_t;
 
 namespace {
 
-struct Exit {
-  int code = -1;  // exit status, or 128 + signal
-  std::string out, err;
-};
-
-
-// Starts `program args...` (through the cross-compiling emulator when there is one) with stdout
-// and stderr going to files beside `log`; `fault` sets SAE_TEST_FAIL_AT.
-pid_t start(const std::string& program, const std::vector<std::string>& args, const fs::path& log,
-            const std::string& fault = "") {
-  std::vector<std::string> argv;
-  std::istringstream emulator(SAE_TEST_EMULATOR);  // "qemu-aarch64|-L|/usr/aarch64-linux-gnu"
-  for (std::string word; std::getline(emulator, word, '|');)
-    if (!word.empty()) argv.push_back(word);
-  argv.push_back(std::string(SAE_PROGRAM_DIR) + "/" + program);
-  argv.insert(argv.end(), args.begin(), args.end());
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int out = ::open((log.string() + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = ::open((log.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    if (fault.empty()) ::unsetenv("SAE_TEST_FAIL_AT");
-    else ::setenv("SAE_TEST_FAIL_AT", fault.c_str(), 1);
-    std::vector<char*> c;
-    for (auto& a : argv) c.push_back(a.data());
-    c.push_back(nullptr);
-    ::execvp(c[0], c.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-Exit finish(pid_t pid, const fs::path& log) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  Exit e;
-  e.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  e.out = sae::test::read_file(log.string() + ".out");
-  e.err = sae::test::read_file(log.string() + ".err");
-  return e;
-}
-
-Exit run(const std::string& program, const std::vector<std::string>& args, const fs::path& log,
-         const std::string& fault = "") {
-  return finish(start(program, args, log, fault), log);
-}
+using namespace sae::test::cli;
 
 // Every published file of an output folder and its bytes (the lock and staging folders aside).
 std::map<std::string, std::string> snapshot(const fs::path& out) {
@@ -137,7 +92,7 @@ BOOST_AUTO_TEST_CASE(every_flag_error_names_its_flag_value_and_expectation) {
       {"sae-train", {"--planted-k", "3", "--data", kData, "--out", out}, {"--planted-k", "does nothing with --data"}},
       {"sae-grid", {"--ks", "0,5"}, {"--ks", "got 0"}},
       {"sae-grid", {"--ks", "5,x"}, {"--ks", "'5,x'", "list of integers"}},
-      {"sae-grid", {"--data", "", "--out", out}, {"no data given"}},
+      {"sae-grid", {"--data", "", "--out", out}, {"--data: empty path"}},
       {"sae-grid", {"--layer", "2", "--data", kData, "--out", out}, {"a (layer, position) was given", "2-D"}},
       {"sae-sweep", {"--data", kData, "--max-groups", "-1"}, {"--max-groups", "got -1"}},
       {"sae-sweep", {"--data", kData, "--layers", "a"}, {"--layers", "'a'"}},
@@ -267,21 +222,23 @@ BOOST_AUTO_TEST_CASE(sae_train_trains_each_architecture_and_its_checkpoint_score
                  boost::test_tools::tolerance(1e-12));
       BOOST_TEST(metrics.at("validation").at("l0").as_number() == val.l0, boost::test_tools::tolerance(1e-12));
       BOOST_TEST(sae::io::read_json_file((out / "saelens" / "cfg.json").string()).at("architecture").as_string() == "jumprelu");
-      // sae-convert reads every architecture sae-train writes (the registry), back to the same weights.
-      const Exit c = run("sae-convert", {"--from", (out / "checkpoint").string(), "--to", (out / "copy").string(), "--format",
+      // sae-convert reads every architecture sae-train writes (the registry), back to the same weights
+      // (into folders of its own: the run folder is sae-train's).
+      const fs::path copy_dir = dir / (arch + "_copy"), from_saelens = dir / (arch + "_from_saelens");
+      const Exit c = run("sae-convert", {"--from", (out / "checkpoint").string(), "--to", copy_dir.string(), "--format",
                                          "checkpoint"}, dir / "log");
       BOOST_REQUIRE_MESSAGE(c.code == 0, c.err);
       BOOST_TEST(c.out.find("checkpoint (" + arch + ")") != std::string::npos, c.out);
-      const Model copy = sae::load_model<Model>(out / "copy");
+      const Model copy = sae::load_model<Model>(copy_dir);
       BOOST_TEST(sae::test::same(copy.parameters().w_enc, model.parameters().w_enc));
       BOOST_TEST(sae::test::same(copy.parameters().w_dec, model.parameters().w_dec));
-      BOOST_TEST(sae::io::read_json_file((out / "copy" / "config.json").string()).at("config").dump() ==
+      BOOST_TEST(sae::io::read_json_file((copy_dir / "config.json").string()).at("config").dump() ==
                  sae::io::read_json_file((out / "checkpoint" / "config.json").string()).at("config").dump());
       // Its SAELens folder converts back into a JumpReLU checkpoint that encodes as the model did.
-      const Exit back = run("sae-convert", {"--from", (out / "saelens").string(), "--to", (out / "from_saelens").string(),
+      const Exit back = run("sae-convert", {"--from", (out / "saelens").string(), "--to", from_saelens.string(),
                                             "--format", "checkpoint"}, dir / "log");
       BOOST_REQUIRE_MESSAGE(back.code == 0, back.err);
-      const auto imported = sae::load_model<sae::JumpReluAutoencoder<float>>(out / "from_saelens");
+      const auto imported = sae::load_model<sae::JumpReluAutoencoder<float>>(from_saelens);
       const sae::Matrix<float> ours = model.encode(split.validation).to_dense(), theirs = imported.encode(split.validation).to_dense();
       BOOST_TEST(((ours.array() > 0) == (theirs.array() > 0)).all());
       BOOST_TEST((ours - theirs).cwiseAbs().maxCoeff() <= 1e-6f);
@@ -793,6 +750,85 @@ BOOST_AUTO_TEST_CASE(sweeps_take_shard_sets_and_train_what_the_file_trains) {
       }
       BOOST_TEST(seen[0].size() >= 2u);
       BOOST_TEST((seen[0] == seen[1]));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(outputs_go_only_where_nothing_can_be_lost) {
+  // A program writes only into a new or empty folder or one of its own runs, never over or into
+  // what it reads; every refusal leaves the folder as it was.
+  sae::test::ScratchDir dir("cli-own");
+  const fs::path l4 = dir / "l4";
+  const Exit trained = run("sae-train", {"--data", kData, "-k", "4", "--latents", "32", "--epochs", "1", "--quiet",
+                                         "--out", l4.string()}, dir / "train");
+  BOOST_REQUIRE_MESSAGE(trained.code == 0, trained.err);
+  const auto before = snapshot(l4);
+  const std::string ckpt = (l4 / "checkpoint").string();
+  fs::create_directories(dir / "foreign");
+  std::ofstream(dir / "foreign" / "notes.txt") << "mine";
+  std::ofstream(dir / "plain_file") << "x";
+  fs::create_directories(dir / "mine");
+  fs::copy_file(kData, dir / "mine" / "acts.npy");
+  const auto refused = [&](const std::string& program, const std::vector<std::string>& args,
+                           const std::vector<std::string>& fragments) {
+    std::string line = program;
+    for (const auto& a : args) line += " " + a;
+    BOOST_TEST_CONTEXT(line) {
+      const Exit e = run(program, args, dir / "refused");
+      BOOST_TEST(e.code != 0);
+      BOOST_TEST(e.code < 128, "crashed: " << e.err);
+      for (const auto& f : fragments) BOOST_TEST(e.err.find(f) != std::string::npos, "'" << f << "' not in: " << e.err);
+      BOOST_TEST(std::count(e.err.begin(), e.err.end(), '\n') == 1, e.err);  // one line
+    }
+  };
+  refused("sae-convert", {"--from", ckpt, "--to", l4.string()}, {"--to", "holds the input --from"});
+  refused("sae-convert", {"--from", ckpt, "--to", ckpt}, {"--to", "is the input --from"});
+  refused("sae-convert", {"--from", ckpt, "--to", (dir / "foreign").string()}, {"foreign", "no sae run wrote", "'notes.txt'"});
+  refused("sae-convert", {"--from", ckpt, "--to", (dir / "plain_file").string()}, {"plain_file", "not a directory"});
+  refused("sae-convert", {"--from", ckpt, "--to", (l4 / "export").string()}, {"is inside", "a sae-train run folder"});
+  refused("sae-convert", {"--from", ckpt, "--to", (dir / "x").string(), "--encode", kData, "--codes", (dir / "x").string()},
+          {"--codes", "is the output --to"});
+  refused("sae-convert", {"--from", ckpt, "--encode", kData, "--codes", (dir / "foreign").string()}, {"foreign", "no sae run wrote"});
+  refused("sae-train", {"--data", (dir / "mine" / "acts.npy").string(), "--out", (dir / "mine").string()},
+          {"--out", "holds the input --data"});
+  BOOST_TEST(snapshot(l4) == before);
+  BOOST_TEST(sae::test::read_file(dir / "foreign" / "notes.txt") == "mine");
+  // Its own folder is sae-convert's to replace (a format change leaves no stale file); another
+  // program may not take it.
+  const fs::path exported = dir / "exported";
+  for (const char* format : {"checkpoint", "saelens"}) {
+    const Exit e = run("sae-convert", {"--from", ckpt, "--to", exported.string(), "--format", format}, dir / "convert");
+    BOOST_REQUIRE_MESSAGE(e.code == 0, e.err);
+  }
+  BOOST_TEST(!fs::exists(exported / "config.json"));
+  BOOST_TEST(fs::exists(exported / "cfg.json"));
+  refused("sae-train", {"--data", kData, "--out", exported.string()}, {"exported", "holds a sae-convert run"});
+}
+
+BOOST_AUTO_TEST_CASE(a_conversion_killed_at_any_rename_is_finished_or_undone_by_the_next_program) {
+  sae::test::ScratchDir dir("cli-convert-kill");
+  const Exit trained = run("sae-train", {"--data", kData, "-k", "4", "--latents", "32", "--epochs", "1", "--quiet",
+                                         "--out", (dir / "run").string()}, dir / "train");
+  BOOST_REQUIRE_MESSAGE(trained.code == 0, trained.err);
+  const std::string ckpt = (dir / "run" / "checkpoint").string();
+  const fs::path to = dir / "to";
+  for (const std::string at : {"replace-filled", "replace-exchanged", "commit-marked", "commit-rename:1", "commit-rename:3"}) {
+    BOOST_TEST_CONTEXT(at) {
+      fs::remove_all(to);
+      BOOST_REQUIRE(run("sae-convert", {"--from", ckpt, "--to", to.string(), "--format", "checkpoint"}, dir / "first").code == 0);
+      ::setenv("SAE_TEST_KILL_AT", at.c_str(), 1);
+      const Exit killed = run("sae-convert", {"--from", ckpt, "--to", to.string(), "--format", "saelens"}, dir / "killed");
+      ::unsetenv("SAE_TEST_KILL_AT");
+      BOOST_TEST(killed.code == 128 + SIGKILL);
+      // The next program to read the folder sees one whole SAE: the new one, or the old one when
+      // the kill came before anything was published.
+      const Exit read = run("sae-convert", {"--from", to.string(), "--encode", kData, "--codes", (dir / ("codes-" + at)).string()},
+                            dir / "read");
+      BOOST_TEST(read.code == 0, read.err);
+      const bool published = at.rfind("commit", 0) == 0;
+      BOOST_TEST(fs::exists(to / "cfg.json") == published);
+      BOOST_TEST(fs::exists(to / "config.json") == !published);
+      BOOST_TEST(read.out.find(published ? "saelens folder" : "checkpoint (topk)") != std::string::npos, read.out);
     }
   }
 }

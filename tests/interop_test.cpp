@@ -8,6 +8,7 @@
 #include <sae/io/safetensors.hpp>
 #include <sae/model/interop.hpp>
 
+#include <limits>
 #include <variant>
 
 using sae::index_t;
@@ -179,4 +180,188 @@ BOOST_AUTO_TEST_CASE(what_cannot_be_expressed_is_refused_by_name) {
   sae::export_saelens(dir / "zero", untrained);
   require_throws_with<sae::io_error>([&] { sae::import_any<float>(dir / "zero"); },
                                      {"sae_weights.safetensors", "threshold[0] = 0", "positive"});
+}
+
+namespace {
+// Rewrites `file` with `tensor`'s element `index` (row-major, as stored) set to `value`, or with
+// that tensor's shape replaced by `shape` (its values cut or padded with zeros), keeping the rest.
+void rewrite_tensor(const std::filesystem::path& file, const std::string& tensor, std::size_t index, float value,
+                    const std::vector<index_t>& shape = {}) {
+  std::vector<sae::io::TensorToWrite> tensors;
+  {
+    const sae::io::SafetensorsFile f(file);
+    for (const auto& t : f.tensors()) tensors.push_back({t.name, t.shape, f.values<float>(t), sae::io::FloatDType::f32});
+  }
+  bool found = false;
+  for (auto& t : tensors) {
+    if (t.name != tensor) continue;
+    found = true;
+    if (!shape.empty()) {
+      index_t n = 1;
+      for (index_t s : shape) n *= s;
+      t.shape = shape, t.values.resize(static_cast<std::size_t>(n), 0.0f);
+    } else {
+      t.values.at(index) = value;
+    }
+  }
+  BOOST_REQUIRE_MESSAGE(found, "no tensor " << tensor << " in " << file);
+  sae::io::save_safetensors(file, tensors, {{"format", "pt"}});
+}
+
+// `cfg.json` of `dir` with its text edited: `from` replaced (once) by `to`.
+void edit_cfg(const std::filesystem::path& dir, const std::string& from, const std::string& to) {
+  std::string text = sae::test::read_file(dir / "cfg.json");
+  const auto at = text.find(from);
+  BOOST_REQUIRE_MESSAGE(at != std::string::npos, "cfg.json lacks " << from);
+  sae::io::write_text_atomically(dir / "cfg.json", text.replace(at, from.size(), to));
+}
+
+struct ImportCase {
+  std::string format;      // "saelens", "jumprelu" or "sparsify"
+  std::string weights;     // the weights file
+  std::vector<std::pair<std::string, std::vector<index_t>>> tensors;  // name, shape as stored
+};
+
+// A folder of `c.format` with d = 5, 12 latents, exported from our models.
+void export_case(const ImportCase& c, const std::filesystem::path& out) {
+  sae::TopKAutoencoder<float> topk(sae::TopKConfig{5, 12, 3, sae::Selection::value, true, 7});
+  topk.parameters().b_dec = sae::Vector<float>::Constant(5, 0.25f);
+  if (c.format == "saelens") {
+    sae::export_saelens(out, topk);
+  } else if (c.format == "sparsify") {
+    sae::export_sparsify(out, topk);
+  } else {
+    sae::JumpReluConfig jc;
+    jc.input_dim = 5, jc.num_latents = 12, jc.seed = 7;
+    sae::export_saelens(out, sae::JumpReluAutoencoder<float>(jc));
+  }
+}
+
+const std::vector<ImportCase>& import_cases() {
+  static const std::vector<ImportCase> cases = {
+      {"saelens", "sae_weights.safetensors", {{"W_enc", {5, 12}}, {"b_enc", {12}}, {"W_dec", {12, 5}}, {"b_dec", {5}}}},
+      {"jumprelu",
+       "sae_weights.safetensors",
+       {{"W_enc", {5, 12}}, {"b_enc", {12}}, {"W_dec", {12, 5}}, {"b_dec", {5}}, {"threshold", {12}}}},
+      {"sparsify", "sae.safetensors", {{"encoder.weight", {12, 5}}, {"encoder.bias", {12}}, {"W_dec", {12, 5}}, {"b_dec", {5}}}},
+  };
+  return cases;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(non_finite_imported_tensors_are_refused_naming_file_tensor_and_index) {
+  // NaN, +Inf and -Inf in every tensor of every folder kind: one io_error naming the weights file,
+  // the tensor and the first bad element's index as stored (W_enc [d_in, d_sae], not ours transposed).
+  sae::test::ScratchDir dir("interop-nonfinite");
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const auto& c : import_cases()) {
+    const auto clean = dir / (c.format + "-clean");
+    export_case(c, clean);
+    BOOST_CHECK_NO_THROW(sae::import_any<float>(clean));
+    for (const auto& [tensor, shape] : c.tensors) {
+      for (const auto& [value, shown] : std::vector<std::pair<float, std::string>>{{nan, "NaN"}, {inf, "+Inf"}, {-inf, "-Inf"}}) {
+        BOOST_TEST_CONTEXT(c.format << " " << tensor << " " << shown) {
+          const auto folder = dir / (c.format + "-bad");
+          std::filesystem::remove_all(folder);
+          std::filesystem::copy(clean, folder);
+          // The last element, and one before it: the error names the first.
+          const std::size_t n = static_cast<std::size_t>(shape.size() == 2 ? shape[0] * shape[1] : shape[0]);
+          rewrite_tensor(folder / c.weights, tensor, n - 1, value);
+          rewrite_tensor(folder / c.weights, tensor, n - 2, value);
+          const std::size_t first = n - 2;
+          const std::string at = shape.size() == 2
+                                     ? "[" + std::to_string(first / static_cast<std::size_t>(shape[1])) + ", " +
+                                           std::to_string(first % static_cast<std::size_t>(shape[1])) + "]"
+                                     : "[" + std::to_string(first) + "]";
+          const std::string expected = (folder / c.weights).string() + ": tensor '" + tensor + "' holds " + shown + " at " + at;
+          require_throws_with<sae::io_error>([&] { sae::import_any<float>(folder); }, {expected, "must be finite"});
+          require_throws_with<sae::io_error>([&] { sae::import_any<double>(folder); }, {expected});
+        }
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(imported_tensors_are_shaped_as_the_config_says) {
+  // Each tensor one element short, and each with a transposed or extra dimension: refused naming the
+  // tensor, its shape and the one the config implies; so is a sparsify latent count that disagrees.
+  sae::test::ScratchDir dir("interop-shape");
+  for (const auto& c : import_cases()) {
+    const auto clean = dir / (c.format + "-clean");
+    export_case(c, clean);
+    for (const auto& [tensor, shape] : c.tensors) {
+      std::vector<std::vector<index_t>> wrong;
+      if (shape.size() == 2) wrong = {{shape[1], shape[0]}, {shape[0], shape[1] - 1}, {shape[0] * shape[1]}};
+      else wrong = {{shape[0] - 1}, {shape[0], 2}};
+      for (const auto& bad : wrong) {
+        BOOST_TEST_CONTEXT(c.format << " " << tensor << " as " << sae::io::safetensors_detail::shape_text(bad)) {
+          const auto folder = dir / (c.format + "-bad");
+          std::filesystem::remove_all(folder);
+          std::filesystem::copy(clean, folder);
+          rewrite_tensor(folder / c.weights, tensor, 0, 0.0f, bad);
+          try {
+            sae::import_any<float>(folder);
+            BOOST_FAIL("imported a wrong-shaped " << tensor);
+          } catch (const sae::io_error& e) {
+            const std::string what = e.what();
+            if (c.format == "sparsify" && tensor == "encoder.weight") {
+              // sparsify's latent count is encoder.weight's rows: a bad one disagrees with the config
+              // or with the other tensors, and the error names it or the config's count.
+              BOOST_TEST(what.find("encoder.weight") != std::string::npos, what);
+            } else {
+              BOOST_TEST(what.find(c.weights + ": tensor '" + tensor + "' has shape " +
+                                   sae::io::safetensors_detail::shape_text(bad)) != std::string::npos,
+                         what);
+            }
+          }
+        }
+      }
+    }
+  }
+  // sparsify: num_latents, or d_in * expansion_factor when it is 0, must match encoder.weight's rows.
+  const auto sp = dir / "sparsify-clean";
+  const auto folder = dir / "sparsify-count";
+  std::filesystem::copy(sp, folder);
+  edit_cfg(folder, "\"num_latents\": 12", "\"num_latents\": 13");
+  require_throws_with<sae::io_error>([&] { sae::import_any<float>(folder); },
+                                     {"cfg.json", "num_latents 13 does not match encoder.weight's 12 rows"});
+  edit_cfg(folder, "\"num_latents\": 13", "\"num_latents\": 0");
+  edit_cfg(folder, "\"expansion_factor\": 0", "\"expansion_factor\": 3");
+  require_throws_with<sae::io_error>([&] { sae::import_any<float>(folder); },
+                                     {"cfg.json", "d_in 5 * expansion_factor 3 do not match encoder.weight's 12 rows"});
+  edit_cfg(folder, "\"num_latents\": 0", "\"num_latents\": -4");
+  require_throws_with<sae::io_error>([&] { sae::import_any<float>(folder); }, {"\"num_latents\" must be a non-negative integer"});
+  edit_cfg(folder, "\"num_latents\": -4", "\"num_latents\": 0");
+  edit_cfg(folder, "\"expansion_factor\": 3", "\"expansion_factor\": 0");
+  BOOST_CHECK_NO_THROW(sae::import_any<float>(folder));  // neither gives a count: encoder.weight's
+  // A config that is not an object, and sizes past what an index holds exactly.
+  sae::io::write_text_atomically(folder / "cfg.json", "[1, 2]");
+  require_throws_with<sae::io_error>([&] { sae::import_any<float>(folder); }, {"cfg.json", "must hold a JSON object"});
+  const auto sl = dir / "saelens-huge";
+  std::filesystem::copy(dir / "saelens-clean", sl);
+  edit_cfg(sl, "\"d_in\": 5", "\"d_in\": 1e300");
+  require_throws_with<sae::io_error>([&] { sae::import_any<float>(sl); }, {"\"d_in\" must be a positive integer"});
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_config_keys_are_refused_by_name) {
+  // SAELens (Python's json) takes the last of two equal keys, a first-match lookup the first: the
+  // folder is refused instead, naming cfg.json and the key, at the top level and in nested objects.
+  sae::test::ScratchDir dir("interop-duplicate");
+  const auto check = [&](const std::string& format, const std::string& from, const std::string& to, const std::string& key) {
+    BOOST_TEST_CONTEXT(format << " " << to) {
+      const auto folder = dir / (format + "-dup");
+      std::filesystem::remove_all(folder);
+      export_case({format, "", {}}, folder);
+      edit_cfg(folder, from, to);
+      require_throws_with<sae::io_error>([&] { sae::import_any<float>(folder); },
+                                         {(folder / "cfg.json").string() + ": duplicate key '" + key + "' in one object"});
+    }
+  };
+  check("saelens", "\"k\": 3", "\"k\": 3, \"k\": 5", "k");
+  check("saelens", "\"d_in\": 5", "\"d_in\": 5, \"d_in\": 6", "d_in");
+  check("saelens", "\"sae_lens_version\": ", "\"hook_name\": \"a\", \"hook_name\": \"b\", \"sae_lens_version\": ", "hook_name");
+  check("jumprelu", "\"architecture\": \"jumprelu\"", "\"architecture\": \"jumprelu\", \"architecture\": \"topk\"", "architecture");
+  check("sparsify", "\"k\": 3", "\"k\": 3, \"k\": 5", "k");
+  // The same key written with an escape is the same key.
+  check("sparsify", "\"d_in\": 5", "\"d_in\": 5, \"d_\\u0069n\": 5", "d_in");
 }

@@ -4,8 +4,10 @@
 #include <sae/core/half.hpp>
 #include <sae/io/atomic_file.hpp>
 #include <sae/io/json.hpp>
+#include <sae/io/jsonl.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/io/npy_mmap.hpp>
+#include <sae/io/utf8.hpp>
 
 #include <cmath>
 #include <fstream>
@@ -209,4 +211,74 @@ BOOST_AUTO_TEST_CASE(json_round_trip_and_errors) {
   require_throws_with<sae::io_error>([] { sae::io::Json::parse("[1 2]", "x.json"); }, {"expected ',' or ']'"});
   require_throws_with<sae::io_error>([] { sae::io::Json::parse("{} x", "x.json"); }, {"trailing"});
   BOOST_CHECK_THROW(sae::io::Json::parse("1.5").as_int(), sae::error);
+}
+
+BOOST_AUTO_TEST_CASE(json_duplicate_keys_are_refused_by_name) {
+  // Readers disagree on which of two equal keys counts (Python's json takes the last), so the
+  // parser refuses them, naming the source and the key, at any depth.
+  using sae::io::Json;
+  require_throws_with<sae::io_error>([] { Json::parse("{\"k\": 1, \"k\": 2}", "cfg.json"); },
+                                     {"cfg.json: duplicate key 'k' in one object", "offset 9"});
+  require_throws_with<sae::io_error>([] { Json::parse("{\"a\": {\"b\": 1, \"c\": [], \"b\": 1}}", "x.json"); },
+                                     {"x.json: duplicate key 'b' in one object"});
+  require_throws_with<sae::io_error>([] { Json::parse("[{\"x\": 1}, {\"y\": 2, \"x\": 1, \"y\": 3}]", "x.json"); },
+                                     {"duplicate key 'y'"});
+  // Equal after unescaping is equal; the key is shown escaped, on one line, as valid UTF-8.
+  require_throws_with<sae::io_error>([] { Json::parse("{\"k\": 1, \"\\u006b\": 2}", "x.json"); }, {"duplicate key 'k'"});
+  require_throws_with<sae::io_error>([] { Json::parse("{\"a\\nb\": 1, \"a\\nb\": 2}", "x.json"); },
+                                     {"duplicate key 'a\\nb'"});
+  try {
+    Json::parse("{\"\xff\": 1, \"\xff\": 2}", "x.json");
+    BOOST_FAIL("a duplicate key was accepted");
+  } catch (const sae::io_error& e) {
+    BOOST_TEST(sae::io::is_valid_utf8(e.what()));
+    BOOST_TEST(std::string(e.what()).find("duplicate key '\xEF\xBF\xBD'") != std::string::npos, e.what());
+  }
+  // Equal keys in different objects, and keys that differ only in case, are fine.
+  const Json ok = Json::parse("{\"a\": {\"k\": 1}, \"b\": {\"k\": 2}, \"K\": 3, \"k\": [{\"k\": 4}, {\"k\": 5}]}");
+  BOOST_TEST(ok.at("b").at("k").as_int() == 2);
+  BOOST_TEST(ok.at("k").as_array()[1].at("k").as_int() == 5);
+  // Files and jsonl lines are named; our writer replaces a key, never repeats it.
+  sae::test::ScratchDir dir("io-duplicate");
+  sae::io::write_text_atomically(dir / "cfg.json", "{\n  \"d_in\": 4,\n  \"d_in\": 8\n}\n");
+  require_throws_with<sae::io_error>([&] { sae::io::read_json_file((dir / "cfg.json").string()); },
+                                     {(dir / "cfg.json").string() + ": duplicate key 'd_in' in one object"});
+  sae::io::write_text_atomically(dir / "s.jsonl", "{\"q\": 1}\n{\"q\": 1, \"q\": 2}\n");
+  require_throws_with<sae::io_error>([&] { sae::io::read_jsonl((dir / "s.jsonl").string()); },
+                                     {(dir / "s.jsonl").string() + ":2", "duplicate key 'q'"});
+  Json j = Json::object();
+  j["k"] = 1;
+  j["k"] = 2;
+  j["nested"]["k"] = 3;
+  j["nested"]["k"] = 4;
+  const Json back = Json::parse(j.dump());
+  BOOST_TEST(back.at("k").as_int() == 2);
+  BOOST_TEST(back.at("nested").at("k").as_int() == 4);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_becomes_replacement_characters) {
+  // One U+FFFD per byte that starts no valid sequence; valid text (up to 4-byte sequences) is kept.
+  // The JSON writer uses the same rule, so a string's JSON is its valid_utf8 text in quotes.
+  const std::string r = "\xEF\xBF\xBD";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"truncated \xE2\x82", "truncated " + r + r},             // '€' missing its last byte
+      {"truncated \xF0\x9F\x98 end", "truncated " + r + r + r + " end"},
+      {"overlong \xC0\xAF", "overlong " + r + r},               // '/' in two bytes
+      {"overlong \xE0\x80\xAF", "overlong " + r + r + r},       // '/' in three
+      {"lone \x80 continuation", "lone " + r + " continuation"},
+      {"surrogate \xED\xA0\x80", "surrogate " + r + r + r},    // U+D800 encoded
+      {"past U+10FFFF \xF4\x90\x80\x80", "past U+10FFFF " + r + r + r + r},
+      {"latin-1 caf\xE9", "latin-1 caf" + r},
+      {"\xFF\xFE", r + r},
+      {"valid caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \x7F", "valid caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \x7F"},
+      {"", ""},
+  };
+  for (const auto& [in, expected] : cases) {
+    BOOST_TEST_CONTEXT(in) {
+      BOOST_TEST(sae::io::valid_utf8(in) == expected);
+      BOOST_TEST(sae::io::is_valid_utf8(expected));
+      BOOST_TEST(sae::io::is_valid_utf8(in) == (in == expected));
+      BOOST_TEST(sae::io::Json(in).dump() == "\"" + expected + "\"");
+    }
+  }
 }

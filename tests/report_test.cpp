@@ -2,6 +2,7 @@
 #include "test_helpers.hpp"
 
 #include <sae/io/npy.hpp>
+#include <sae/io/utf8.hpp>
 #include <sae/report/compare.hpp>
 #include <sae/report/grid.hpp>
 #include <sae/report/matryoshka.hpp>
@@ -163,4 +164,120 @@ BOOST_AUTO_TEST_CASE(matryoshka_matches_by_hand) {
   BOOST_TEST(full.prefix_ev[1].first == 8);
   BOOST_TEST(full.prefix_ev[1].second == full.matryoshka.val.explained_variance, boost::test_tools::tolerance(1e-9));
   sae::test::require_throws_with<sae::invalid_argument>([&] { sae::report::compare_matryoshka(mat, x, {}); }, {"no TopK"});
+}
+
+namespace {
+// Each kind of invalid UTF-8 a copied path, metadata string or sample text may hold: a truncated
+// multibyte sequence, an overlong '/', a lone continuation byte and an encoded surrogate.
+const std::string kInvalid = "trunc\xE2\x82 overlong\xC0\xAF lone\x80 surrogate\xED\xA0\x80";
+
+// Every file the report wrote (Markdown, CSV, JSON, figure data and scripts) is valid UTF-8, and
+// `file` shows `text` with its invalid bytes as U+FFFD (so the text did reach it).
+void require_valid_utf8_output(const std::filesystem::path& root, const std::string& file, const std::string& text) {
+  int files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    BOOST_TEST(sae::io::is_valid_utf8(sae::test::read_file(e.path())), e.path().string() << " is not valid UTF-8");
+  }
+  BOOST_TEST(files > 1);
+  const std::string content = sae::test::read_file(root / file);
+  BOOST_TEST(content.find(sae::io::valid_utf8(text)) != std::string::npos, file << " lacks the repaired text");
+  BOOST_TEST(content.find(text) == std::string::npos);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_report_writer_writes_valid_utf8) {
+  BOOST_TEST(!sae::io::is_valid_utf8(kInvalid));
+  const std::string source = "acts-" + kInvalid + ".npy", split = "split " + kInvalid;
+  std::ostringstream note;
+  {  // sae-grid: report.md, grid_metrics.csv/.json, figures
+    Run r("report-utf8-grid");
+    const auto plan = grid_plan();
+    const std::vector<SweepResult> results = {result(2, 16, 0.5, 0.25), result(4, 16, 0.7, 0.125), result(2, 32, 0.6, 0.5),
+                                              result(4, 32, 0.75, 0.375)};
+    sae::report::write_grid_report(r.run, sae::report::GridSetup{source, split, 80, 20, 8, 100, &plan, false}, results, note);
+    require_valid_utf8_output(r.run.staging(), "report.md", source);
+    require_valid_utf8_output(r.run.staging(), "report.md", split);
+  }
+  {  // sae-compare: report.md, compare.csv/.json, figures
+    Run r("report-utf8-compare");
+    auto plan = grid_plan();
+    plan.ks = {2}, plan.latents = {16};
+    const sae::report::CompareOptions o;
+    plan.variants = {sae::report::compare_variant("topk", o, 80), sae::report::compare_variant("batchtopk", o, 80)};
+    sae::report::write_compare_report(r.run, sae::report::CompareSetup{source, split, 80, 20, 8, &plan, o, false},
+                                      {result(2, 16, 0.5, 0.25, "topk"), result(2, 16, 0.52, 0.2, "batchtopk")}, note);
+    require_valid_utf8_output(r.run.staging(), "report.md", source);
+  }
+  {  // sae-sweep: report.md and summary.json name the data file, whose name is not UTF-8
+    Run r("report-utf8-sweep");
+    const auto path = r.dir / ("acts-" + kInvalid + ".npy");
+    std::vector<float> zeros(static_cast<std::size_t>(10 * 2 * 1 * 4), 0.0f);
+    sae::io::save_npy(path, zeros.data(), {10, 2, 1, 4});
+    const sae::data::ArraySet view(path);
+    auto plan = grid_plan();
+    plan.ks = {2}, plan.latents = {16};
+    plan.slices = {sae::data::LayerPosition{0, 0}, sae::data::LayerPosition{1, 0}};
+    auto a = result(2, 16, 0.2, 0.5), b = result(2, 16, 0.4, 0.25);
+    a.slice = sae::data::LayerPosition{0, 0}, b.slice = sae::data::LayerPosition{1, 0};
+    sae::report::write_sweep_report(r.run, view, plan, {0, 1}, {0}, {a, b}, false, note);
+    require_valid_utf8_output(r.run.staging(), "report.md", kInvalid);
+  }
+  {  // figures alone: titles, axes, series and tick labels
+    sae::test::ScratchDir dir("report-utf8-figures");
+    sae::report::Plotter plot(dir.path, false, note);
+    sae::report::Plotter::Series series{"series " + kInvalid, {1, 2}, {0.5, 0.6}, {}};
+    sae::report::Plotter::LineStyle style;
+    style.band = std::make_pair(1.0, 2.0), style.band_label = "band " + kInvalid;
+    plot.lines("lines", "title " + kInvalid, "x " + kInvalid, "y", {series}, style);
+    plot.heatmap("map", "map " + kInvalid, "rows", {"r" + kInvalid}, "cols", {"c" + kInvalid}, {{0.5}}, "%.1f");
+    require_valid_utf8_output(dir.path, "lines.gp", "title " + kInvalid);
+    require_valid_utf8_output(dir.path, "lines.dat", "series " + kInvalid);
+    require_valid_utf8_output(dir.path, "map.gp", "r" + kInvalid);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(matryoshka_report_repairs_invalid_utf8_from_samples) {
+  // sae-matryoshka copies sample text (CoT steps) and the layers' sources into report.md; its JSON
+  // was always clean, its Markdown now is too.
+  const auto layer_of = [](const std::string& source, std::uint64_t seed) {
+    sae::analysis::AnnotatedLayer l;
+    l.data.source = source;
+    l.data.split = "split " + kInvalid;
+    l.data.train = sae::test::random_matrix<float>(20, 6, seed);
+    l.data.validation = sae::test::random_matrix<float>(12, 6, seed + 1);
+    for (index_t i = 0; i < 12; ++i) {
+      sae::data::Sample s;
+      s.question = "How many " + kInvalid + "?";
+      s.answer = "x";
+      s.cot_steps = {{"48/2" + kInvalid, "24"}};
+      l.data.validation_rows.push_back(i);
+      l.validation_samples.push_back(s);
+      l.validation_features.push_back(sae::analysis::cot_features(s));
+    }
+    return l;
+  };
+  const auto late = layer_of("late-" + kInvalid + ".npy", 3), early = layer_of("early-" + kInvalid + ".npy", 5);
+  const sae::TopKAutoencoder<float> model(sae::TopKConfig{6, 8, 2});
+  const sae::analysis::PatternRule rule;
+  const auto late_sem = sae::analysis::layer_semantics("late", late, model, 3, {{4, 5}}, 3, rule);
+  const auto early_sem = sae::analysis::layer_semantics("early", early, model, 3, {}, 3, rule);
+  BOOST_REQUIRE(!late_sem.top.empty() && !late_sem.top.front().top.empty());  // sample text reaches the report
+  sae::MatryoshkaConfig mc;
+  mc.input_dim = 6, mc.num_latents = 8, mc.k = 2, mc.group_sizes = {2, 6};
+  const sae::MatryoshkaAutoencoder<float> mat(mc);
+  sae::report::MatryoshkaRow topk;
+  topk.name = "TopK " + kInvalid, topk.k = 2, topk.latents = 8;
+  const auto comparison = sae::report::compare_matryoshka(mat, late.data.validation, {topk});
+  sae::report::MatryoshkaSetup setup;
+  setup.late = &late, setup.early = &early, setup.ks = {2}, setup.semantics_k = 2, setup.semantics_latents = 8;
+  setup.top_samples = 3, setup.rule = rule, setup.plots = false;
+  Run r("report-utf8-matryoshka");
+  std::ostringstream note;
+  sae::report::write_matryoshka_report(r.run, setup, comparison, early_sem, late_sem, note);
+  require_valid_utf8_output(r.run.staging(), "report.md", "`48/2" + kInvalid + "=24`");
+  require_valid_utf8_output(r.run.staging(), "report.md", "late-" + kInvalid + ".npy");
+  require_valid_utf8_output(r.run.staging(), "report.md", "TopK " + kInvalid);
+  require_valid_utf8_output(r.run.staging(), "semantics.json", "48/2" + kInvalid + "=24");
 }

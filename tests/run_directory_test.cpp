@@ -9,8 +9,15 @@
 #include <sae/io/npy.hpp>
 #include <sae/io/run_directory.hpp>
 
+#include <csignal>
 #include <fstream>
+#include <functional>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using sae::io::RunDirectory;
@@ -88,6 +95,7 @@ BOOST_AUTO_TEST_CASE(a_commit_cut_short_is_completed_by_the_next_run) {
   write(out / "report.md", "old");
   write(out / "old_figure.png", "old");
   write(out / RunDirectory::kManifest, "report.md\nold_figure.png\n");
+  write(out / RunDirectory::kOwner, "test\n");
   // What a run killed between its renames leaves: marker written, one file moved, one not.
   const fs::path staging = out / (std::string(RunDirectory::kStagingPrefix) + "00000000000000000001-1");
   write(staging / "data.csv", "new data");
@@ -109,10 +117,10 @@ BOOST_AUTO_TEST_CASE(one_run_per_folder_and_bad_folders_are_named) {
   const fs::path out = dir / "out";
   {
     RunDirectory first(out, "first-program");
-    sae::test::require_throws_with<sae::io_error>([&] { RunDirectory second(out, "second"); },
+    sae::test::require_throws_with<sae::io_error>([&] { RunDirectory second(out, "first-program"); },
                                                   {"another run is writing into this folder", "first-program, pid "});
   }
-  RunDirectory again(out, "third");  // released with its holder
+  RunDirectory again(out, "first-program");  // released with its holder
   again.set_quiet(true);
   write(dir / "file", "x");
   sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "file", "t"); }, {"file", "not a directory"});
@@ -198,4 +206,156 @@ BOOST_AUTO_TEST_CASE(non_finite_values_are_located_in_the_users_coordinates) {
   sae::io::save_npy(dir / "b.npy", b.data(), {3, 2});
   sae::test::require_throws_with<sae::io_error>([&] { sae::data::load_activations<float>(dir / "b.npy"); },
                                                 {"b.npy", "(sample 2, dimension 0)"});
+}
+
+// ---- Nothing lost: ownership, outputs apart from inputs, replacements killed at any rename ----
+
+namespace {
+// Runs `body` in a child process (with SAE_TEST_KILL_AT=`kill_at`) and says whether it died by SIGKILL.
+bool killed_in_child(const std::string& kill_at, const std::function<void()>& body, bool no_exchange = false) {
+  std::cout.flush();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("SAE_TEST_KILL_AT", kill_at.c_str(), 1);
+    if (no_exchange) ::setenv("SAE_TEST_NO_RENAME_EXCHANGE", "1", 1);
+    try {
+      body();
+    } catch (...) {
+      ::_exit(3);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename().string());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_run_writes_only_into_a_new_empty_or_own_folder) {
+  sae::test::ScratchDir dir("rundir-own");
+  // Files no run wrote: refused, and the folder gains nothing (not even a lock file).
+  write(dir / "mine" / "notes.txt", "keep me");
+  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "mine", "sae-train"); },
+                                                {"mine", "1 file(s) no sae run wrote", "'notes.txt'", "choose another"});
+  BOOST_TEST(names_in(dir / "mine") == std::vector<std::string>{"notes.txt"});
+  // Another program's run: refused whole and nested; the same program's (nested too) is fine.
+  {
+    RunDirectory grid(dir / "grid", "sae-grid");
+    write(grid.stage("report.md"), "grid report");
+    grid.commit();
+  }
+  const auto grid_files = names_in(dir / "grid");
+  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "grid", "sae-train"); },
+                                                {"grid", "holds a sae-grid run", "sae-train writes only"});
+  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "grid" / "sub", "sae-train"); },
+                                                {"is inside", "a sae-grid run folder"});
+  BOOST_TEST(names_in(dir / "grid") == grid_files);
+  BOOST_TEST(sae::test::read_file(dir / "grid" / "report.md") == "grid report");
+  { RunDirectory again(dir / "grid", "sae-grid"); }
+  { RunDirectory nested(dir / "grid" / "shards" / "0-of-2", "sae-grid"); }
+  // A run of an earlier version (manifest, no owner): refused until the user names its program.
+  write(dir / "old" / RunDirectory::kManifest, "report.md\n");
+  write(dir / "old" / "report.md", "old report");
+  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "old", "sae-grid"); },
+                                                {"earlier version", ".sae-run"});
+  write(dir / "old" / RunDirectory::kOwner, "sae-grid\n");
+  { RunDirectory adopted(dir / "old", "sae-grid"); }
+  // An empty folder is taken and marked.
+  fs::create_directories(dir / "empty");
+  {
+    RunDirectory r(dir / "empty", "sae-train");
+    write(r.stage("metrics.json"), "{}");
+    r.commit();
+  }
+  BOOST_TEST(RunDirectory::owner_of(dir / "empty") == "sae-train");
+}
+
+BOOST_AUTO_TEST_CASE(an_output_is_never_an_input_of_the_same_run) {
+  sae::test::ScratchDir dir("rundir-inputs");
+  write(dir / "runs" / "l4" / "checkpoint" / "config.json", "{}");
+  write(dir / "acts.npy", "x");
+  const auto refuses = [&](const fs::path& out, const fs::path& in, const std::string& how) {
+    BOOST_TEST_CONTEXT(out.string() << " vs " << in.string()) {
+      sae::test::require_throws_with<sae::invalid_argument>(
+          [&] { sae::io::require_apart_from_inputs(out, "--to", {{"--from", in}}); }, {"--to", how, "--from"});
+    }
+  };
+  refuses(dir / "runs" / "l4", dir / "runs" / "l4" / "checkpoint", "holds the input");
+  refuses(dir / "runs" / "l4" / "checkpoint", dir / "runs" / "l4" / "checkpoint", "is the input");
+  refuses(dir / "runs" / "l4" / "checkpoint" / "x", dir / "runs" / "l4", "is inside the input");
+  refuses(dir / "runs" / "l4" / "." / "checkpoint" / "", dir / "runs" / "l4" / "checkpoint", "is the input");
+  refuses(dir / "acts.npy", dir / "runs" / ".." / "acts.npy", "is the input");
+  // Siblings and name prefixes do not overlap.
+  sae::io::require_apart_from_inputs(dir / "runs" / "l4x", "--to", {{"--from", dir / "runs" / "l4"}});
+  sae::io::require_apart_from_inputs(dir / "runs" / "l5", "--to", {{"--from", dir / "runs" / "l4" / "checkpoint"}});
+}
+
+BOOST_AUTO_TEST_CASE(a_directory_replacement_killed_at_any_rename_is_old_or_new_whole) {
+  sae::test::ScratchDir dir("rundir-replace");
+  const fs::path target = dir / "ckpt";
+  struct Point {
+    const char* at;
+    bool no_exchange;
+    const char* expected;  // after the next reader settles it
+  };
+  for (const Point p : {Point{"replace-filled", false, "old"}, Point{"replace-exchanged", false, "new"},
+                        Point{"replace-filled", true, "old"}, Point{"replace-aside", true, "old"},
+                        Point{"replace-in-place", true, "new"}}) {
+    BOOST_TEST_CONTEXT(p.at << (p.no_exchange ? " (two renames)" : " (exchange)")) {
+      fs::remove_all(target);
+      write(target / "a.npy", "old");
+      write(target / "b.npy", "old");
+      const bool killed = killed_in_child(p.at, [&] {
+        sae::io::write_directory_atomically(target, [](const fs::path& d) {
+          write(d / "a.npy", "new");
+          write(d / "b.npy", "new");
+        });
+      }, p.no_exchange);
+      BOOST_REQUIRE(killed);
+      sae::io::settle_directory_replacement(target);  // what every reader and writer does first
+      BOOST_TEST(names_in(dir.path) == std::vector<std::string>{"ckpt"});
+      BOOST_TEST(sae::test::read_file(target / "a.npy") == p.expected);
+      BOOST_TEST(sae::test::read_file(target / "b.npy") == p.expected);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_commit_killed_at_each_rename_is_finished_by_the_next_reader) {
+  sae::test::ScratchDir dir("rundir-commit-kill");
+  const fs::path out = dir / "run";
+  const std::vector<std::string> files = {"checkpoint/config.json", "checkpoint/w_dec.npy", "metrics.json"};
+  const auto publish = [&](const std::string& text) {
+    RunDirectory run(out, "sae-train");
+    run.set_quiet(true);
+    for (const auto& f : files) write(run.stage(f), text);
+    run.commit();
+  };
+  for (const std::string at : {"commit-marked", "commit-rename:1", "commit-rename:2", "commit-rename:3"}) {
+    BOOST_TEST_CONTEXT(at) {
+      fs::remove_all(out);
+      publish("old");
+      BOOST_REQUIRE(killed_in_child(at, [&] { publish("new"); }));
+      // A reader of the checkpoint finishes the commit instead of mixing the two runs' files...
+      RunDirectory::settle_before_reading(out / "checkpoint");
+      for (const auto& f : files) BOOST_TEST(sae::test::read_file(out / f) == "new", f);
+      BOOST_TEST(stagings(out).empty());
+    }
+  }
+  // ...and refuses while the run that is committing still holds the folder.
+  fs::remove_all(out);
+  publish("old");
+  BOOST_REQUIRE(killed_in_child("commit-rename:1", [&] { publish("new"); }));
+  const int fd = ::open((out / ".lock").c_str(), O_RDWR);
+  BOOST_REQUIRE(fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0);
+  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory::settle_before_reading(out / "checkpoint"); },
+                                                {"checkpoint", "publishing its outputs right now"});
+  ::close(fd);
+  RunDirectory::settle_before_reading(out / "checkpoint");
+  BOOST_TEST(sae::test::read_file(out / "metrics.json") == "new");
 }

@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(shards_cover_the_plan_and_assemble_into_the_full_sweep) {
   for (int i = 0; i < n; ++i) {
     auto plan = options();
     plan.shard_index = i, plan.shard_count = n;
-    shard_dirs.push_back(dir / "out" / "shards" / std::to_string(i));
+    shard_dirs.push_back(sae::sweep_shard_folder(dir / "out", i, n, "sweep_test"));
     const auto part = sweep(view, plan, shard_dirs.back());
     trained += part.size();
     for (const auto& r : part) work[static_cast<std::size_t>(i)] += static_cast<double>(r.latents);
@@ -306,4 +306,33 @@ BOOST_AUTO_TEST_CASE(bad_variants_are_refused_before_training) {
   v = {}, v.name = "z", v.l0_search_runs = 2;
   sae::test::require_throws_with<sae::invalid_argument>([&] { sweep(view, with(v), dir / "e"); }, {"variant 'z'", "JumpReLU"});
   BOOST_TEST(!std::filesystem::exists(dir / "a" / "configs"));
+}
+
+BOOST_AUTO_TEST_CASE(kept_weights_survive_a_resume_and_a_rerun_that_asks_for_them) {
+  sae::test::ScratchDir dir("sweep-weights");
+  const auto path = write_array(dir);
+  const sae::data::ArraySet view(path);
+  auto keep = options();
+  keep.keep_weights = true;
+  const auto weight_folders = [](const std::filesystem::path& out) { return files_in(out / "weights"); };
+  // Killed after the first group: a resume reuses its 4 results and must publish their weights too.
+  int epochs_seen = 0;
+  BOOST_CHECK_THROW(sweep(view, keep, dir / "resumed", [&] {
+                      if (++epochs_seen == 3) throw std::runtime_error("killed");
+                    }),
+                    std::runtime_error);
+  sweep(view, keep, dir / "resumed");
+  BOOST_TEST(weight_folders(dir / "resumed") == 16u);  // the 4 reused ones' weights too
+  for (const auto& e : std::filesystem::directory_iterator(dir / "resumed" / "weights"))
+    BOOST_TEST(std::filesystem::exists(e.path() / "w_dec.npy"), e.path());
+  // A rerun that asks for weights over a sweep made without them retrains (it cannot reuse a result
+  // whose weights it was asked to keep), and the weights it writes give the same results.
+  const auto plain = sweep(view, options(), dir / "plain");
+  BOOST_TEST(weight_folders(dir / "plain") == 0u);
+  const auto with_weights = sweep(view, keep, dir / "plain");
+  BOOST_TEST(weight_folders(dir / "plain") == 16u);
+  require_same_results(plain, with_weights);
+  // And a rerun with weights already there reuses everything (nothing trains: the interrupt would throw).
+  sweep(view, keep, dir / "plain", [] { throw std::runtime_error("trained again"); });
+  BOOST_TEST(weight_folders(dir / "plain") == 16u);
 }

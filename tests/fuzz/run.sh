@@ -10,7 +10,7 @@ set -euo pipefail
 seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${2:-$root/build-fuzz}"
-targets=(npy_fuzz json_fuzz checkpoint_fuzz safetensors_fuzz)
+targets=(npy_fuzz json_fuzz checkpoint_fuzz safetensors_fuzz interop_fuzz)
 
 cxx="$(command -v clang++ || true)"
 if [ -z "$cxx" ]; then

@@ -31,10 +31,10 @@ inline std::string grid_label(index_t k, index_t latents) {
 }
 
 namespace detail {
-// Whether v rises (sign > 0) or falls (sign < 0) strictly.
+// Whether v rises (sign > 0) or falls (sign < 0) strictly; never shown by an undefined value (NaN).
 inline bool strictly_monotone(const std::vector<double>& v, int sign) {
   for (std::size_t i = 1; i < v.size(); ++i)
-    if ((v[i] - v[i - 1]) * sign <= 0) return false;
+    if (!((v[i] - v[i - 1]) * sign > 0)) return false;
   return true;
 }
 }  // namespace detail

@@ -10,14 +10,23 @@
 namespace sae::analysis {
 
 struct Summary {
-  std::size_t count = 0;
+  std::size_t count = 0;      // defined values described
+  std::size_t undefined = 0;  // NaN values (undefined metrics) left out; all NaN: the stats are NaN too
   double mean = 0, std = 0, min = 0, max = 0;  // std: population standard deviation
   double median = 0;                            // the middle value, or the mean of the two middle ones
 };
 
-inline Summary describe(const std::vector<double>& v) {
-  sae::detail::require(!v.empty(), "describe()", "no values");
+inline Summary describe(const std::vector<double>& values) {
+  sae::detail::require(!values.empty(), "describe()", "no values");
   Summary s;
+  std::vector<double> v;
+  for (double x : values)
+    if (std::isnan(x)) ++s.undefined;
+    else v.push_back(x);
+  if (v.empty()) {
+    s.mean = s.std = s.min = s.max = s.median = std::nan("");
+    return s;
+  }
   s.count = v.size();
   s.min = *std::min_element(v.begin(), v.end());
   s.max = *std::max_element(v.begin(), v.end());

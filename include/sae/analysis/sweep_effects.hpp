@@ -15,17 +15,20 @@
 
 namespace sae::analysis {
 
-// Mean of `metric` over the results of (layer, position, K) where each given part matches; 0 when
-// none does.
+// Mean of `metric` over the results of (layer, position, K) where each given part matches, leaving
+// out undefined values (NaN); 0 when none matches, NaN when every match is undefined.
 template <class Metric>
 double sweep_mean(const std::vector<SweepResult>& results, std::optional<index_t> layer, std::optional<index_t> position,
                   std::optional<index_t> k, Metric metric) {
   double sum = 0;
-  int n = 0;
+  int n = 0, undefined = 0;
   for (const auto& r : results)
-    if ((!layer || r.slice->layer == *layer) && (!position || r.slice->position == *position) && (!k || r.k == *k))
-      sum += metric(r), ++n;
-  return n ? sum / n : 0.0;
+    if ((!layer || r.slice->layer == *layer) && (!position || r.slice->position == *position) && (!k || r.k == *k)) {
+      const double v = metric(r);
+      if (std::isnan(v)) ++undefined;
+      else sum += v, ++n;
+    }
+  return n ? sum / n : undefined ? std::nan("") : 0.0;
 }
 
 struct LayerEffect {
@@ -56,15 +59,14 @@ inline double dead_of(const SweepResult& r) { return r.val.dead_fraction; }
 inline SweepEffects sweep_effects(const std::vector<SweepResult>& results, const std::vector<index_t>& layers,
                                   const std::vector<index_t>& positions) {
   SweepEffects e;
-  double sum = 0;
-  for (const auto& r : results) sum += ev_of(r);
-  e.grand_ev = results.empty() ? 0.0 : sum / static_cast<double>(results.size());
+  e.grand_ev = sweep_mean(results, std::nullopt, std::nullopt, std::nullopt, ev_of);
   for (index_t l : layers) {
     LayerEffect le{l, sweep_mean(results, l, std::nullopt, std::nullopt, ev_of),
                    sweep_mean(results, l, std::nullopt, std::nullopt, dead_of), 0};
     const SweepResult* best = nullptr;
     for (std::size_t i = 0; i < results.size(); ++i)
-      if (results[i].slice->layer == l && (!best || ev_of(results[i]) > ev_of(*best))) best = &results[i], le.best = i;
+      if (results[i].slice->layer == l && !std::isnan(ev_of(results[i])) && (!best || ev_of(results[i]) > ev_of(*best)))
+        best = &results[i], le.best = i;
     e.layers.push_back(le);
   }
   for (index_t p : positions)

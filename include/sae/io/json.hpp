@@ -1,10 +1,12 @@
 // A small JSON value with a writer and a strict parser: enough for configs, metrics and
 // `samples.jsonl`, without adding a dependency to the headers. Objects keep insertion order so
-// written files are stable and diffable.
+// written files are stable and diffable; a key given twice in one object is refused when parsed.
+// What it writes is valid UTF-8 whatever the strings hold (io/utf8.hpp).
 #pragma once
 
 #include <sae/core/error.hpp>
 #include <sae/io/input_file.hpp>
+#include <sae/io/utf8.hpp>
 
 #include <cerrno>
 #include <cmath>
@@ -14,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -133,24 +136,6 @@ class Json {
     throw error(std::string("json: expected ") + what);
   }
 
-  // Length of the valid UTF-8 sequence starting at s[i] (1-4), or 0 when it is not valid
-  // (overlong forms, surrogates and code points past U+10FFFF included).
-  static std::size_t utf8_length(const std::string& s, std::size_t i) {
-    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = b(i);
-    if (c < 0x80) return 1;
-    std::size_t n;
-    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) n = 2;
-    else if (c >= 0xe0 && c <= 0xef) n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4) n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else return 0;
-    if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
-    for (std::size_t k = 2; k < n; ++k)
-      if ((b(i + k) & 0xc0) != 0x80) return 0;
-    return n;
-  }
-
   // Always valid UTF-8 JSON: control characters escaped, bytes that are not UTF-8 (text copied
   // from inputs in other encodings) replaced by U+FFFD.
   static void write_string(std::string& out, const std::string& s) {
@@ -172,9 +157,9 @@ class Json {
         ++i;
         continue;
       }
-      const std::size_t n = utf8_length(s, i);
+      const std::size_t n = utf8_sequence_length(s, i);
       if (n == 0) {
-        out += "\xEF\xBF\xBD";
+        out += kReplacementCharacter;
         ++i;
       } else {
         out.append(s, i, n);
@@ -245,6 +230,11 @@ class Json {
 
     [[noreturn]] void fail(const std::string& what) const {
       throw io_error(source, "invalid JSON at offset " + std::to_string(pos) + ": " + what);
+    }
+    [[noreturn]] void duplicate(const std::string& key, std::size_t at) const {
+      std::string shown = Json(key.size() > 80 ? key.substr(0, 80) + "..." : key).dump(-1);  // escaped, one line
+      shown = shown.substr(1, shown.size() - 2);
+      throw io_error(source, "duplicate key '" + shown + "' in one object (at offset " + std::to_string(at) + ")");
     }
     void space() {
       while (pos < s.size() && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\r' || s[pos] == '\t')) ++pos;
@@ -391,15 +381,20 @@ class Json {
         fail("expected ',' or ']'");
       }
     }
+    // A key given twice in one object is refused by name: readers disagree on which value counts
+    // (Python's json, and so SAELens, takes the last; a first-match lookup the first).
     Json object_value() {
       ++pos;
       Object o;
+      std::unordered_set<std::string> keys;  // as they would be written (invalid bytes as U+FFFD)
       space();
       if (pos < s.size() && s[pos] == '}') return ++pos, Json(std::move(o));
       while (true) {
         space();
         if (pos >= s.size() || s[pos] != '"') fail("expected a key");
+        const std::size_t key_at = pos;
         std::string key = string_value();
+        if (!keys.insert(valid_utf8(key)).second) duplicate(key, key_at);
         space();
         if (pos >= s.size() || s[pos] != ':') fail("expected ':'");
         ++pos;

@@ -9,6 +9,7 @@
 #include <sae/io/json.hpp>
 #include <sae/io/run_directory.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -22,11 +23,15 @@ namespace sae::io {
 // nothing when there is none. `name_mismatch(json)` says what in the contents contradicts the
 // file's name ("" when nothing). Throws io_error, naming the file, for a committed copy that is
 // unreadable, mislabelled or made with another fingerprint; other copies that do not match are
-// passed over.
+// passed over. `companions` (paths relative to the run folder, e.g. the SAE's weights) must sit
+// beside a copy for it to be reused, and are adopted with it; when a copy is passed over only for
+// lacking one, `*lacking` says which.
 inline std::optional<Json> reusable_result(const RunDirectory& run, const std::filesystem::path& relative,
                                            const Json& fingerprint,
                                            const std::function<std::string(const Json&)>& name_mismatch,
-                                           const std::vector<std::filesystem::path>& also_in = {}) {
+                                           const std::vector<std::filesystem::path>& also_in = {},
+                                           const std::vector<std::filesystem::path>& companions = {},
+                                           std::string* lacking = nullptr) {
   const std::string advice = "; pass --force to retrain it, or choose another output directory";
   auto candidates = run.previous(relative);
   std::error_code ec;
@@ -64,7 +69,16 @@ inline std::optional<Json> reusable_result(const RunDirectory& run, const std::f
       if (!committed) continue;
       throw io_error(file.string(), "was made with other settings: " + describe_differences(diffs) + advice);
     }
+    std::filesystem::path folder = file;  // the run (or staging) folder the copy sits in
+    for (auto part = relative.begin(); part != relative.end(); ++part) folder = folder.parent_path();
+    const auto missing = std::find_if(companions.begin(), companions.end(),
+                                      [&](const std::filesystem::path& c) { return !std::filesystem::exists(folder / c, ec); });
+    if (missing != companions.end()) {
+      if (lacking) *lacking = missing->generic_string();
+      continue;
+    }
     run.adopt(file, relative);
+    for (const auto& c : companions) run.adopt(folder / c, c);
     return j;
   }
   return std::nullopt;

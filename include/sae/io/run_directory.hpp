@@ -1,5 +1,9 @@
 // An output folder that one run owns at a time and that never loses a good run.
 //
+// - Ownership: `<out>/.sae-run` names the program whose runs the folder holds. A run writes only
+//   into a folder that is new, empty, or marked as its own program's; a folder holding anything
+//   else (another program's run, files no run wrote, an earlier version's unmarked run) is refused
+//   naming what it holds, and so is a folder inside another program's run folder.
 // - Lock: `<out>/.lock` is held with flock() for the run's lifetime (released by the kernel even
 //   on SIGKILL) and names its holder, so a second run into the same folder stops and says who.
 // - Staging: the run writes into `<out>/.staging-<id>/`; `commit()` moves its files into `<out>`
@@ -11,6 +15,8 @@
 //   removes those it did not write again (a figure not regenerated must not outlive its data),
 //   except under the folders the program keeps as a result cache. Files a user put there are
 //   never touched.
+// - Readers of anything inside a run folder call settle_before_reading(path) first: a commit that
+//   was cut short is completed (or, while its run still holds the lock, the read is refused).
 #pragma once
 
 #include <sae/core/error.hpp>
@@ -75,6 +81,7 @@ class RunDirectory {
   static constexpr const char* kStagingPrefix = ".staging-";
   static constexpr const char* kCommitMarker = ".committing";
   static constexpr const char* kManifest = ".sae-outputs";
+  static constexpr const char* kOwner = ".sae-run";
 
   // Creates `out` if needed, takes its lock (or throws naming the holder), finishes any commit a
   // killed run left half done, and opens a fresh staging folder. `program` names this run to
@@ -85,17 +92,102 @@ class RunDirectory {
     std::error_code ec;
     if (fs::exists(out_, ec) && !fs::is_directory(out_, ec))
       throw io_error(out_.string(), "exists and is not a directory; choose another output directory");
+    require_owned_by(out_, program);  // before the lock file: a foreign folder gets no new file
     created_out_ = !fs::exists(out_, ec);
     fs::create_directories(out_, ec);
     if (ec) throw io_error(out_.string(), "cannot create the output directory: " + ec.message());
     lock(program);
-    for (const auto& stale : staging_folders())
-      if (fs::exists(stale / kCommitMarker)) move_into_out(stale);
+    require_owned_by(out_, program);  // again under the lock: another program may have claimed it
+    mark(out_, program);
+    finish_commits(out_);
     staging_ = out_ / (std::string(kStagingPrefix) + stamp());
     fs::create_directories(staging_, ec);
     if (ec) throw io_error(staging_.string(), "cannot create the staging folder: " + ec.message());
     if (::access(staging_.c_str(), W_OK) != 0)
       throw io_error(out_.string(), std::string("not writable: ") + std::strerror(errno));
+  }
+
+  // Refuses `out` unless `program` may write into it: new, empty, or marked as `program`'s run
+  // folder, and not inside another program's run folder. The error names the path and what it holds.
+  static void require_owned_by(const std::filesystem::path& out, const std::string& program) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const std::string advice = "; " + program + " writes only into a new or empty folder or one of its own run folders: "
+                               "choose another output directory";
+    const fs::path absolute = fs::absolute(out, ec);
+    for (fs::path up = absolute.parent_path(); !up.empty(); up = up.parent_path()) {
+      const std::string owner = owner_of(up);
+      if (!owner.empty() && owner != program)
+        throw io_error(out.string(), "is inside " + up.string() + ", a " + owner + " run folder" + advice);
+      if (up == up.root_path()) break;
+    }
+    if (!fs::is_directory(out, ec)) return;
+    const std::string owner = owner_of(out);
+    if (owner == program) return;
+    if (!owner.empty()) throw io_error(out.string(), "holds a " + owner + " run" + advice);
+    std::vector<std::string> foreign;
+    bool unmarked_run = false;
+    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name == ".lock") continue;
+      const bool staging = name.rfind(kStagingPrefix, 0) == 0;
+      if (staging && detail::files_under(it->path()).empty()) continue;  // left by a run that wrote nothing
+      if (name == kManifest || staging) unmarked_run = true;
+      else foreign.push_back(name);
+    }
+    if (unmarked_run)
+      throw io_error(out.string(), "holds a run made by an earlier version, which did not record its program (to let " +
+                                       program + " reuse it, write '" + program + "' into " + (out / kOwner).string() +
+                                       ")" + advice);
+    if (!foreign.empty()) {
+      std::sort(foreign.begin(), foreign.end());
+      throw io_error(out.string(), "holds " + std::to_string(foreign.size()) + " file(s) no sae run wrote (first: '" +
+                                       foreign.front() + "')" + advice);
+    }
+  }
+
+  // The program whose run folder `dir` is ("" when it is none).
+  static std::string owner_of(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(dir / kOwner, ec)) return "";
+    const auto text = lines(detail::read_small_file(dir / kOwner));
+    return text.empty() ? std::string("unknown program's") : text.front();
+  }
+
+  // Marks `dir` as `program`'s run folder (a sharded run marks the folder its shards live in).
+  static void mark(const std::filesystem::path& dir, const std::string& program) {
+    if (owner_of(dir) != program) write_text_atomically(dir / kOwner, program + "\n");
+  }
+
+  // Call before reading anything inside a run folder (a checkpoint under runs/l4, say): a commit
+  // cut short there is completed first, so the reader never mixes two runs' files. While the run
+  // that is committing still holds the folder, the read is refused instead.
+  static void settle_before_reading(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    settle_directory_replacement(path);
+    for (fs::path dir = fs::absolute(path, ec); !dir.empty(); dir = dir.parent_path()) {
+      if (!owner_of(dir).empty() || fs::is_regular_file(dir / kManifest, ec)) {
+        bool committing = false;
+        for (const auto& s : staging_folders(dir)) committing = committing || fs::exists(s / kCommitMarker, ec);
+        if (!committing) return;
+        const int fd = ::open((dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+          if (fd >= 0) ::close(fd);
+          throw io_error(path.string(), "the run writing " + dir.string() +
+                                            " is publishing its outputs right now; read it when that run has finished");
+        }
+        try {
+          finish_commits(dir);
+        } catch (...) {
+          ::close(fd);
+          throw;
+        }
+        ::close(fd);
+        return;
+      }
+      if (dir == dir.root_path()) return;
+    }
   }
 
   RunDirectory(const RunDirectory&) = delete;
@@ -116,8 +208,11 @@ class RunDirectory {
       }
     }
     if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
-    if (!committed_ && created_out_) {
+    // A folder this run created and left with nothing in it goes (its owner mark stays beside an
+    // unfinished run's files, so the next run may reuse them).
+    if (!committed_ && created_out_ && !fs::exists(staging_, ec)) {
       fs::remove(out_ / ".lock", ec);
+      fs::remove(out_ / kOwner, ec);
       fs::remove(out_, ec);  // only if empty
     }
   }
@@ -149,18 +244,20 @@ class RunDirectory {
     std::vector<std::filesystem::path> found;
     std::error_code ec;
     if (std::filesystem::is_regular_file(out_ / relative, ec)) found.push_back(out_ / relative);
-    auto stale = staging_folders();
+    auto stale = staging_folders(out_);
     std::sort(stale.rbegin(), stale.rend());  // stamps sort by time
     for (const auto& s : stale)
       if (s != staging_ && std::filesystem::is_regular_file(s / relative, ec)) found.push_back(s / relative);
     return found;
   }
 
-  // Brings an earlier run's finished file into this run (reused results are published with it).
+  // Brings an earlier run's finished file or folder into this run (reused results are published
+  // with it; a committed one stays where it is, under a folder the commit keeps).
   void adopt(const std::filesystem::path& from, const std::filesystem::path& relative) const {
+    namespace fs = std::filesystem;
     if (from == out_ / relative) return;  // already published
     std::error_code ec;
-    std::filesystem::copy_file(from, stage(relative), std::filesystem::copy_options::overwrite_existing, ec);
+    fs::copy(from, stage(relative), fs::copy_options::overwrite_existing | fs::copy_options::recursive, ec);
     if (ec) throw io_error(from.string(), "cannot copy into the staging folder: " + ec.message());
   }
 
@@ -186,9 +283,10 @@ class RunDirectory {
     }
     write_text_atomically(staging_ / kManifest, manifest.str());
     write_text_atomically(staging_ / kCommitMarker, obsolete.str());
-    move_into_out(staging_);
+    detail::kill_point("commit-marked");
+    move_into_out(out_, staging_);
     committed_ = true;
-    for (const auto& stale : staging_folders()) {
+    for (const auto& stale : staging_folders(out_)) {
       std::error_code ec;
       fs::remove_all(stale, ec);
     }
@@ -215,10 +313,10 @@ class RunDirectory {
     return buf;
   }
 
-  std::vector<std::filesystem::path> staging_folders() const {
+  static std::vector<std::filesystem::path> staging_folders(const std::filesystem::path& out) {
     std::vector<std::filesystem::path> found;
     std::error_code ec;
-    for (auto it = std::filesystem::directory_iterator(out_, ec); !ec && it != std::filesystem::directory_iterator();
+    for (auto it = std::filesystem::directory_iterator(out, ec); !ec && it != std::filesystem::directory_iterator();
          it.increment(ec))
       if (it->path().filename().string().rfind(kStagingPrefix, 0) == 0 && it->is_directory(ec))
         found.push_back(it->path());
@@ -249,19 +347,26 @@ class RunDirectory {
     }
   }
 
+  // Completes every commit a killed run left half done in `out` (the caller holds its lock).
+  static void finish_commits(const std::filesystem::path& out) {
+    for (const auto& stale : staging_folders(out))
+      if (std::filesystem::exists(stale / kCommitMarker)) move_into_out(out, stale);
+  }
+
   // Moves every file of a staging folder (marked committing) into `out`, removes the files its
   // marker lists as obsolete, then the folder. Safe to repeat after a kill at any point.
-  void move_into_out(const std::filesystem::path& from) const {
+  static void move_into_out(const std::filesystem::path& out, const std::filesystem::path& from) {
     namespace fs = std::filesystem;
     std::error_code ec;
     for (const auto& f : detail::files_under(from)) {
       if (f == kCommitMarker) continue;
-      const auto target = out_ / f;
+      const auto target = out / f;
       fs::create_directories(target.parent_path(), ec);
       fs::rename(from / f, target, ec);
       if (ec) throw io_error(target.string(), "cannot publish the run's output: " + ec.message());
+      detail::kill_point("commit-rename");
     }
-    for (const auto& line : lines(detail::read_small_file(from / kCommitMarker))) fs::remove(out_ / line, ec);
+    for (const auto& line : lines(detail::read_small_file(from / kCommitMarker))) fs::remove(out / line, ec);
     fs::remove_all(from, ec);
   }
 
@@ -274,5 +379,35 @@ class RunDirectory {
   int lock_fd_ = -1;
   bool committed_ = false, quiet_ = false, created_out_ = false;
 };
+
+// Refuses an output path that is, holds, or lies inside one of the run's inputs (`inputs`: the flag
+// that named each and its path), so a run can never replace or write into what it reads. `role`
+// names the others in the message ("input", or "output" for the run's other outputs).
+inline void require_apart_from_inputs(const std::filesystem::path& out, const std::string& out_flag,
+                                      const std::vector<std::pair<std::string, std::filesystem::path>>& inputs,
+                                      const std::string& role = "input") {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto canonical = [&](const fs::path& p) {
+    auto c = fs::weakly_canonical(fs::absolute(p, ec), ec);
+    return c.filename().empty() ? c.parent_path() : c;  // "dir/" names dir
+  };
+  const auto within = [](const fs::path& inner, const fs::path& outer) {
+    auto i = inner.begin();
+    for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
+      if (i == inner.end() || *i != *o) return false;
+    return true;
+  };
+  const fs::path o = canonical(out);
+  for (const auto& [flag, path] : inputs) {
+    const fs::path in = canonical(path);
+    if (within(in, o) || within(o, in))
+      throw invalid_argument(out_flag + " " + out.string() + ": " +
+                             (in == o ? std::string("is") : within(in, o) ? std::string("holds") : std::string("is inside")) +
+                             " the " + role + " " + flag + " " + path.string() +
+                             (role == "input" ? "; a run never writes over what it reads" : "; two outputs cannot share a folder") +
+                             ": choose another output path");
+  }
+}
 
 }  // namespace sae::io

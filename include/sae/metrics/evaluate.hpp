@@ -5,6 +5,7 @@
 #include <sae/metrics/reconstruction.hpp>
 #include <sae/metrics/sparsity.hpp>
 
+#include <limits>
 #include <vector>
 
 namespace sae::metrics {
@@ -61,18 +62,23 @@ inline io::Json to_json(const Evaluation& e) {
   return j;
 }
 
-// Reads back what to_json wrote (activation_frequency stays empty).
+// Reads back what to_json wrote (activation_frequency stays empty); an undefined metric, written
+// as null, reads back as NaN.
 inline Evaluation evaluation_from_json(const io::Json& j) {
+  const auto number_or_undefined = [&](const char* key) {
+    const io::Json& v = j.at(key);
+    return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.as_number();
+  };
   Evaluation e;
-  e.explained_variance = j.at("explained_variance").as_number();
-  e.explained_variance_reports = j.at("explained_variance_reports").as_number();
+  e.explained_variance = number_or_undefined("explained_variance");
+  e.explained_variance_reports = number_or_undefined("explained_variance_reports");
   e.mse = j.at("mse").as_number();
   e.l0 = j.at("l0").as_number();
   e.dead_fraction = j.at("dead_fraction").as_number();
   e.alive_latents = j.at("alive_latents").as_int();
   e.mean_active_activation = j.at("mean_active_activation").as_number();
   e.max_activation = j.at("max_activation").as_number();
-  e.ev_per_active_latent = j.at("ev_per_active_latent").as_number();
+  e.ev_per_active_latent = number_or_undefined("ev_per_active_latent");
   return e;
 }
 

@@ -9,6 +9,7 @@
 #include <sae/metrics/evaluate.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 namespace sae::metrics {
@@ -82,8 +83,10 @@ Evaluation evaluate(const Model& model, const data::RowSource<typename Model::sc
   }
   const double n_rows = static_cast<double>(rows.rows());
   Evaluation e;
-  e.explained_variance = 1.0 - sse / target_moments.sst;
-  e.explained_variance_reports = 1.0 - residual_all.variance() / target_all.variance();
+  // Undefined (NaN) without variance in the targets, as explained_variance() (reconstruction.hpp).
+  constexpr double undefined = std::numeric_limits<double>::quiet_NaN();
+  e.explained_variance = target_moments.sst > 0 ? 1.0 - sse / target_moments.sst : undefined;
+  e.explained_variance_reports = target_all.variance() > 0 ? 1.0 - residual_all.variance() / target_all.variance() : undefined;
   e.mse = sse / (n_rows * static_cast<double>(rows.target_dim()));
   e.l0 = static_cast<double>(active) / n_rows;
   for (double& f : fired) f /= n_rows;

@@ -4,6 +4,8 @@
 #include <sae/core/error.hpp>
 #include <sae/core/types.hpp>
 
+#include <cmath>
+#include <limits>
 #include <string>
 
 namespace sae::metrics {
@@ -22,6 +24,8 @@ void require_same_shape(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat, co
 // Explained variance as SAELens computes it today:
 //   EV = 1 - sum_i ||x_i - x_hat_i||^2 / sum_i ||x_i - mean(x)||^2,
 // where mean(x) is the per-dimension mean over the evaluation set. Accumulated in double.
+// Undefined (NaN) when x has no variance (one row, or identical rows): callers report it as
+// undefined and leave it out of comparisons (metrics::defined).
 template <class Scalar>
 double explained_variance(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat) {
   detail::require_same_shape(x, x_hat, "explained_variance()");
@@ -32,8 +36,12 @@ double explained_variance(const Matrix<Scalar>& x, const Matrix<Scalar>& x_hat) 
     residual += (xi - x_hat.row(i).template cast<double>()).squaredNorm();
     total += (xi - mean).squaredNorm();
   }
-  return 1.0 - residual / total;
+  return total > 0 ? 1.0 - residual / total : std::numeric_limits<double>::quiet_NaN();
 }
+
+// Whether a metric has a value: undefined ones (NaN, such as EV over data without variance) are
+// shown as undefined and never counted in a comparison, a win or a mean.
+inline bool defined(double metric) { return !std::isnan(metric); }
 
 // Explained variance as the reports compute it, over all elements at once (PyTorch's
 // `1 - (x - x_hat).var() / x.var()`, unbiased variances about the global scalar means).
@@ -57,7 +65,7 @@ double explained_variance_reports(const Matrix<Scalar>& x, const Matrix<Scalar>&
     ss_x += (x.row(i).template cast<double>().array() - mean_x).square().sum();
   }
   const double var_r = ss_r / (n - 1), var_x = ss_x / (n - 1);
-  return 1.0 - var_r / var_x;
+  return var_x > 0 ? 1.0 - var_r / var_x : std::numeric_limits<double>::quiet_NaN();  // undefined without variance
 }
 
 // Mean squared error over all elements (torch's F.mse_loss with reduction='mean').

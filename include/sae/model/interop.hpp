@@ -16,12 +16,15 @@
 // back onto TopKAutoencoder (SAELens "topk", sparsify) or JumpReluAutoencoder (SAELens "jumprelu";
 // import_any picks): a nonzero b_dec becomes the decoder bias; SAELens's
 // apply_b_dec_to_input = false with a nonzero b_dec is folded into b_enc (b_enc + W_enc b_dec), so
-// the encoder computes the same pre-activations.
+// the encoder computes the same pre-activations. Every imported tensor is checked against the shape
+// the config gives and for NaN/Inf (the error names the file, the tensor and the first bad index),
+// and a config with a key given twice is refused (io/json.hpp), where SAELens would take the last.
 #pragma once
 
 #include <sae/core/error.hpp>
 #include <sae/io/atomic_file.hpp>
 #include <sae/io/json.hpp>
+#include <sae/io/run_directory.hpp>
 #include <sae/io/safetensors.hpp>
 #include <sae/model/batch_topk_autoencoder.hpp>
 #include <sae/model/jumprelu_autoencoder.hpp>
@@ -118,11 +121,39 @@ inline const io::Json& required(const io::Json& cfg, const std::string& key, con
   return *v;
 }
 
+// A JSON number that converts to index_t exactly (up to 2^53).
+inline bool whole_number(const io::Json& v) {
+  return v.is_number() && v.as_number() == std::floor(v.as_number()) && std::abs(v.as_number()) <= 9007199254740992.0;
+}
+
 inline index_t positive_int(const io::Json& cfg, const std::string& key, const std::string& source) {
   const io::Json& v = required(cfg, key, source);
-  if (!v.is_number() || v.as_number() < 1 || v.as_number() != std::floor(v.as_number()))
-    throw io_error(source, "\"" + key + "\" must be a positive integer");
+  if (!whole_number(v) || v.as_number() < 1) throw io_error(source, "\"" + key + "\" must be a positive integer");
   return static_cast<index_t>(v.as_number());
+}
+
+// Tensor `name` of exactly [rows, cols] (or [rows] when cols == 1), every element finite: NaN or
+// Inf in imported weights would only surface as NaN codes later, so the error names the file, the
+// tensor and the first bad index in the file's layout.
+template <class Scalar>
+Matrix<Scalar> finite_tensor(const io::SafetensorsFile& w, const std::string& name, index_t rows, index_t cols) {
+  Matrix<Scalar> m = w.template matrix<Scalar>(name, rows, cols);  // row-major, as the file
+  for (index_t i = 0; i < m.size(); ++i) {
+    const double v = static_cast<double>(m.data()[i]);
+    if (std::isfinite(v)) continue;
+    const io::TensorInfo& t = w.tensor(name);
+    std::string at = t.shape.size() == 2 ? std::to_string(i / cols) + ", " + std::to_string(i % cols) : std::to_string(i);
+    std::string what = std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
+    double stored = v;
+    if (t.dtype == "F64") w.read(t, i, 1, 1, &stored);
+    if (std::isfinite(stored)) what = std::to_string(stored) + " (beyond the range of the type it is read as)";
+    throw io_error(w.path(), "tensor '" + name + "' holds " + what + " at [" + at + "]; imported weights must be finite");
+  }
+  return m;
+}
+template <class Scalar>
+Vector<Scalar> finite_vector(const io::SafetensorsFile& w, const std::string& name, index_t size) {
+  return finite_tensor<Scalar>(w, name, size, 1).col(0);
 }
 
 // The shared parameters of an imported model: a nonzero b_dec becomes the decoder bias; without
@@ -252,6 +283,7 @@ SaelensFolder<Scalar> read_saelens(const std::filesystem::path& dir) {
   SaelensFolder<Scalar> s;
   s.source = (dir / "cfg.json").string();
   s.cfg = io::read_json_file(s.source);
+  if (!s.cfg.is_object()) throw io_error(s.source, "must hold a JSON object");
   const io::Json& arch = required(s.cfg, "architecture", s.source);
   s.architecture = arch.is_string() ? arch.as_string() : "?";
   s.d = positive_int(s.cfg, "d_in", s.source), s.f = positive_int(s.cfg, "d_sae", s.source);
@@ -269,10 +301,10 @@ SaelensFolder<Scalar> read_saelens(const std::filesystem::path& dir) {
 template <class Scalar>
 void read_saelens_tensors(const std::filesystem::path& dir, SaelensFolder<Scalar>& s) {
   s.weights.emplace(dir / "sae_weights.safetensors");
-  s.w_enc = s.weights->template matrix<Scalar>("W_enc", s.d, s.f).transpose();
-  s.b_enc = s.weights->template vector<Scalar>("b_enc", s.f);
-  s.w_dec = s.weights->template matrix<Scalar>("W_dec", s.f, s.d);
-  s.b_dec = s.weights->template vector<Scalar>("b_dec", s.d);
+  s.w_enc = finite_tensor<Scalar>(*s.weights, "W_enc", s.d, s.f).transpose();
+  s.b_enc = finite_vector<Scalar>(*s.weights, "b_enc", s.f);
+  s.w_dec = finite_tensor<Scalar>(*s.weights, "W_dec", s.f, s.d);
+  s.b_dec = finite_vector<Scalar>(*s.weights, "b_dec", s.d);
 }
 
 }  // namespace interop_detail
@@ -301,9 +333,9 @@ JumpReluAutoencoder<Scalar> import_saelens_jumprelu(const std::filesystem::path&
   if (s.architecture != "jumprelu")
     throw io_error(s.source, "architecture '" + s.architecture + "' is not a SAELens 'jumprelu' folder");
   id::read_saelens_tensors(dir, s);
-  const Vector<Scalar> threshold = s.weights->template vector<Scalar>("threshold", s.f);
+  const Vector<Scalar> threshold = id::finite_vector<Scalar>(*s.weights, "threshold", s.f);
   for (index_t j = 0; j < s.f; ++j)
-    if (!(threshold[j] > Scalar(0)) || !std::isfinite(static_cast<double>(threshold[j])))
+    if (!(threshold[j] > Scalar(0)))
       throw io_error(s.weights->path(), "threshold[" + std::to_string(j) + "] = " + std::to_string(threshold[j]) +
                                             ": every threshold must be positive and finite (we keep its log)");
   JumpReluParameters<Scalar> p;
@@ -321,7 +353,8 @@ TopKAutoencoder<Scalar> import_sparsify(const std::filesystem::path& dir) {
   namespace id = interop_detail;
   const std::string source = (dir / "cfg.json").string();
   const io::Json cfg = io::read_json_file(source);
-  const io::Json* act = cfg.is_object() ? cfg.find("activation") : nullptr;
+  if (!cfg.is_object()) throw io_error(source, "must hold a JSON object");
+  const io::Json* act = cfg.find("activation");
   if (act && !(act->is_string() && act->as_string() == "topk"))
     throw io_error(source, "activation '" + (act->is_string() ? act->as_string() : std::string("?")) +
                                "' cannot be loaded here; only \"topk\" can");
@@ -333,13 +366,25 @@ TopKAutoencoder<Scalar> import_sparsify(const std::filesystem::path& dir) {
   const auto& enc = w.tensor("encoder.weight");
   if (enc.shape.size() != 2) throw io_error(w.path(), "encoder.weight must be 2-D");
   const index_t f = enc.shape[0];
-  if (const io::Json* n = cfg.find("num_latents"); n && n->is_number() && n->as_number() > 0 && n->as_number() != f)
-    throw io_error(source, "num_latents " + n->dump(-1) + " does not match encoder.weight's " + std::to_string(f) + " rows");
-  Matrix<Scalar> w_enc = w.matrix<Scalar>("encoder.weight", f, d);
-  Vector<Scalar> b_enc = w.vector<Scalar>("encoder.bias", f);
-  Matrix<Scalar> w_dec = w.matrix<Scalar>("W_dec", f, d);
-  return id::topk_from<Scalar>(d, f, k, std::move(w_enc), std::move(b_enc), std::move(w_dec), w.vector<Scalar>("b_dec", d),
-                               true, source);
+  // The latent count the config gives, as sparsify reads it: num_latents, or when that is 0,
+  // d_in * expansion_factor; the tensors must have it.
+  const auto count = [&](const char* key) -> index_t {
+    const io::Json* v = cfg.find(key);
+    if (!v) return 0;
+    if (!id::whole_number(*v) || v->as_number() < 0)
+      throw io_error(source, "\"" + std::string(key) + "\" must be a non-negative integer");
+    return static_cast<index_t>(v->as_number());
+  };
+  if (const index_t n = count("num_latents"); n > 0 && n != f)
+    throw io_error(source, "num_latents " + std::to_string(n) + " does not match encoder.weight's " + std::to_string(f) + " rows");
+  else if (const index_t e = count("expansion_factor"); n == 0 && e > 0 && (f % d != 0 || f / d != e))
+    throw io_error(source, "num_latents 0 and d_in " + std::to_string(d) + " * expansion_factor " + std::to_string(e) +
+                               " do not match encoder.weight's " + std::to_string(f) + " rows");
+  Matrix<Scalar> w_enc = id::finite_tensor<Scalar>(w, "encoder.weight", f, d);
+  Vector<Scalar> b_enc = id::finite_vector<Scalar>(w, "encoder.bias", f);
+  Matrix<Scalar> w_dec = id::finite_tensor<Scalar>(w, "W_dec", f, d);
+  Vector<Scalar> b_dec = id::finite_vector<Scalar>(w, "b_dec", d);
+  return id::topk_from<Scalar>(d, f, k, std::move(w_enc), std::move(b_enc), std::move(w_dec), std::move(b_dec), true, source);
 }
 
 // A TopK model from either format, detected from the folder's files.
@@ -352,6 +397,7 @@ TopKAutoencoder<Scalar> import_model(const std::filesystem::path& dir) {
 // folders as TopK, SAELens "jumprelu" ones as JumpReLU.
 template <class Scalar = float>
 AnyModel<Scalar> import_any(const std::filesystem::path& dir) {
+  io::RunDirectory::settle_before_reading(dir);  // a conversion cut short is finished, never mixed
   if (detect_external_format(dir) == ExternalFormat::saelens &&
       interop_detail::read_saelens<Scalar>(dir).architecture == "jumprelu")
     return import_saelens_jumprelu<Scalar>(dir);

@@ -84,7 +84,37 @@ inline double extra_number(const SweepResult& r, const char* key, double otherwi
   const io::Json* v = r.extra.find(key);
   return v ? v->as_number() : otherwise;
 }
+// A metric through a printf format, or "n/a" where it is undefined (NaN: EV without variance).
+inline std::string metric_text(const char* format, double v) { return metrics::defined(v) ? fmt(format, v) : "n/a"; }
 }  // namespace compare_detail
+
+// One variant against the reports' TopK, grid point by grid point. An EV that is undefined on
+// either side (NaN: validation rows without variance) is no comparison: it counts neither as no
+// lower nor as lower, and the points compared are counted apart.
+struct CompareTally {
+  int points = 0, no_more_dead = 0;
+  int ev_points = 0, no_worse_ev = 0, both = 0;  // over the points where both EVs are defined
+
+  void add(const metrics::Evaluation& variant, const metrics::Evaluation& topk) {
+    ++points;
+    const bool dead_ok = variant.dead_fraction <= topk.dead_fraction;
+    no_more_dead += dead_ok;
+    if (!metrics::defined(variant.explained_variance) || !metrics::defined(topk.explained_variance)) return;
+    ++ev_points;
+    const bool ev_ok = variant.explained_variance >= topk.explained_variance - 0.005;
+    no_worse_ev += ev_ok, both += dead_ok && ev_ok;
+  }
+  // "dead % no higher at 3 of 4 points, EV no lower (within 0.005) at 2, both at 2" (and how many
+  // points had an EV to compare when some did not).
+  std::string words() const {
+    std::string s = "dead % no higher at " + std::to_string(no_more_dead) + " of " + std::to_string(points) + " points, ";
+    if (ev_points == 0) return s + "EV undefined at every point (validation rows without variance): not compared";
+    s += "EV no lower (within 0.005) at " + std::to_string(no_worse_ev);
+    if (ev_points < points)
+      s += " of the " + std::to_string(ev_points) + " with a defined EV (" + std::to_string(points - ev_points) + " undefined)";
+    return s + ", both at " + std::to_string(both);
+  }
+};
 
 // Writes compare.csv, compare.json, figures/ev_vs_dead.* and report.md into the run's staging
 // folder from the plan's results (every variant at every grid point); returns the validation table
@@ -92,6 +122,7 @@ inline double extra_number(const SweepResult& r, const char* key, double otherwi
 inline std::string write_compare_report(io::RunDirectory& run, const CompareSetup& s, const std::vector<SweepResult>& results,
                                         std::ostream& note = std::cout) {
   using compare_detail::extra_number;
+  using compare_detail::metric_text;
   const SweepPlan& plan = *s.plan;
   std::map<std::tuple<std::string, index_t, index_t>, const SweepResult*> cells;
   for (const auto& r : results) cells[{r.variant, r.k, r.latents}] = &r;
@@ -131,7 +162,7 @@ inline std::string write_compare_report(io::RunDirectory& run, const CompareSetu
   doc["results"] = io::Json::array();
   each_result([&](const std::string& v, index_t k, index_t d, const SweepResult& r) {
     const bool searched = lambda(r) >= 0;
-    csv << v << ',' << k << ',' << d << ',' << fmt("%.6f", r.val.explained_variance) << ',' << fmt("%.6f", r.val.dead_fraction)
+    csv << v << ',' << k << ',' << d << ',' << metric_text("%.6f", r.val.explained_variance) << ',' << fmt("%.6f", r.val.dead_fraction)
         << ',' << fmt("%.6f", train_dead(r)) << ',' << fmt("%.4f", r.val.l0) << ',' << r.val.alive_latents << ','
         << fmt("%.6g", r.val.mse) << ','
         << (searched ? fmt("%.6g", lambda(r)) + ',' + std::to_string(r.extra.at("initial_l0").as_int()) : ",") << ','
@@ -146,7 +177,7 @@ inline std::string write_compare_report(io::RunDirectory& run, const CompareSetu
     j["seconds"] = r.seconds;
     doc["results"].push_back(j);
   });
-  io::write_text_atomically(run.stage("compare.csv"), csv.str());
+  write_text_file(run.stage("compare.csv"), csv.str());
   io::write_text_atomically(run.stage("compare.json"), doc.dump() + "\n");
 
   // ---- figure: EV against dead %, one point per grid point and variant ----
@@ -155,6 +186,7 @@ inline std::string write_compare_report(io::RunDirectory& run, const CompareSetu
   each_result([&](const std::string& v, index_t, index_t, const SweepResult& r) {
     const std::string label = compare_variant_label(v);
     if (series.empty() || series.back().label != label) series.push_back({label, {}, {}, {}});
+    if (!metrics::defined(r.val.explained_variance)) return;  // no point to draw
     series.back().x.push_back(100 * r.val.dead_fraction);
     series.back().y.push_back(r.val.explained_variance);
   });
@@ -167,7 +199,7 @@ inline std::string write_compare_report(io::RunDirectory& run, const CompareSetu
   // ---- Markdown ----
   const auto cell_text = [&](const std::string& v, index_t k, index_t d) {
     const SweepResult& r = cell(v, k, d);
-    std::string t = fmt("%.3f", r.val.explained_variance) + " / " + fmt("%.1f%%", 100 * r.val.dead_fraction);
+    std::string t = metric_text("%.3f", r.val.explained_variance) + " / " + fmt("%.1f%%", 100 * r.val.dead_fraction);
     const bool varying_l0 = v == "batchtopk" || v == "jumprelu" || v == "matryoshka";
     if (varying_l0) t += " (L0 " + fmt("%.1f", r.val.l0);
     if (lambda(r) >= 0) {
@@ -192,19 +224,12 @@ inline std::string write_compare_report(io::RunDirectory& run, const CompareSetu
     }
   // Where each variant stands against the reports' TopK at the same grid point.
   std::ostringstream summary;
-  const int points = static_cast<int>(plan.ks.size() * plan.latents.size());
   for (const auto& v : plan.variants) {
     if (v.name == "topk") continue;
-    int no_more_dead = 0, no_worse_ev = 0, both = 0;
+    CompareTally tally;
     for (index_t d : plan.latents)
-      for (index_t k : plan.ks) {
-        const SweepResult &c = cell(v.name, k, d), &base = cell("topk", k, d);
-        const bool dead_ok = c.val.dead_fraction <= base.val.dead_fraction,
-                   ev_ok = c.val.explained_variance >= base.val.explained_variance - 0.005;
-        no_more_dead += dead_ok, no_worse_ev += ev_ok, both += dead_ok && ev_ok;
-      }
-    summary << "- **" << compare_variant_label(v.name) << "**: dead % no higher at " << no_more_dead << " of " << points
-            << " points, EV no lower (within 0.005) at " << no_worse_ev << ", both at " << both << "\n";
+      for (index_t k : plan.ks) tally.add(cell(v.name, k, d).val, cell("topk", k, d).val);
+    summary << "- **" << compare_variant_label(v.name) << "**: " << tally.words() << "\n";
   }
   const CompareOptions& o = s.options;
   std::ostringstream md;
@@ -221,12 +246,13 @@ inline std::string write_compare_report(io::RunDirectory& run, const CompareSetu
      << " of K: λ in [1e-3, 1e3] with the thresholds started at K's L0, then the start moved when λ alone cannot get there "
         "in this many steps)"
      << (with_matryoshka ? "; Matryoshka (BatchTopK over the default nested groups, F/16, F/16, F/8, F/4, F/2)" : "") << "\n"
-     << "- **Cells**: validation EV / dead % (the reports' definition: never fired on a validation row); "
+     << "- **Cells**: validation EV / dead % (the reports' definition: never fired on a validation row; EV n/a: "
+        "undefined, the validation rows have no variance); "
         "BatchTopK and JumpReLU also show their L0, which is not fixed per sample\n\n"
      << "## EV and dead latents (validation)\n\n" << table.str() << "\n![EV against dead %](figures/ev_vs_dead.png)\n\n"
      << "## Against the reports' TopK, point by point\n\n" << summary.str() << "\n## Dead latents on the training rows\n\n"
      << train_table.str();
-  io::write_text_atomically(run.stage("report.md"), md.str());
+  write_text_file(run.stage("report.md"), md.str());
   return table.str() + "\n" + summary.str();
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sae/io/atomic_file.hpp>
+#include <sae/report/text.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -38,7 +39,7 @@ class Plotter {
     std::ostringstream dat;
     for (std::size_t r = 0; r < values.size(); ++r)
       for (std::size_t c = 0; c < values[r].size(); ++c) dat << c << ' ' << r << ' ' << values[r][c] << '\n';
-    io::write_text_atomically(dir_ / (name + ".dat"), dat.str());
+    write_text_file(dir_ / (name + ".dat"), dat.str());
     std::ostringstream gp;
     gp << "set title '" << title << "'\nset xlabel '" << col_axis << "'\nset ylabel '" << row_axis << "'\n"
        << "set xtics (" << tics(col_labels) << ")\nset ytics (" << tics(row_labels) << ")\n"
@@ -74,7 +75,7 @@ class Plotter {
         dat << s.x[i] << ' ' << s.y[i] << ' ' << (i < s.highlight.size() && s.highlight[i] ? 1 : 0) << '\n';
       dat << "\n\n";
     }
-    io::write_text_atomically(dir_ / (name + ".dat"), dat.str());
+    write_text_file(dir_ / (name + ".dat"), dat.str());
     std::ostringstream gp;
     gp << "set title '" << title << "'\nset xlabel '" << x_axis << "'\nset ylabel '" << y_axis << "'\n"
        << "set termoption noenhanced\n" << (style.log_x ? "set logscale x\n" : "")
@@ -108,7 +109,7 @@ class Plotter {
     const std::string tmp_png = name + ".png.tmp";
     const std::string script = "set terminal pngcairo size " + std::to_string(w) + "," + std::to_string(h) +
                                "\nset output '" + tmp_png + "'\n" + body;
-    io::write_text_atomically(dir_ / (name + ".gp"), script);
+    write_text_file(dir_ / (name + ".gp"), script);
     if (!available_) return;
     const std::string cmd = "cd '" + dir_.string() + "' && gnuplot '" + name + ".gp' 2>&1";
     if (std::system(cmd.c_str()) != 0) {

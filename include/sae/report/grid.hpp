@@ -114,7 +114,7 @@ inline std::string write_grid_report(io::RunDirectory& run, const GridSetup& s, 
         << fmt("%.2f", r.seconds) << ',' << (pareto.on_front[i] ? "true" : "false") << '\n';
   }
   io::write_text_atomically(run.stage("grid_metrics.json"), doc.dump() + "\n");
-  io::write_text_atomically(run.stage("grid_metrics.csv"), csv.str());
+  write_text_file(run.stage("grid_metrics.csv"), csv.str());
 
   // ---- figures ----
   Plotter plot(run.stage("figures"), s.plots, note);
@@ -208,7 +208,7 @@ inline std::string write_grid_report(io::RunDirectory& run, const GridSetup& s, 
      << fmt("%+.3f", g.ev_change_over_k) << ", from d=" << ds.front() << " to d=" << ds.back() << " is "
      << fmt("%+.3f", g.ev_change_over_d) << " — " << yn(g.d_matters_less_than_k()) << "\n"
      << "- All configurations Pareto-optimal: " << yn(g.on_front == static_cast<index_t>(order.size())) << "\n";
-  io::write_text_atomically(run.stage("report.md"), md.str());
+  write_text_file(run.stage("report.md"), md.str());
 
   return metric_table(plan, by, "EV", grid_detail::ev_cell, true) + "\n" +
          metric_table(plan, by, "dead %", [](const SweepResult& r) { return fmt("%.1f%%", 100 * r.val.dead_fraction); }, false) +

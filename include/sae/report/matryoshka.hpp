@@ -252,7 +252,7 @@ inline std::string write_matryoshka_report(io::RunDirectory& run, const Matryosh
   semantics["late"] = analysis::to_json(late_sem, late, s.rule);
   io::write_text_atomically(run.stage("comparison.json"), comparison.dump() + "\n");
   io::write_text_atomically(run.stage("semantics.json"), semantics.dump() + "\n");
-  io::write_text_atomically(run.stage("report.md"), md.str());
+  write_text_file(run.stage("report.md"), md.str());
   return "\nMatryoshka: EV " + fmt("%.3f", mrow.val.explained_variance) + ", " + fmt("%.1f%%", 100 * mrow.val.dead_fraction) +
          " dead, " + std::to_string(mrow.val.alive_latents) + " active\ndeath-rate match: " + c.death_match.name +
          "; active-latent match: " + c.active_match.name + "; best: " + c.best_topk.name + "\nclear patterns: early " +

@@ -17,6 +17,7 @@
 #include <sae/train/sweep.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -50,7 +51,8 @@ inline std::string write_sweep_report(io::RunDirectory& run, const data::ArraySe
   for (const auto& r : results) evs.push_back(r.val.explained_variance), deads.push_back(r.val.dead_fraction);
   const auto ev_stats = analysis::describe(evs), dead_stats = analysis::describe(deads);
   const auto best_ev = *std::max_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
-    return a.val.explained_variance < b.val.explained_variance;
+    return std::isnan(a.val.explained_variance) ? !std::isnan(b.val.explained_variance)  // undefined: never best
+                                                : a.val.explained_variance < b.val.explained_variance;
   });
   const auto least_dead = *std::min_element(results.begin(), results.end(), [](const auto& a, const auto& b) {
     return a.val.dead_fraction < b.val.dead_fraction ||
@@ -157,7 +159,7 @@ inline std::string write_sweep_report(io::RunDirectory& run, const data::ArraySe
   for (const auto& r : results) all.push_back(to_json(r));
   doc["results"] = all;
   io::write_text_atomically(run.stage("summary.json"), doc.dump() + "\n");
-  io::write_text_atomically(run.stage("report.md"), md.str());
+  write_text_file(run.stage("report.md"), md.str());
   return "EV mean " + fmt("%.4f", ev_stats.mean) + " ± " + fmt("%.4f", ev_stats.std) + " (range " + fmt("%.4f", ev_stats.min) +
          "–" + fmt("%.4f", ev_stats.max) + "), dead " + fmt("%.1f%%", 100 * dead_stats.mean) + " ± " +
          fmt("%.1f%%", 100 * dead_stats.std) + "\nbest by EV: " + config_label(best_ev) + " (" +

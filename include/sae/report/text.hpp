@@ -1,7 +1,12 @@
-// Text for the reports: numbers through printf formats, Markdown cells and tables.
+// Text for the reports: numbers through printf formats, Markdown cells and tables, and the one
+// way report text reaches a file (write_text_file: valid UTF-8 whatever the inputs held).
 #pragma once
 
+#include <sae/io/atomic_file.hpp>
+#include <sae/io/utf8.hpp>
+
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -25,6 +30,12 @@ inline std::string md_cell(const std::string& s) {
     else out += c;
   }
   return out;
+}
+
+// Writes a Markdown, CSV or figure file: text copied from inputs (sample text, paths, metadata)
+// may hold bytes that are not UTF-8, and each becomes U+FFFD, as the JSON writer does.
+inline void write_text_file(const std::filesystem::path& path, const std::string& text) {
+  io::write_text_atomically(path, io::valid_utf8(text));
 }
 
 inline std::string join(const std::vector<std::string>& v, const std::string& sep) {

@@ -385,8 +385,13 @@ class SweepJob {
   // The result file, relative to the run folder.
   std::string file(const SweepTask& t) const { return plan_.results_folder + "/" + name(t) + ".json"; }
 
-  // An earlier result of `t` with this run's fingerprint (adopted into `run`), if any.
-  std::optional<SweepResult> reusable(const io::RunDirectory& run, const SweepTask& t) const {
+  // The weights of `t`, relative to the run folder.
+  std::string weights(const SweepTask& t) const { return "weights/" + name(t); }
+
+  // An earlier result of `t` with this run's fingerprint (adopted into `run`), if any. With
+  // --keep-weights, only one whose weights sit beside it (adopted too); `*without_weights` is set
+  // when a result was passed over for lacking them.
+  std::optional<SweepResult> reusable(const io::RunDirectory& run, const SweepTask& t, bool* without_weights = nullptr) const {
     if (plan_.force) return std::nullopt;
     const Slice& s = plan_.slices[t.slice];
     const auto mismatch = [&](const io::Json& j) -> std::string {
@@ -398,8 +403,12 @@ class SweepJob {
              (r.slice ? data::describe(*r.slice) + ", " : std::string()) + "K=" + std::to_string(r.k) + ", d=" +
              std::to_string(r.latents);
     };
-    if (const auto j = io::reusable_result(run, file(t), fingerprint(t), mismatch, plan_.reuse_from))
+    std::vector<std::filesystem::path> companions;
+    if (plan_.keep_weights) companions.push_back(weights(t));  // written whole (save_checkpoint)
+    std::string lacking;
+    if (const auto j = io::reusable_result(run, file(t), fingerprint(t), mismatch, plan_.reuse_from, companions, &lacking))
       return sweep_result_from_json(*j, (run.out() / file(t)).string());
+    if (without_weights && !lacking.empty()) *without_weights = true;
     return std::nullopt;
   }
 
@@ -428,7 +437,7 @@ class SweepJob {
     r.extra = std::move(extra);
     if (plan_.score_training_rows) r.extra["train_dead_fraction"] = metrics::evaluate(model, train).dead_fraction;
     r.fingerprint = fingerprint(t);
-    if (plan_.keep_weights) save_checkpoint(io::RunDirectory::stage_in(staging, "weights/" + name(t)), model);
+    if (plan_.keep_weights) save_checkpoint(io::RunDirectory::stage_in(staging, weights(t)), model);
     io::write_text_atomically(io::RunDirectory::stage_in(staging, file(t)), to_json(r).dump() + "\n");
     return r;
   }
@@ -517,6 +526,18 @@ class SweepJob {
   io::Json run_fingerprint_;
 };
 
+// The run folder of shard `index` of `count` under `out` (out/shards/<index>-of-<count>); `out`,
+// where the shards' results are assembled, is claimed for `program` first (io::RunDirectory).
+inline std::filesystem::path sweep_shard_folder(const std::filesystem::path& out, int index, int count,
+                                                const std::string& program) {
+  io::RunDirectory::require_owned_by(out, program);
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec) throw io_error(out.string(), "cannot create the output directory: " + ec.message());
+  io::RunDirectory::mark(out, program);
+  return out / "shards" / (std::to_string(index) + "-of-" + std::to_string(count));
+}
+
 // The folders of a sharded run's shards under `out` (out/shards/*, and their unfinished runs'
 // staging folders), whose results the run assembling them reuses (SweepPlan::reuse_from).
 inline std::vector<std::filesystem::path> sweep_shard_folders(const std::filesystem::path& out) {
@@ -544,10 +565,18 @@ inline std::vector<SweepResult> run_sweep(const data::ArraySet& data, const Swee
   // Every result already there is checked before any training.
   std::vector<std::optional<SweepResult>> found(tasks.size());
   std::size_t reused = 0;
-  for (std::size_t i = 0; i < tasks.size(); ++i) reused += (found[i] = job.reusable(run, tasks[i])).has_value();
+  std::size_t without_weights = 0;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    bool lacking = false;
+    reused += (found[i] = job.reusable(run, tasks[i], &lacking)).has_value();
+    without_weights += lacking && !found[i];
+  }
   if (reused > 0)
     progress_line(out, std::to_string(reused) + " of " + std::to_string(tasks.size()) +
                            " SAEs reused from earlier runs (their fingerprints match this run's)", true);
+  if (without_weights > 0)
+    progress_line(out, std::to_string(without_weights) + " SAEs have results from an earlier run but not their weights; "
+                           "retraining them to keep the weights (--keep-weights)", true);
   // This run trains an SAE that is not found and belongs to its shard.
   const auto wanted = [&](std::size_t i) { return !found[i] && shard[i] == plan.shard_index; };
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <future>
 #include <cmath>
 #include <cstdint>
@@ -310,13 +311,14 @@ class Trainer {
         s.epochs = config_.epochs;
         s.steps = (epoch + 1) * schedule.num_batches();
         s.train_loss = sse[m] / train_values;
-        s.train_ev = train_sst > 0 ? 1.0 - sse[m] / train_sst : 0.0;
+        // EV is undefined (NaN, shown as such) when the targets do not vary, never a made-up 0.
+        s.train_ev = train_sst > 0 ? 1.0 - sse[m] / train_sst : std::numeric_limits<double>::quiet_NaN();
         const bool score = validation && config_.validate_every > 0 &&
                            ((epoch + 1) % config_.validate_every == 0 || epoch + 1 == config_.epochs);
         if (score) {
           const double val_sse = validation_sse(model, *validation);
           s.validation_loss = val_sse / (static_cast<double>(validation->rows()) * static_cast<double>(validation->target_dim()));
-          s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : 0.0;
+          s.validation_ev = val_sst > 0 ? 1.0 - val_sse / val_sst : std::numeric_limits<double>::quiet_NaN();
         }
         s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         summaries[m].history.push_back(s);
