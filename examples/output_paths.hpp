@@ -7,35 +7,44 @@
 #include <cxxopts.hpp>
 
 #include <filesystem>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace sae::examples {
 
-// Every existing path the command line names, given or by default, except under `outputs`
-// (flag names without dashes): the run's inputs. A --config file is not one: it is read whole
-// before anything is written, so rerunning a folder's resolved_config.json into it is safe.
-inline std::vector<std::pair<std::string, std::filesystem::path>> input_paths(const cxxopts::ParseResult& args,
-                                                                              const std::set<std::string>& outputs) {
+// The flags whose values the programs read as files or folders (a `file.safetensors:tensor` names
+// its file). A --config file is not among them: it is read whole before anything is written, so
+// rerunning a folder's resolved_config.json into it is safe.
+inline const std::vector<std::string>& input_flags() {
+  static const std::vector<std::string> flags = {"data", "target-data", "samples", "early-data", "from", "encode"};
+  return flags;
+}
+
+// The run's inputs: each input flag given or defaulted, as the path it reads.
+inline std::vector<std::pair<std::string, std::filesystem::path>> input_paths(const cxxopts::ParseResult& args) {
   std::vector<std::pair<std::string, std::filesystem::path>> inputs;
   std::error_code ec;
-  const auto add = [&](const std::vector<cxxopts::KeyValue>& values) {
-    for (const auto& kv : values)
-      if (!outputs.count(kv.key()) && kv.key() != "config" && !kv.value().empty() && std::filesystem::exists(kv.value(), ec))
-        inputs.emplace_back("--" + kv.key(), kv.value());
-  };
-  add(args.arguments());
-  add(args.defaults());
+  for (const auto& flag : input_flags()) {
+    std::string value;
+    try {
+      if (!args.count(flag) && !args[flag].has_default()) continue;
+      value = args[flag].as<std::string>();
+    } catch (const cxxopts::exceptions::exception&) {
+      continue;  // a program without this flag
+    }
+    if (value.empty()) continue;
+    if (!std::filesystem::exists(value, ec))
+      if (const auto colon = value.rfind(':'); colon != std::string::npos) value.resize(colon);
+    inputs.emplace_back("--" + flag, value);
+  }
   return inputs;
 }
 
 // Refuses each output flag given (or defaulted) whose path is, holds or lies inside an input or
 // another output.
 inline void require_outputs_apart(const cxxopts::ParseResult& args, const std::vector<std::string>& output_flags) {
-  const std::set<std::string> outputs(output_flags.begin(), output_flags.end());
-  const auto inputs = input_paths(args, outputs);
+  const auto inputs = input_paths(args);
   std::vector<std::pair<std::string, std::filesystem::path>> earlier;
   for (const auto& flag : output_flags) {
     if (!args.count(flag) && !args[flag].has_default()) continue;

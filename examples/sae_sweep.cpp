@@ -62,9 +62,9 @@ int main(int argc, char** argv) {
     sae::examples::refuse_idle_step_flags_early(args, grid.train, data);
     mpi.start(args.count("mpi") > 0, "sae-sweep");
     // A shard is a run of its own in <out>/shards/i-of-n; the other runs reuse what the shards finished.
+    sae::examples::require_outputs_apart(args, {"out"});
     const std::filesystem::path out_dir =
         sharded ? sae::sweep_shard_folder(out_root, shard.first, shard.second, "sae-sweep") : out_root;
-    sae::examples::require_outputs_apart(args, {"out"});
     std::optional<sae::io::RunDirectory> run_folder;
     if (mpi.root()) run_folder.emplace(out_dir, "sae-sweep");
     const sae::data::ArraySet view(data.data);

@@ -785,7 +785,6 @@ BOOST_AUTO_TEST_CASE(outputs_go_only_where_nothing_can_be_lost) {
   refused("sae-convert", {"--from", ckpt, "--to", ckpt}, {"--to", "is the input --from"});
   refused("sae-convert", {"--from", ckpt, "--to", (dir / "foreign").string()}, {"foreign", "no sae run wrote", "'notes.txt'"});
   refused("sae-convert", {"--from", ckpt, "--to", (dir / "plain_file").string()}, {"plain_file", "not a directory"});
-  refused("sae-convert", {"--from", ckpt, "--to", (l4 / "export").string()}, {"is inside", "a sae-train run folder"});
   refused("sae-convert", {"--from", ckpt, "--to", (dir / "x").string(), "--encode", kData, "--codes", (dir / "x").string()},
           {"--codes", "is the output --to"});
   refused("sae-convert", {"--from", ckpt, "--encode", kData, "--codes", (dir / "foreign").string()}, {"foreign", "no sae run wrote"});
@@ -803,6 +802,8 @@ BOOST_AUTO_TEST_CASE(outputs_go_only_where_nothing_can_be_lost) {
   BOOST_TEST(!fs::exists(exported / "config.json"));
   BOOST_TEST(fs::exists(exported / "cfg.json"));
   refused("sae-train", {"--data", kData, "--out", exported.string()}, {"exported", "holds a sae-convert run"});
+  refused("sae-convert", {"--from", exported.string(), "--to", ckpt}, {"is among the outputs of", "a sae-train run folder"});
+  BOOST_TEST(snapshot(l4) == before);
 }
 
 BOOST_AUTO_TEST_CASE(a_conversion_killed_at_any_rename_is_finished_or_undone_by_the_next_program) {

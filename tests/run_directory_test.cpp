@@ -248,16 +248,30 @@ BOOST_AUTO_TEST_CASE(a_run_writes_only_into_a_new_empty_or_own_folder) {
   {
     RunDirectory grid(dir / "grid", "sae-grid");
     write(grid.stage("report.md"), "grid report");
+    write(grid.stage("figures/pareto.png"), "png");
     grid.commit();
   }
   const auto grid_files = names_in(dir / "grid");
   sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "grid", "sae-train"); },
                                                 {"grid", "holds a sae-grid run", "sae-train writes only"});
-  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "grid" / "sub", "sae-train"); },
-                                                {"is inside", "a sae-grid run folder"});
+  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory r(dir / "grid" / "figures", "sae-train"); },
+                                                {"is among the outputs of", "a sae-grid run folder", "figures/pareto.png"});
   BOOST_TEST(names_in(dir / "grid") == grid_files);
   BOOST_TEST(sae::test::read_file(dir / "grid" / "report.md") == "grid report");
+  BOOST_TEST(sae::test::read_file(dir / "grid" / "figures" / "pareto.png") == "png");
+  {  // beside its outputs, another program's run may live (the defaults results/ and results/matryoshka)
+    RunDirectory beside(dir / "grid" / "matryoshka", "sae-matryoshka");
+    write(beside.stage("report.md"), "matryoshka report");
+    beside.commit();
+  }
   { RunDirectory again(dir / "grid", "sae-grid"); }
+  BOOST_TEST(sae::test::read_file(dir / "grid" / "matryoshka" / "report.md") == "matryoshka report");
+  {  // and the other way round: results/matryoshka first, then the grid into results
+    RunDirectory first(dir / "results" / "matryoshka", "sae-matryoshka");
+    write(first.stage("report.md"), "m");
+    first.commit();
+  }
+  { RunDirectory grid_after(dir / "results", "sae-grid"); }
   { RunDirectory nested(dir / "grid" / "shards" / "0-of-2", "sae-grid"); }
   // A run of an earlier version (manifest, no owner): refused until the user names its program.
   write(dir / "old" / RunDirectory::kManifest, "report.md\n");

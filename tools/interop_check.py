@@ -99,7 +99,9 @@ def check(args):
 
     # A Matryoshka SAE (sae-matryoshka's checkpoint) as the jumprelu folder SAELens loads.
     mat_run = os.path.join(tmp, "matryoshka")
-    run([os.path.join(args.bin, "sae-matryoshka"), "--data", args.data, "--ks", "5", "--latents", "64", "--epochs", "2",
+    # sae-matryoshka's early layer: the bundled layer-1 slice (a user's --data never pairs with it by default).
+    early = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "data", "activations_layer1_pos3.npy")
+    run([os.path.join(args.bin, "sae-matryoshka"), "--data", args.data, "--early-data", early, "--ks", "5", "--latents", "64", "--epochs", "2",
          "--mat-latents", str(latents), "--mat-k", str(k), "--sem-k", "5", "--sem-latents", "64", "--top-latents", "5",
          "--no-plots", "--out", mat_run])
     mat_folder = os.path.join(tmp, "matryoshka_saelens")

@@ -39,7 +39,7 @@ inline bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_
 
 // The pid a `<dir>.<what>.<pid>` sibling of `dir` carries, or -1 when `sibling` is not one.
 inline long replacement_pid(const std::filesystem::path& dir, const std::filesystem::path& sibling, const std::string& what) {
-  const std::string prefix = dir.filename().string() + "." + what + ".";
+  const std::string prefix = dir.filename().string() + ".sae-" + what + ".";
   const std::string name = sibling.filename().string();
   if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
   const std::string digits = name.substr(prefix.size());
@@ -88,10 +88,13 @@ inline void write_text_atomically(const std::filesystem::path& path, const std::
 // Finishes what a killed write_directory_atomically left beside `dir`: a previous `dir` moved aside
 // comes back when no new one took its place (rolled back), and every leftover of a dead process
 // (a partial folder, a previous copy already replaced) is removed. Folders of a live writer stay.
-// Called before each replacement and by readers of `dir`, so nothing half-done is ever read.
-inline void settle_directory_replacement(const std::filesystem::path& dir) {
+// Called before each replacement and by readers of `dir` (which only roll back, and remove
+// nothing: `remove_leftovers` false), so nothing half-done is ever read.
+inline void settle_directory_replacement(const std::filesystem::path& given, bool remove_leftovers = true) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  fs::path dir = given.lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();  // "ckpt/" names ckpt
   const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
   if (dir.filename().empty() || !fs::is_directory(parent, ec)) return;
   std::vector<fs::path> aside, partial;
@@ -103,9 +106,10 @@ inline void settle_directory_replacement(const std::filesystem::path& dir) {
   }
   for (const auto& p : aside) {
     if (!fs::exists(dir, ec)) fs::rename(p, dir, ec);  // the replacement never arrived: roll back
-    else fs::remove_all(p, ec);
+    else if (remove_leftovers) fs::remove_all(p, ec);
   }
-  for (const auto& p : partial) fs::remove_all(p, ec);
+  if (remove_leftovers)
+    for (const auto& p : partial) fs::remove_all(p, ec);
 }
 
 // Calls `fill(folder)` on a fresh folder beside `dir`, then puts it in `dir`'s place in one step
@@ -113,12 +117,14 @@ inline void settle_directory_replacement(const std::filesystem::path& dir) {
 // cannot exchange, the previous `dir` is moved aside first: a kill between the two renames is
 // rolled back by the next settle_directory_replacement. Either way `dir` holds the old or the
 // new contents, whole.
-inline void write_directory_atomically(const std::filesystem::path& dir,
+inline void write_directory_atomically(const std::filesystem::path& target,
                                        const std::function<void(const std::filesystem::path&)>& fill) {
   namespace fs = std::filesystem;
+  fs::path dir = target.lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();  // "ckpt/" names ckpt
   settle_directory_replacement(dir);
   const std::string pid = std::to_string(static_cast<long>(::getpid()));
-  const fs::path partial = dir.string() + ".partial." + pid;
+  const fs::path partial = dir.string() + ".sae-partial." + pid;
   std::error_code ec;
   fs::remove_all(partial, ec);
   fs::create_directories(partial, ec);
@@ -139,7 +145,7 @@ inline void write_directory_atomically(const std::filesystem::path& dir,
     return;
   }
 #endif
-  const fs::path old = dir.string() + ".old." + pid;
+  const fs::path old = dir.string() + ".sae-old." + pid;
   if (had_previous) {
     fs::rename(dir, old, ec);
     if (ec) throw io_error(dir.string(), "cannot move the previous contents aside: " + ec.message());

@@ -3,7 +3,7 @@
 // - Ownership: `<out>/.sae-run` names the program whose runs the folder holds. A run writes only
 //   into a folder that is new, empty, or marked as its own program's; a folder holding anything
 //   else (another program's run, files no run wrote, an earlier version's unmarked run) is refused
-//   naming what it holds, and so is a folder inside another program's run folder.
+//   naming what it holds, and so is a folder among another program's run's outputs.
 // - Lock: `<out>/.lock` is held with flock() for the run's lifetime (released by the kernel even
 //   on SIGKILL) and names its holder, so a second run into the same folder stops and says who.
 // - Staging: the run writes into `<out>/.staging-<id>/`; `commit()` moves its files into `<out>`
@@ -114,11 +114,18 @@ class RunDirectory {
     std::error_code ec;
     const std::string advice = "; " + program + " writes only into a new or empty folder or one of its own run folders: "
                                "choose another output directory";
-    const fs::path absolute = fs::absolute(out, ec);
+    // Another program's run folder may hold ours (results/matryoshka beside a grid in results/),
+    // but not where its own outputs are: the two runs' commits would mix.
+    const fs::path absolute = fs::absolute(out, ec).lexically_normal();
     for (fs::path up = absolute.parent_path(); !up.empty(); up = up.parent_path()) {
       const std::string owner = owner_of(up);
-      if (!owner.empty() && owner != program)
-        throw io_error(out.string(), "is inside " + up.string() + ", a " + owner + " run folder" + advice);
+      if (!owner.empty() && owner != program) {
+        const std::string inside = absolute.lexically_relative(up).generic_string() + "/";
+        for (const auto& line : lines(detail::read_small_file(up / kManifest)))
+          if (line.compare(0, inside.size(), inside) == 0)
+            throw io_error(out.string(), "is among the outputs of " + up.string() + ", a " + owner + " run folder (it holds " +
+                                             line + ")" + advice);
+      }
       if (up == up.root_path()) break;
     }
     if (!fs::is_directory(out, ec)) return;
@@ -129,7 +136,8 @@ class RunDirectory {
     bool unmarked_run = false;
     for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
       const std::string name = it->path().filename().string();
-      if (name == ".lock") continue;
+      if (name == ".lock" || name.rfind(std::string(kOwner) + ".tmp.", 0) == 0) continue;  // ours, or a mark being written
+      if (!owner_of(it->path()).empty()) continue;  // another run beside (results/matryoshka in results/)
       const bool staging = name.rfind(kStagingPrefix, 0) == 0;
       if (staging && detail::files_under(it->path()).empty()) continue;  // left by a run that wrote nothing
       if (name == kManifest || staging) unmarked_run = true;
@@ -165,7 +173,7 @@ class RunDirectory {
   static void settle_before_reading(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    settle_directory_replacement(path);
+    settle_directory_replacement(path, /*remove_leftovers=*/false);
     for (fs::path dir = fs::absolute(path, ec); !dir.empty(); dir = dir.parent_path()) {
       if (!owner_of(dir).empty() || fs::is_regular_file(dir / kManifest, ec)) {
         bool committing = false;
@@ -207,14 +215,20 @@ class RunDirectory {
         if (std::uncaught_exceptions() == 0) std::cerr << "note: " << take_unfinished_note() << "\n";
       }
     }
-    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
-    // A folder this run created and left with nothing in it goes (its owner mark stays beside an
-    // unfinished run's files, so the next run may reuse them).
-    if (!committed_ && created_out_ && !fs::exists(staging_, ec)) {
-      fs::remove(out_ / ".lock", ec);
-      fs::remove(out_ / kOwner, ec);
-      fs::remove(out_, ec);  // only if empty
+    // A folder this run created and left with nothing else in it goes (its owner mark stays beside
+    // an unfinished run's files, so the next run may reuse them); removed while the lock is held, so
+    // no run that starts meanwhile loses its mark or lock file.
+    if (!committed_ && created_out_ && !fs::exists(staging_, ec) && lock_fd_ >= 0) {
+      bool only_ours = true;
+      for (auto it = fs::directory_iterator(out_, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        only_ours = only_ours && (it->path().filename() == ".lock" || it->path().filename() == kOwner);
+      if (only_ours && !ec) {
+        fs::remove(out_ / kOwner, ec);
+        fs::remove(out_ / ".lock", ec);
+        fs::remove(out_, ec);
+      }
     }
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   }
 
   // The note of a run that ended by an exception, for the handler to print after the error
