@@ -163,6 +163,9 @@ bool move_shared(Params& p, Matrix<Scalar> w_enc, Vector<Scalar> b_enc, Matrix<S
                  bool bias_on_input) {
   const bool decoder_bias = !b_dec.isZero(0);
   if (decoder_bias && !bias_on_input) b_enc += w_enc * b_dec;
+  if (!b_enc.allFinite())  // finite tensors whose fold overflows (found by interop_fuzz)
+    throw io_error("the imported SAE", "b_enc + W_enc b_dec (apply_b_dec_to_input = false) overflows the float range; "
+                                       "its weights cannot be used as they are");
   p.w_enc = std::move(w_enc);
   p.b_enc = std::move(b_enc);
   p.w_dec = std::move(w_dec);
