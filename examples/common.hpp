@@ -8,6 +8,7 @@
 
 #include "config_file.hpp"
 #include "field_flags.hpp"
+#include "output_paths.hpp"
 
 #include <sae/data/activation_split.hpp>
 #include <sae/data/data_options.hpp>
@@ -21,6 +22,7 @@
 #include <limits>
 #include <cstdlib>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <filesystem>
 #include <iostream>
@@ -79,17 +81,32 @@ struct FlagUse {
   std::string why;   // after "--flag: ": "does nothing with --optimizer adam (momentum is SGD's)"
 };
 
-// Refuses the first flag the user gave (on the command line or in --config: cxxopts' count(),
-// never a default) that does nothing here: "--momentum: does nothing with --optimizer adam ...".
-// The one place every program's "flag X only matters when Y" table is checked.
-inline void refuse_idle_flags(const cxxopts::ParseResult& args, const std::vector<FlagUse>& uses) {
-  for (const auto& u : uses) check_flag(u.matters || args.count(u.flag) == 0, "--" + u.flag + ": " + u.why);
+// Refuses a flag the user gave that does nothing here, with `message` naming it ("--momentum:
+// does nothing with --optimizer adam ..."), or, when its value came from the --config file rather
+// than the command line, says once that it is ignored.
+inline void refuse_idle_flag(const cxxopts::ParseResult& args, const std::string& flag, const std::string& message) {
+  if (args.count(flag) == 0) return;  // a default, never given
+  const auto& config = flags_from_config_file();
+  check_flag(config.has(flag), message);
+  static std::set<std::string> noted;
+  if (noted.insert(flag).second) std::cerr << "note: " << message << " (the value is from " << config.path << "); ignored\n";
 }
 
-// Flags that name a file or folder: given empty, each is refused by name (an empty --data would
-// otherwise read as "no file" in one program and fail without the flag's name in another).
+// refuse_idle_flag for each of a program's "flag X only matters when Y" rows that does not matter.
+inline void refuse_idle_flags(const cxxopts::ParseResult& args, const std::vector<FlagUse>& uses) {
+  for (const auto& u : uses)
+    if (!u.matters) refuse_idle_flag(args, u.flag, "--" + u.flag + ": " + u.why);
+}
+
+// Flags that name a file or folder (the inputs, the outputs, --config): given empty, each is
+// refused by name (an empty --data would otherwise read as "no file" in one program and fail
+// without the flag's name in another).
 inline const std::vector<std::string>& path_flags() {
-  static const std::vector<std::string> names = {"data", "target-data", "samples", "early-data", "out", "config"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all = input_flags();
+    all.insert(all.end(), {"out", "to", "codes", "config"});
+    return all;
+  }();
   return names;
 }
 
@@ -152,7 +169,13 @@ inline std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options,
   options.add_options()("h,help", "show this help")(
       "config", "a JSON file of flag values by long name (the command line overrides it; every run writes its own as "
                 "resolved_config.json)", cxxopts::value<std::string>());
-  std::vector<std::string> tokens = apply_config_file(options, std::vector<std::string>(given_argv + 1, given_argv + given_argc));
+  const std::vector<std::string> given(given_argv + 1, given_argv + given_argc);
+  // cxxopts takes "--switch=false" as the switch given (on): a switch takes no value.
+  for (const auto& o : config_file_detail::declared_options(options))
+    for (const auto& t : given)
+      if (o.is_boolean && t.rfind("--" + o.l.front() + "=", 0) == 0)
+        throw sae::invalid_argument("--" + o.l.front() + ": a switch takes no value, got '" + t + "' (leave it out to turn it off)");
+  std::vector<std::string> tokens = apply_config_file(options, given);
   tokens.insert(tokens.begin(), given_argv[0]);
   std::vector<char*> pointers;
   for (auto& t : tokens) pointers.push_back(t.data());
@@ -500,7 +523,7 @@ void refuse_flags_of_other_architectures(const cxxopts::ParseResult& args, const
     });
     std::string names;
     for (std::size_t i = 0; i < owners.size(); ++i) names += (i == 0 ? "" : i + 1 == owners.size() ? " or " : ", ") + owners[i];
-    throw invalid_argument("--" + flag + " is for --arch " + names + " only");
+    refuse_idle_flag(args, flag, "--" + flag + " is for --arch " + names + " only");
   };
   (flags.for_each_given(args, configs, check), ...);
 }

@@ -1,5 +1,5 @@
 // Config files for every program: `--config run.json` holds flag values under their long names
-// ({"latents": 2048, "k": 20, "lr-decay": "cosine", "tied-init": true, "ks": [5, 10]}); a flag
+// ({"latents": 2048, "topk": 20, "lr-decay": "cosine", "tied-init": true, "ks": [5, 10]}); a flag
 // given on the command line overrides the file. Unknown keys are refused by name, and each value
 // goes through the same strict parsing as the flag itself; a value equal to the flag's default
 // counts as not given. Every run folder gets the resolved flags, defaults included, as
@@ -12,6 +12,7 @@
 
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -69,6 +70,20 @@ inline io::Json typed(const std::string& text) {
 
 }  // namespace config_file_detail
 
+// The flags (long names) whose values this process took from its --config file, and the file:
+// a flag that does nothing in a combination is refused when the command line gave it, but only
+// noted when it came from a config file (a saved run's resolved_config.json rerun with, say,
+// another --optimizer keeps the old one's --momentum).
+struct ConfigFileFlags {
+  std::string path;
+  std::vector<std::string> flags;
+  bool has(const std::string& flag) const { return std::find(flags.begin(), flags.end(), flag) != flags.end(); }
+};
+inline ConfigFileFlags& flags_from_config_file() {
+  static ConfigFileFlags given;
+  return given;
+}
+
 // The command line with the values of `--config FILE` put in front of it, for the flags the
 // command line does not set. `tokens` are argv[1..]; returns them with the file's flags added.
 inline std::vector<std::string> apply_config_file(const cxxopts::Options& options, std::vector<std::string> tokens) {
@@ -77,6 +92,7 @@ inline std::vector<std::string> apply_config_file(const cxxopts::Options& option
     if (tokens[i] == "--config" && i + 1 < tokens.size()) path = tokens[i + 1];
     else if (tokens[i].rfind("--config=", 0) == 0) path = tokens[i].substr(9);
   }
+  flags_from_config_file() = {path, {}};
   if (path.empty()) return tokens;
   const io::Json doc = io::read_json_file(path);
   if (!doc.is_object()) throw invalid_argument(path + ": " + "a config file is a JSON object of flag values");
@@ -91,9 +107,11 @@ inline std::vector<std::string> apply_config_file(const cxxopts::Options& option
     const std::string where = path + ": '" + key + "'";
     if (option->is_boolean) {
       if (!value.is_bool()) throw invalid_argument(path + ": " + "'" + key + "': expected true or false");
-      if (value.as_bool()) added.push_back("--" + key);
-      else if (option->has_default && option->default_value == "true")
+      // A switch that is on by default is restated as true (a default), and cannot be turned off.
+      const bool default_on = option->has_default && option->default_value == "true";
+      if (!value.as_bool() && default_on)
         throw invalid_argument(path + ": " + "'" + key + "': this switch cannot be turned off");
+      if (value.as_bool() && !default_on) added.push_back("--" + key);
       continue;
     }
     std::string text;
@@ -108,6 +126,7 @@ inline std::vector<std::string> apply_config_file(const cxxopts::Options& option
     if (config_file_detail::is_default(*option, text)) continue;
     added.push_back("--" + key + "=" + text);
   }
+  for (const auto& a : added) flags_from_config_file().flags.push_back(a.substr(2, a.find('=') - 2));
   added.insert(added.end(), tokens.begin(), tokens.end());
   return added;
 }
@@ -118,7 +137,7 @@ inline io::Json resolved_config(const cxxopts::Options& options, const cxxopts::
   for (const auto& o : config_file_detail::declared_options(options)) {
     const std::string& key = o.l.front();
     if (o.is_boolean) {
-      out[key] = args.count(key) > 0;
+      out[key] = args[key].as<bool>();
       continue;
     }
     std::string text;

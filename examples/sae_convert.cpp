@@ -27,7 +27,7 @@ struct sparsify_exports<M, std::void_t<decltype(sae::export_sparsify(std::declva
 
 // Our checkpoint (config.json) of any architecture, or a SAELens / sparsify folder.
 Model load_any(const fs::path& dir, std::string& kind) {
-  sae::io::RunDirectory::settle_before_reading(dir);
+  const auto reading = sae::io::RunDirectory::settle_before_reading(dir);
   if (fs::exists(dir / "config.json")) {
     kind = "checkpoint (" + sae::checkpoint_architecture(dir) + ")";
     return sae::load_any_checkpoint<float>(dir);
@@ -75,9 +75,6 @@ int main(int argc, char** argv) {
     sae::examples::check_flag(args.count("encode") || !(args.count("layer") || args.count("position") || args.count("force-mismatch")),
                               "--layer, --position and --force-mismatch go with --encode");
     const auto dtype = dtype_flag(args["dtype"].as<std::string>());
-    for (const char* flag : {"from", "to", "encode", "codes"})
-      sae::examples::check_flag(!args.count(flag) || !args[flag].as<std::string>().empty(),
-                                std::string("--") + flag + ": empty path");
     sae::examples::require_outputs_apart(args, {"to", "codes"});
     std::string kind;
     const fs::path from = args["from"].as<std::string>();

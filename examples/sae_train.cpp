@@ -89,12 +89,13 @@ int main(int argc, char** argv) {
     auto data_options = sae::examples::data_flags(args, field_flags);
     // The planted flags shape rows only when no --data is given; --layer/--position only slice a file.
     if (data_options.data.empty()) {
-      field_flags.for_each_given(args, data_options, [](const std::string& flag, const std::string& key) {
-        sae::examples::check_flag(key == "val_fraction", "--" + flag + " is about a --data file; without --data the rows are planted");
+      field_flags.for_each_given(args, data_options, [&](const std::string& flag, const std::string& key) {
+        if (key != "val_fraction")
+          sae::examples::refuse_idle_flag(args, flag, "--" + flag + " is about a --data file; without --data the rows are planted");
       });
     } else {
-      field_flags.for_each_given(args, planted, [](const std::string& flag, const std::string&) {
-        sae::examples::check_flag(false, "--" + flag + " shapes planted rows; it does nothing with --data");
+      field_flags.for_each_given(args, planted, [&](const std::string& flag, const std::string&) {
+        sae::examples::refuse_idle_flag(args, flag, "--" + flag + " shapes planted rows; it does nothing with --data");
       });
     }
     sae::examples::check_flag(planted.k_true <= planted.num_features,

@@ -96,6 +96,7 @@ BOOST_AUTO_TEST_CASE(sae_train_refuses_flags_that_do_nothing_in_the_combination_
       {"sae-train", with(kTiny, {"--data="}), {"--data: empty path"}},
       {"sae-train", {"--data", kEarly, "--target-data", ""}, {"--target-data: empty path"}},
       {"sae-train", with(kTiny, {"--config", ""}), {"--config: empty path"}},
+      {"sae-train", with(kTiny, {"--tied-init=false"}), {"--tied-init: a switch takes no value", "'--tied-init=false'"}},
   };
   for (const auto& c : cases) {
     std::string line = c.program;
@@ -133,11 +134,26 @@ BOOST_AUTO_TEST_CASE(the_same_flags_are_accepted_where_they_act_and_defaults_are
   BOOST_TEST(resolved.find("\"aux-alpha\"") != std::string::npos);
   e = run("sae-train", {"--config", (dir / "b" / "resolved_config.json").string(), "--out", (dir / "c").string()}, dir / "log");
   BOOST_TEST(e.code == 0, e.err);
-  // A value that is not the default in a config file is given: refused as on the command line.
-  std::ofstream(dir / "run.json") << R"({"momentum": 0.5})";
-  e = run("sae-train", with(kTiny, {"--config", (dir / "run.json").string(), "--out", (dir / "d").string()}), dir / "log");
+  // A value from a config file that does nothing in the combination (a saved SGD run rerun with
+  // --optimizer adam) is not refused but named once, with the file, as ignored; the same value on
+  // the command line is refused.
+  const std::string sgd_run = (dir / "a" / "resolved_config.json").string();
+  e = run("sae-train", {"--config", sgd_run, "--optimizer", "adam", "--out", (dir / "d").string()}, dir / "log");
+  BOOST_TEST(e.code == 0, e.err);
+  BOOST_TEST(e.err.find("note: --momentum: does nothing with --optimizer adam") != std::string::npos, e.err);
+  BOOST_TEST(e.err.find("(the value is from " + sgd_run + "); ignored") != std::string::npos, e.err);
+  const auto resolved_d = sae::io::read_json_file((dir / "d" / "resolved_config.json").string());
+  BOOST_TEST(resolved_d.find("optimizer")->as_string() == "adam");
+  e = run("sae-train", {"--config", sgd_run, "--optimizer", "adam", "--momentum", "0.5", "--out", (dir / "e").string()},
+          dir / "log");
   BOOST_TEST(e.code == 2);
-  BOOST_TEST(e.err.find("--momentum: does nothing with --optimizer adam") != std::string::npos, e.err);
+  BOOST_TEST(e.err.find("sae-train: --momentum: does nothing with --optimizer adam") == 0u, e.err);
+  // A planted run's config rerun on a file: its --planted-* values are noted, not refused.
+  std::ofstream(dir / "run.json") << R"({"planted-features": 12, "latents": 16, "topk": 2, "epochs": 1})";
+  e = run("sae-train", {"--config", (dir / "run.json").string(), "--data", kLate, "--out", (dir / "f").string(), "--quiet"},
+          dir / "log");
+  BOOST_TEST(e.code == 0, e.err);
+  BOOST_TEST(e.err.find("note: --planted-features shapes planted rows") != std::string::npos, e.err);
 }
 
 BOOST_AUTO_TEST_CASE(grid_programs_refuse_flags_that_do_nothing) {

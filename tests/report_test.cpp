@@ -41,6 +41,22 @@ sae::SweepPlan grid_plan() {
   plan.latents = {16, 32};
   return plan;
 }
+
+// The sweep report of a hand-made sweep over two slices (layers 0 and 1, position 0; K=2, d=16)
+// of a zero array saved as `file` in r's folder (10 rows, width 4): EV 0.2 and 50% dead on layer
+// 0, EV 0.4 and 25% dead on layer 1. Returns the console summary.
+std::string write_two_layer_sweep_report(Run& r, const std::string& file, std::ostream& note) {
+  const auto path = r.dir / file;
+  std::vector<float> zeros(static_cast<std::size_t>(10 * 2 * 1 * 4), 0.0f);
+  sae::io::save_npy(path, zeros.data(), {10, 2, 1, 4});
+  const sae::data::ArraySet view(path);
+  auto plan = grid_plan();
+  plan.ks = {2}, plan.latents = {16};
+  plan.slices = {sae::data::LayerPosition{0, 0}, sae::data::LayerPosition{1, 0}};
+  auto a = result(2, 16, 0.2, 0.5), b = result(2, 16, 0.4, 0.25);
+  a.slice = sae::data::LayerPosition{0, 0}, b.slice = sae::data::LayerPosition{1, 0};
+  return sae::report::write_sweep_report(r.run, view, plan, {0, 1}, {0}, {a, b}, false, note);
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(markdown_table_and_numbers) {
@@ -118,17 +134,8 @@ BOOST_AUTO_TEST_CASE(compare_report_cells_and_summary_by_hand) {
 
 BOOST_AUTO_TEST_CASE(sweep_report_statistics_by_hand) {
   Run r("report-sweep");
-  const auto path = r.dir / "acts.npy";
-  std::vector<float> zeros(static_cast<std::size_t>(10 * 2 * 1 * 4), 0.0f);
-  sae::io::save_npy(path, zeros.data(), {10, 2, 1, 4});
-  const sae::data::ArraySet view(path);
-  auto plan = grid_plan();
-  plan.ks = {2}, plan.latents = {16};
-  plan.slices = {sae::data::LayerPosition{0, 0}, sae::data::LayerPosition{1, 0}};
-  auto a = result(2, 16, 0.2, 0.5), b = result(2, 16, 0.4, 0.25);
-  a.slice = sae::data::LayerPosition{0, 0}, b.slice = sae::data::LayerPosition{1, 0};
   std::ostringstream note;
-  const std::string console = sae::report::write_sweep_report(r.run, view, plan, {0, 1}, {0}, {a, b}, false, note);
+  const std::string console = write_two_layer_sweep_report(r, "acts.npy", note);
   // EV 0.2 and 0.4: mean 0.3, population std 0.1; dead 50% and 25%: mean 37.5%, std 12.5%.
   BOOST_TEST(console.find("EV mean 0.3000 ± 0.1000 (range 0.2000–0.4000), dead 37.5% ± 12.5%") == 0u);
   const std::string md = r.read("report.md");
@@ -212,16 +219,7 @@ BOOST_AUTO_TEST_CASE(every_report_writer_writes_valid_utf8) {
   }
   {  // sae-sweep: report.md and summary.json name the data file, whose name is not UTF-8
     Run r("report-utf8-sweep");
-    const auto path = r.dir / ("acts-" + kInvalid + ".npy");
-    std::vector<float> zeros(static_cast<std::size_t>(10 * 2 * 1 * 4), 0.0f);
-    sae::io::save_npy(path, zeros.data(), {10, 2, 1, 4});
-    const sae::data::ArraySet view(path);
-    auto plan = grid_plan();
-    plan.ks = {2}, plan.latents = {16};
-    plan.slices = {sae::data::LayerPosition{0, 0}, sae::data::LayerPosition{1, 0}};
-    auto a = result(2, 16, 0.2, 0.5), b = result(2, 16, 0.4, 0.25);
-    a.slice = sae::data::LayerPosition{0, 0}, b.slice = sae::data::LayerPosition{1, 0};
-    sae::report::write_sweep_report(r.run, view, plan, {0, 1}, {0}, {a, b}, false, note);
+    write_two_layer_sweep_report(r, "acts-" + kInvalid + ".npy", note);
     require_valid_utf8_output(r.run.staging(), "report.md", kInvalid);
   }
   {  // figures alone: titles, axes, series and tick labels

@@ -9,7 +9,10 @@
 #include <sae/io/npy.hpp>
 #include <sae/io/run_directory.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -356,7 +359,7 @@ BOOST_AUTO_TEST_CASE(a_commit_killed_at_each_rename_is_finished_by_the_next_read
       publish("old");
       BOOST_REQUIRE(killed_in_child(at, [&] { publish("new"); }));
       // A reader of the checkpoint finishes the commit instead of mixing the two runs' files...
-      RunDirectory::settle_before_reading(out / "checkpoint");
+      const auto reading = RunDirectory::settle_before_reading(out / "checkpoint");
       for (const auto& f : files) BOOST_TEST(sae::test::read_file(out / f) == "new", f);
       BOOST_TEST(stagings(out).empty());
     }
@@ -367,9 +370,39 @@ BOOST_AUTO_TEST_CASE(a_commit_killed_at_each_rename_is_finished_by_the_next_read
   BOOST_REQUIRE(killed_in_child("commit-rename:1", [&] { publish("new"); }));
   const int fd = ::open((out / ".lock").c_str(), O_RDWR);
   BOOST_REQUIRE(fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0);
-  sae::test::require_throws_with<sae::io_error>([&] { RunDirectory::settle_before_reading(out / "checkpoint"); },
+  sae::test::require_throws_with<sae::io_error>([&] { (void)RunDirectory::settle_before_reading(out / "checkpoint"); },
                                                 {"checkpoint", "publishing its outputs right now"});
   ::close(fd);
-  RunDirectory::settle_before_reading(out / "checkpoint");
+  const auto reading = RunDirectory::settle_before_reading(out / "checkpoint");
   BOOST_TEST(sae::test::read_file(out / "metrics.json") == "new");
+}
+
+BOOST_AUTO_TEST_CASE(a_commit_waits_for_the_readers_of_its_folder) {
+  sae::test::ScratchDir dir("rundir-reader-lock");
+  const fs::path out = dir / "run";
+  {
+    RunDirectory run(out, "sae-train");
+    write(run.stage("checkpoint/config.json"), "old");
+    run.commit();
+  }
+  auto reading = RunDirectory::settle_before_reading(out / "checkpoint");
+  BOOST_REQUIRE(reading.held());
+  std::atomic<bool> published{false};
+  std::thread writer([&] {
+    RunDirectory run(out, "sae-train");
+    write(run.stage("checkpoint/config.json"), "new");
+    run.commit();
+    published = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  BOOST_TEST(!published.load());  // the reader still sees one run's files whole
+  BOOST_TEST(sae::test::read_file(out / "checkpoint/config.json") == "old");
+  reading = RunDirectory::ReadGuard();
+  writer.join();
+  BOOST_TEST(published.load());
+  BOOST_TEST(sae::test::read_file(out / "checkpoint/config.json") == "new");
+  // And a shared hold does not stop another reader.
+  const auto first = RunDirectory::settle_before_reading(out / "checkpoint");
+  const auto second = RunDirectory::settle_before_reading(out);
+  BOOST_TEST((first.held() && second.held()));
 }

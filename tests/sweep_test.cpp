@@ -168,8 +168,7 @@ BOOST_AUTO_TEST_CASE(one_after_another_equals_the_shared_pass) {
   // The grid's plan (one SAE at a time) and the sweep's (a slice's SAEs together) give bitwise
   // the same results, and the grid's names leave the slice out.
   sae::test::ScratchDir dir("sweep-seq");
-  const auto path = write_array(dir);
-  const sae::data::ArraySet view(path);
+  const sae::data::ArraySet view(write_array(dir));
   auto seq = options();
   seq.shared_pass = false;
   require_same_results(sweep(view, options(), dir / "shared"), sweep(view, seq, dir / "seq"));
@@ -310,8 +309,7 @@ BOOST_AUTO_TEST_CASE(bad_variants_are_refused_before_training) {
 
 BOOST_AUTO_TEST_CASE(kept_weights_survive_a_resume_and_a_rerun_that_asks_for_them) {
   sae::test::ScratchDir dir("sweep-weights");
-  const auto path = write_array(dir);
-  const sae::data::ArraySet view(path);
+  const sae::data::ArraySet view(write_array(dir));
   auto keep = options();
   keep.keep_weights = true;
   const auto weight_folders = [](const std::filesystem::path& out) { return files_in(out / "weights"); };
@@ -335,4 +333,31 @@ BOOST_AUTO_TEST_CASE(kept_weights_survive_a_resume_and_a_rerun_that_asks_for_the
   // And a rerun with weights already there reuses everything (nothing trains: the interrupt would throw).
   sweep(view, keep, dir / "plain", [] { throw std::runtime_error("trained again"); });
   BOOST_TEST(weight_folders(dir / "plain") == 16u);
+}
+
+BOOST_AUTO_TEST_CASE(weights_left_by_a_run_with_other_settings_are_not_reused_with_a_result) {
+  sae::test::ScratchDir dir("sweep-foreign-weights");
+  const auto path = write_array(dir);
+  const sae::data::ArraySet view(path);
+  auto keep = options();
+  keep.keep_weights = true;
+  auto other = keep;  // other settings: its weights must never pass for this run's
+  other.adam.lr *= 2;
+  sweep(view, other, dir / "out");
+  auto plain = options();
+  plain.force = true;  // retrains every result; the weights folder of the earlier run stays
+  sweep(view, plain, dir / "out");
+  int epochs = 0;
+  sweep(view, keep, dir / "out", [&] { ++epochs; });
+  BOOST_TEST(epochs > 0);  // retrained: the results' weights were another run's
+  std::size_t checked = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "out" / "weights")) {
+    const auto result = sae::io::read_json_file((dir / "out" / "configs" / (e.path().filename().string() + ".json")).string());
+    const auto mark = sae::io::read_json_file((e.path() / sae::io::kCompanionFingerprint).string());
+    BOOST_TEST(sae::io::fingerprint_differences(mark, *result.find("fingerprint")).empty(), e.path());
+    ++checked;
+  }
+  BOOST_TEST(checked == 16u);
+  // Nothing left to train now.
+  sweep(view, keep, dir / "out", [] { throw std::runtime_error("trained again"); });
 }

@@ -10,7 +10,7 @@ set -euo pipefail
 seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${2:-$root/build-fuzz}"
-targets=(npy_fuzz json_fuzz checkpoint_fuzz safetensors_fuzz interop_fuzz)
+targets=(npy_fuzz json_fuzz checkpoint_fuzz safetensors_fuzz interop_fuzz config_fuzz)
 
 cxx="$(command -v clang++ || true)"
 if [ -z "$cxx" ]; then
@@ -18,13 +18,21 @@ if [ -z "$cxx" ]; then
   exit 2
 fi
 eigen="$(pkg-config --cflags eigen3 2>/dev/null || echo -I/usr/include/eigen3)"
+# config_fuzz reads examples/config_file.hpp, which needs cxxopts (header-only; Debian's
+# libcxxopts-dev puts it in /usr/include, found anyway; pkg-config knows other prefixes).
+cxxopts="$(pkg-config --cflags cxxopts 2>/dev/null || true)"
+if ! echo '#include <cxxopts.hpp>' | "$cxx" -std=c++17 $cxxopts -E -x c++ - >/dev/null 2>&1; then
+  echo "fuzz: cxxopts.hpp not found (Debian: apt-get install libcxxopts-dev; or set PKG_CONFIG_PATH)" >&2
+  exit 2
+fi
 mkdir -p "$build"
 for t in "${targets[@]}"; do
-  if [ ! "$build/$t" -nt "$root/tests/fuzz/$t.cpp" ] || [ -n "$(find "$root/include" -newer "$build/$t" -name '*.hpp' -print -quit)" ]; then
+  if [ ! "$build/$t" -nt "$root/tests/fuzz/$t.cpp" ] ||
+     [ -n "$(find "$root/include" "$root/examples" "$root/tests/fuzz" -newer "$build/$t" -name '*.hpp' -print -quit)" ]; then
     echo "fuzz: building $t"
     # -fsanitize=fuzzer supplies main(); UBSan findings abort so libFuzzer records them.
     "$cxx" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-      -DSAE_USE_OPENMP=0 -I"$root/include" $eigen "$root/tests/fuzz/$t.cpp" -o "$build/$t"
+      -DSAE_USE_OPENMP=0 -I"$root/include" -I"$root/examples" $eigen $cxxopts "$root/tests/fuzz/$t.cpp" -o "$build/$t"
   fi
 done
 

@@ -18,14 +18,35 @@
 
 namespace sae::io {
 
+// The file in a companion folder naming the result it belongs to.
+inline constexpr const char* kCompanionFingerprint = "fingerprint.json";
+
+// Marks `folder` (e.g. an SAE's weights, staged beside its result) as belonging to the result
+// with `fingerprint`, so that a later run reuses the two only together.
+inline void write_companion_fingerprint(const std::filesystem::path& folder, const Json& fingerprint) {
+  write_text_atomically(folder / kCompanionFingerprint, fingerprint.dump() + "\n");
+}
+
+namespace detail {
+// Whether `folder` holds the fingerprint `expected` (an unreadable or missing one does not).
+inline bool companion_matches(const std::filesystem::path& folder, const Json& expected) {
+  try {
+    return fingerprint_differences(read_json_file((folder / kCompanionFingerprint).string()), expected).empty();
+  } catch (const error&) {
+    return false;
+  }
+}
+}  // namespace detail
+
 // Returns the first reusable copy of `relative` (see RunDirectory::previous, then `<folder>/relative`
 // for each of `also_in`, e.g. the folders of a sharded run's shards) and adopts it into the run, or
 // nothing when there is none. `name_mismatch(json)` says what in the contents contradicts the
 // file's name ("" when nothing). Throws io_error, naming the file, for a committed copy that is
 // unreadable, mislabelled or made with another fingerprint; other copies that do not match are
-// passed over. `companions` (paths relative to the run folder, e.g. the SAE's weights) must sit
-// beside a copy for it to be reused, and are adopted with it; when a copy is passed over only for
-// lacking one, `*lacking` says which.
+// passed over. `companions` (folders relative to the run folder, e.g. the SAE's weights) must sit
+// beside a copy, each holding the same fingerprint (write_companion_fingerprint), for it to be
+// reused, and are adopted with it; a companion left by a run with other settings does not count.
+// When a copy is passed over only for a missing or foreign companion, `*lacking` says which.
 inline std::optional<Json> reusable_result(const RunDirectory& run, const std::filesystem::path& relative,
                                            const Json& fingerprint,
                                            const std::function<std::string(const Json&)>& name_mismatch,
@@ -71,8 +92,9 @@ inline std::optional<Json> reusable_result(const RunDirectory& run, const std::f
     }
     std::filesystem::path folder = file;  // the run (or staging) folder the copy sits in
     for (auto part = relative.begin(); part != relative.end(); ++part) folder = folder.parent_path();
-    const auto missing = std::find_if(companions.begin(), companions.end(),
-                                      [&](const std::filesystem::path& c) { return !std::filesystem::exists(folder / c, ec); });
+    const auto missing = std::find_if(companions.begin(), companions.end(), [&](const std::filesystem::path& c) {
+      return !detail::companion_matches(folder / c, *stored);
+    });
     if (missing != companions.end()) {
       if (lacking) *lacking = missing->generic_string();
       continue;

@@ -74,6 +74,47 @@ inline std::vector<std::filesystem::path> files_under(const std::filesystem::pat
   return files;
 }
 
+// flock() on a folder itself, held while the object lives: a commit holds its run folder
+// exclusively while it publishes, readers hold it shared while they read, so a reader never sees
+// half of a commit. Locking the folder (not a file in it) creates nothing, so read-only folders
+// and other programs' runs can be read too. Where the folder cannot be opened or locked (a
+// filesystem without flock), it is not held and the caller goes on unprotected.
+class FolderLock {
+ public:
+  FolderLock() = default;
+  // `operation`: LOCK_SH or LOCK_EX, with LOCK_NB to give up rather than wait (busy() says so).
+  FolderLock(const std::filesystem::path& dir, int operation)
+      : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ >= 0 && !relock(operation) && !busy_) release();
+  }
+  FolderLock(FolderLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)), busy_(o.busy_) {}
+  FolderLock& operator=(FolderLock&& o) noexcept {
+    if (this != &o) release(), fd_ = std::exchange(o.fd_, -1), busy_ = o.busy_;
+    return *this;
+  }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+  ~FolderLock() { release(); }
+
+  bool held() const { return fd_ >= 0 && !busy_; }
+  bool busy() const { return busy_; }  // LOCK_NB and another process holds it
+
+  // Changes the lock (shared <-> exclusive, not atomic: flock may release it in between).
+  bool relock(int operation) {
+    while (::flock(fd_, operation) != 0)
+      if (errno != EINTR) return (busy_ = errno == EWOULDBLOCK), false;
+    return !(busy_ = false);
+  }
+
+ private:
+  void release() {
+    if (fd_ >= 0) ::close(fd_);  // releases the flock
+    fd_ = -1;
+  }
+  int fd_ = -1;
+  bool busy_ = false;
+};
+
 }  // namespace detail
 
 class RunDirectory {
@@ -99,7 +140,10 @@ class RunDirectory {
     lock(program);
     require_owned_by(out_, program);  // again under the lock: another program may have claimed it
     mark(out_, program);
-    finish_commits(out_);
+    {
+      const detail::FolderLock publishing(out_, LOCK_EX);  // readers of the folder wait for it
+      finish_commits(out_);
+    }
     staging_ = out_ / (std::string(kStagingPrefix) + stamp());
     fs::create_directories(staging_, ec);
     if (ec) throw io_error(staging_.string(), "cannot create the staging folder: " + ec.message());
@@ -167,35 +211,50 @@ class RunDirectory {
     if (owner_of(dir) != program) write_text_atomically(dir / kOwner, program + "\n");
   }
 
-  // Call before reading anything inside a run folder (a checkpoint under runs/l4, say): a commit
-  // cut short there is completed first, so the reader never mixes two runs' files. While the run
-  // that is committing still holds the folder, the read is refused instead.
-  static void settle_before_reading(const std::filesystem::path& path) {
+  // Held by a reader while it reads inside a run folder (see settle_before_reading).
+  using ReadGuard = detail::FolderLock;
+
+  // Call before reading anything inside a run folder (a checkpoint under runs/l4, say), and keep
+  // what it returns until the reading is done: a commit cut short there is completed first, and
+  // no commit starts while the guard lives (one in progress is waited for), so the reader never
+  // mixes two runs' files. A commit cut short while its run still holds the folder is refused.
+  [[nodiscard]] static ReadGuard settle_before_reading(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
     settle_directory_replacement(path, /*remove_leftovers=*/false);
+    const auto committing = [&](const fs::path& dir) {
+      for (const auto& s : staging_folders(dir))
+        if (fs::exists(s / kCommitMarker, ec)) return true;
+      return false;
+    };
     for (fs::path dir = fs::absolute(path, ec); !dir.empty(); dir = dir.parent_path()) {
       if (!owner_of(dir).empty() || fs::is_regular_file(dir / kManifest, ec)) {
-        bool committing = false;
-        for (const auto& s : staging_folders(dir)) committing = committing || fs::exists(s / kCommitMarker, ec);
-        if (!committing) return;
-        const int fd = ::open((dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-          if (fd >= 0) ::close(fd);
-          throw io_error(path.string(), "the run writing " + dir.string() +
-                                            " is publishing its outputs right now; read it when that run has finished");
-        }
-        try {
-          finish_commits(dir);
-        } catch (...) {
+        ReadGuard guard(dir, LOCK_SH);
+        if (!committing(dir)) return guard;
+        // A commit was cut short: finish it holding the folder alone (other readers let go first).
+        guard = ReadGuard();
+        ReadGuard exclusive(dir, LOCK_EX);
+        if (committing(dir)) {
+          const int fd = ::open((dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+          if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (fd >= 0) ::close(fd);
+            throw io_error(path.string(), "the run writing " + dir.string() +
+                                              " is publishing its outputs right now; read it when that run has finished");
+          }
+          try {
+            finish_commits(dir);
+          } catch (...) {
+            ::close(fd);
+            throw;
+          }
           ::close(fd);
-          throw;
         }
-        ::close(fd);
-        return;
+        if (exclusive.held()) exclusive.relock(LOCK_SH);
+        return exclusive;
       }
-      if (dir == dir.root_path()) return;
+      if (dir == dir.root_path()) return {};
     }
+    return {};
   }
 
   RunDirectory(const RunDirectory&) = delete;
@@ -296,6 +355,7 @@ class RunDirectory {
       (cached ? manifest : obsolete) << line << '\n';
     }
     write_text_atomically(staging_ / kManifest, manifest.str());
+    const detail::FolderLock publishing(out_, LOCK_EX);  // waits for readers; they wait for it
     write_text_atomically(staging_ / kCommitMarker, obsolete.str());
     detail::kill_point("commit-marked");
     move_into_out(out_, staging_);

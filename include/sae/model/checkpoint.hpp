@@ -50,7 +50,7 @@ inline std::string architecture_of(const io::Json& meta, const std::string& sour
 
 // The architecture of the checkpoint in `dir` ("topk", "batchtopk", "jumprelu", "matryoshka"), to choose the Model to load.
 inline std::string checkpoint_architecture(const std::filesystem::path& dir) {
-  io::RunDirectory::settle_before_reading(dir);
+  const auto reading = io::RunDirectory::settle_before_reading(dir);
   const std::string source = (dir / "config.json").string();
   return checkpoint_detail::architecture_of(io::read_json_file(source), source);
 }
@@ -90,7 +90,7 @@ inline data::DataMetadata checkpoint_data_metadata(const std::filesystem::path& 
 template <class Model>
 Model load_model(const std::filesystem::path& dir) {
   using Scalar = typename Model::scalar_type;
-  io::RunDirectory::settle_before_reading(dir);  // never a half-published checkpoint
+  const auto reading = io::RunDirectory::settle_before_reading(dir);  // never a half-published checkpoint
   const std::string source = (dir / "config.json").string();
   const io::Json meta = io::read_json_file(source);
   const std::string architecture = checkpoint_detail::architecture_of(meta, source);

@@ -400,7 +400,7 @@ TopKAutoencoder<Scalar> import_model(const std::filesystem::path& dir) {
 // folders as TopK, SAELens "jumprelu" ones as JumpReLU.
 template <class Scalar = float>
 AnyModel<Scalar> import_any(const std::filesystem::path& dir) {
-  io::RunDirectory::settle_before_reading(dir);  // a conversion cut short is finished, never mixed
+  const auto reading = io::RunDirectory::settle_before_reading(dir);  // a conversion cut short is finished, never mixed
   if (detect_external_format(dir) == ExternalFormat::saelens &&
       interop_detail::read_saelens<Scalar>(dir).architecture == "jumprelu")
     return import_saelens_jumprelu<Scalar>(dir);

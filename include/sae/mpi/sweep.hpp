@@ -37,11 +37,13 @@ inline std::vector<SweepResult> run_sweep(const data::ArraySet& data, const Swee
 
   std::map<std::tuple<std::size_t, std::size_t, index_t, index_t>, SweepResult> results;  // rank 0
   std::vector<std::size_t> pending;                                           // rank 0: indices into tasks
-  if (root)
+  if (root) {
+    auto found = job.reusable_all(*run, tasks, out);
     for (std::size_t i = 0; i < tasks.size(); ++i) {
-      if (auto r = job.reusable(*run, tasks[i])) results[key(tasks[i])] = std::move(*r);
+      if (found[i]) results[key(tasks[i])] = std::move(*found[i]);
       else pending.push_back(i);
     }
+  }
   const std::filesystem::path staging = comm.broadcast(root ? run->staging().string() : std::string());
 
   // The slice a rank trained last stays loaded (consecutive tasks often share it).

@@ -389,8 +389,8 @@ class SweepJob {
   std::string weights(const SweepTask& t) const { return "weights/" + name(t); }
 
   // An earlier result of `t` with this run's fingerprint (adopted into `run`), if any. With
-  // --keep-weights, only one whose weights sit beside it (adopted too); `*without_weights` is set
-  // when a result was passed over for lacking them.
+  // --keep-weights, only one whose own weights sit beside it (adopted too); `*without_weights` is
+  // set when a result was passed over for lacking them.
   std::optional<SweepResult> reusable(const io::RunDirectory& run, const SweepTask& t, bool* without_weights = nullptr) const {
     if (plan_.force) return std::nullopt;
     const Slice& s = plan_.slices[t.slice];
@@ -410,6 +410,26 @@ class SweepJob {
       return sweep_result_from_json(*j, (run.out() / file(t)).string());
     if (without_weights && !lacking.empty()) *without_weights = true;
     return std::nullopt;
+  }
+
+  // reusable() for each of `tasks`, with a line saying how many were reused and how many are
+  // retrained because their weights are missing (or belong to another run) under --keep-weights.
+  std::vector<std::optional<SweepResult>> reusable_all(const io::RunDirectory& run, const std::vector<SweepTask>& tasks,
+                                                       SweepOutput out) const {
+    std::vector<std::optional<SweepResult>> found(tasks.size());
+    std::size_t reused = 0, without_weights = 0;
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      bool lacking = false;
+      reused += (found[i] = reusable(run, tasks[i], &lacking)).has_value();
+      without_weights += lacking && !found[i];
+    }
+    if (reused > 0)
+      progress_line(out, std::to_string(reused) + " of " + std::to_string(tasks.size()) +
+                             " SAEs reused from earlier runs (their fingerprints match this run's)", true);
+    if (without_weights > 0)
+      progress_line(out, std::to_string(without_weights) + " SAEs have results from an earlier run but not their own "
+                             "weights; retraining them to keep the weights (--keep-weights)", true);
+    return found;
   }
 
   // The training and validation rows of a slice.
@@ -437,7 +457,11 @@ class SweepJob {
     r.extra = std::move(extra);
     if (plan_.score_training_rows) r.extra["train_dead_fraction"] = metrics::evaluate(model, train).dead_fraction;
     r.fingerprint = fingerprint(t);
-    if (plan_.keep_weights) save_checkpoint(io::RunDirectory::stage_in(staging, weights(t)), model);
+    if (plan_.keep_weights) {
+      const auto folder = io::RunDirectory::stage_in(staging, weights(t));
+      save_checkpoint(folder, model);
+      io::write_companion_fingerprint(folder, r.fingerprint);
+    }
     io::write_text_atomically(io::RunDirectory::stage_in(staging, file(t)), to_json(r).dump() + "\n");
     return r;
   }
@@ -563,20 +587,7 @@ inline std::vector<SweepResult> run_sweep(const data::ArraySet& data, const Swee
   const auto tasks = sweep_tasks(plan);
   const auto shard = sweep_shard_of(plan);
   // Every result already there is checked before any training.
-  std::vector<std::optional<SweepResult>> found(tasks.size());
-  std::size_t reused = 0;
-  std::size_t without_weights = 0;
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    bool lacking = false;
-    reused += (found[i] = job.reusable(run, tasks[i], &lacking)).has_value();
-    without_weights += lacking && !found[i];
-  }
-  if (reused > 0)
-    progress_line(out, std::to_string(reused) + " of " + std::to_string(tasks.size()) +
-                           " SAEs reused from earlier runs (their fingerprints match this run's)", true);
-  if (without_weights > 0)
-    progress_line(out, std::to_string(without_weights) + " SAEs have results from an earlier run but not their weights; "
-                           "retraining them to keep the weights (--keep-weights)", true);
+  std::vector<std::optional<SweepResult>> found = job.reusable_all(run, tasks, out);
   // This run trains an SAE that is not found and belongs to its shard.
   const auto wanted = [&](std::size_t i) { return !found[i] && shard[i] == plan.shard_index; };
 
