@@ -17,7 +17,7 @@ namespace sae::examples {
 // its file). A --config file is not among them: it is read whole before anything is written, so
 // rerunning a folder's resolved_config.json into it is safe.
 inline const std::vector<std::string>& input_flags() {
-  static const std::vector<std::string> flags = {"data", "target-data", "samples", "early-data", "from", "encode"};
+  static const std::vector<std::string> flags = {"data", "target-data", "samples", "early-data", "from", "encode", "sae"};
   return flags;
 }
 

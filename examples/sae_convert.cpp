@@ -6,6 +6,7 @@
 
 #include <sae/data/open_rows.hpp>
 #include <sae/model/interop.hpp>
+#include <sae/model/load_any.hpp>
 #include <sae/model/registry.hpp>
 
 #include <filesystem>
@@ -27,15 +28,9 @@ struct sparsify_exports<M, std::void_t<decltype(sae::export_sparsify(std::declva
 
 // Our checkpoint (config.json) of any architecture, or a SAELens / sparsify folder.
 Model load_any(const fs::path& dir, std::string& kind) {
-  const auto reading = sae::io::RunDirectory::settle_before_reading(dir);
-  if (fs::exists(dir / "config.json")) {
-    kind = "checkpoint (" + sae::checkpoint_architecture(dir) + ")";
-    return sae::load_any_checkpoint<float>(dir);
-  }
-  if (!fs::is_directory(dir)) throw sae::io_error(dir.string(), "no such folder");
-  const auto format = sae::detect_external_format(dir);
-  kind = std::string(sae::name(format)) + " folder";
-  return sae::import_any<float>(dir);
+  auto loaded = sae::load_any_sae<float>(dir);
+  kind = loaded.kind;
+  return std::move(loaded.model);
 }
 
 sae::io::FloatDType dtype_flag(const std::string& text) {

@@ -31,6 +31,7 @@
 #include <sae/data/samples.hpp>
 #include <sae/data/split.hpp>
 #include <sae/data/training_rows.hpp>
+#include <sae/eval/core_metrics.hpp>
 #include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/jsonl.hpp>
