@@ -2,10 +2,14 @@
 """Our CUDA backend vs a plain PyTorch TopK SAE on the same GPU and data (issue 7's benchmark).
 
   python3 benchmarks/cuda/compare_torch_cuda.py [--build build] [--epochs 25]
+                                                [--configs 5x512,32x65536] [--no-ours] [--no-topk]
 
-Writes 7,473 x 2,048 planted rows to --workdir once, runs build/benchmarks/bench_cuda on them
-(whole report-001 grid, our top-k kernel vs a CUB sort), then the PyTorch reference with
---device cuda config by config, and torch.topk on the top-k shapes; prints both tables.
+Writes 7,473 x 2,048 planted rows to --workdir once (unless planted_7473x2048.npy is there already:
+benchmarks/cuda/gpu_check.sh puts bench_cuda's own planted rows there), runs
+build/benchmarks/bench_cuda on them (whole report-001 grid, our top-k kernel vs a CUB sort), then
+the PyTorch reference with --device cuda config by config (--configs KxF,...; default the report-001
+grid), and torch.topk on the top-k shapes; prints both tables. --no-ours skips bench_cuda,
+--no-topk the torch.topk table.
 """
 import argparse
 import json
@@ -37,26 +41,37 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--workdir", default="/tmp/sae-compare-cuda")
+    grid = ",".join(f"{k}x{d}" for d in (512, 1024, 2048) for k in (5, 10, 20, 100))
+    ap.add_argument("--configs", default=grid,
+                    help="KxF pairs for the PyTorch runs, comma-separated (default: the report-001 grid)")
+    ap.add_argument("--no-ours", action="store_true", help="do not run bench_cuda")
+    ap.add_argument("--no-topk", action="store_true", help="do not time torch.topk")
     args = ap.parse_args()
+    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",") if c]
     os.makedirs(args.workdir, exist_ok=True)
     data = os.path.join(args.workdir, "planted_7473x2048.npy")
     if not os.path.exists(data):
         np.save(data, planted(7473, 2048, 4096, 32, 0.05, 0))
-    ours = subprocess.run([os.path.join(args.build, "benchmarks", "bench_cuda"), str(args.epochs), data], check=True,
-                          capture_output=True, text=True).stdout
-    print(ours)
-    print("| K | d | torch s/SAE | torch EV |\n|---|---|---|---|")
+    if not args.no_ours:
+        ours = subprocess.run([os.path.join(args.build, "benchmarks", "bench_cuda"), str(args.epochs), data],
+                              check=True, capture_output=True, text=True).stdout
+        print(ours)
+    print("| K | d | torch s/SAE | torch EV |\n|---|---|---|---|", flush=True)
     total = 0.0
-    for d in (512, 1024, 2048):
-        for k in (5, 10, 20, 100):
-            ref = json.loads(subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "reference",
-                                                                          "topk_sae_torch.py"),
-                                             "--data", data, "-k", str(k), "--latents", str(d), "--epochs",
-                                             str(args.epochs), "--device", "cuda"],
-                                            check=True, capture_output=True, text=True).stdout)
-            total += ref["seconds"]
-            print(f"| {k} | {d} | {ref['seconds']:.3f} | {ref['ev']:.4f} |", flush=True)
-    print(f"\ntorch grid: {total:.1f} s; projected 1,152-SAE sweep: {total * 96 / 60:.1f} min")
+    for k, d in configs:
+        ref = json.loads(subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "reference",
+                                                                      "topk_sae_torch.py"),
+                                         "--data", data, "-k", str(k), "--latents", str(d), "--epochs",
+                                         str(args.epochs), "--device", "cuda"],
+                                        check=True, capture_output=True, text=True).stdout)
+        total += ref["seconds"]
+        print(f"| {k} | {d} | {ref['seconds']:.3f} | {ref['ev']:.4f} |", flush=True)
+    if args.configs == grid:
+        print(f"\ntorch grid: {total:.1f} s; projected 1,152-SAE sweep: {total * 96 / 60:.1f} min")
+    else:
+        print(f"\ntorch total: {total:.1f} s over {len(configs)} SAEs")
+    if args.no_topk:
+        return
     print("\ntorch.topk, million rows/s\n| rows | F | K | torch.topk |\n|---|---|---|---|")
     for f in (2048, 16384, 65536):
         for k in (20, 100, 512):
