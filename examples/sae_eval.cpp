@@ -1,15 +1,20 @@
-// sae-eval: SAEBench's core eval of an SAE on stored activations — every metric of its "core" eval
-// that needs no language model, in SAEBench's formulas (include/sae/eval/core_metrics.hpp) — written
-// as SAEBench's core.json (its CoreEvalOutput schema) and a report.md. The SAE is our checkpoint of
-// any architecture or a SAELens / sparsify folder; the rows any file or shard set the other programs read.
+// sae-eval: SAEBench's evals of an SAE on stored activations, in SAEBench's formulas: `core` — every
+// metric of its core eval that needs no language model (include/sae/eval/core_metrics.hpp), written
+// as SAEBench's core.json (its CoreEvalOutput schema) — and `mdl` — its MDL eval's quantisation
+// sweep and description lengths (include/sae/eval/mdl.hpp), written as mdl.json in the schema of
+// its mdl/main.py run_eval — with a report.md. `--evals` picks them (default: both, every eval built
+// that needs only activations and the SAE). The SAE is our checkpoint of any architecture or a
+// SAELens / sparsify folder; the rows any file or shard set the other programs read.
 #include "common.hpp"
 #include "output_paths.hpp"
 
 #include <sae/data/open_rows.hpp>
 #include <sae/eval/core_metrics.hpp>
+#include <sae/eval/mdl.hpp>
 #include <sae/model/load_any.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -56,14 +61,23 @@ struct EvalSetup {
   Json sae_config;
   sae::data::DataMetadata data_metadata;
   sae::eval::CoreEvalConfig config;
+  sae::eval::MdlEvalConfig mdl;
   bool folder_bias = false;  // encoder_bias is the SAELens folder's b_enc (apply_b_dec_to_input false)
 };
 
+std::string data_meta(const EvalSetup& s, const char* key) {
+  const auto it = s.data_metadata.find(key);
+  return it == s.data_metadata.end() ? std::string() : it->second;
+}
+
+Json sae_lens_version(const EvalSetup& s) {
+  const Json* md = s.sae_config.is_object() ? s.sae_config.find("metadata") : nullptr;
+  const Json* version = md && md->is_object() ? md->find("sae_lens_version") : nullptr;
+  return version && version->is_string() ? *version : Json();
+}
+
 Json core_json(const EvalSetup& s, const sae::eval::CoreMetrics& m) {
-  const auto meta = [&](const char* key) {
-    const auto it = s.data_metadata.find(key);
-    return it == s.data_metadata.end() ? std::string() : it->second;
-  };
+  const auto meta = [&](const char* key) { return data_meta(s, key); };
   Json cfg = Json::object();  // SAEBench's CoreEvalConfig, field for field
   cfg["model_name"] = meta("model");
   cfg["llm_dtype"] = "float32";  // the SAE runs in float32 here
@@ -185,11 +199,84 @@ Json core_json(const EvalSetup& s, const sae::eval::CoreMetrics& m) {
   out["sae_bench_commit_hash"] = std::string("none: sae-eval ") + SAE_VERSION_STRING + " (SAEBench 0.6.0's formulas)";
   out["sae_lens_id"] = s.sae_dir.filename().string();
   out["sae_lens_release_id"] = Json();
-  const Json* md = s.sae_config.is_object() ? s.sae_config.find("metadata") : nullptr;
-  const Json* version = md && md->is_object() ? md->find("sae_lens_version") : nullptr;
-  out["sae_lens_version"] = version && version->is_string() ? *version : Json();
+  out["sae_lens_version"] = sae_lens_version(s);
   out["sae_cfg_dict"] = s.sae_config;
   out["eval_result_unstructured"] = unstructured;
+  return out;
+}
+
+// Local time as Python's datetime.now().isoformat() writes it: 2024-11-05T01:54:14.197238.
+std::string iso_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+  char date[32], frac[16];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
+  return std::string(date) + frac;
+}
+
+// The JSON SAEBench's mdl/main.py run_eval writes per SAE (MDL has no eval_output.py schema), key
+// for key: eval_results is its list of MDLEvalResult.to_dict() (bins emptied, k None as null).
+// "sae_eval" is ours: how the rows were used, and what SAEBench's formulas do that the paper does not.
+Json mdl_json(const EvalSetup& s, const sae::eval::MdlMetrics& m) {
+  Json cfg = Json::object();  // asdict(MDLEvalConfig), field for field
+  Json ks = Json::array(), bins = Json::array();
+  for (auto k : s.mdl.k_values) ks.push_back(k == 0 ? Json() : Json(k));
+  for (auto nb : s.mdl.num_bins_values) bins.push_back(nb);
+  cfg["k_values"] = ks;
+  cfg["num_bins_values"] = bins;
+  cfg["random_seed"] = 42;  // SAEBench's default; nothing is sampled here
+  cfg["dataset_name"] = s.data_source;
+  cfg["context_length"] = s.config.context_size;
+  cfg["sae_batch_size"] = s.config.batch_size_prompts;
+  cfg["model_name"] = data_meta(s, "model");
+  cfg["llm_dtype"] = "float32";
+  cfg["mse_epsilon_threshold"] = s.mdl.mse_epsilon_threshold;
+
+  Json results = Json::array();
+  for (const auto& r : m.results) {
+    Json e = Json::object();
+    e["num_bins"] = r.num_bins;
+    e["bins"] = Json::array();
+    e["k"] = r.k == 0 ? Json() : Json(r.k);
+    e["description_length"] = saebench_number(r.description_length);
+    e["within_threshold"] = r.within_threshold;
+    e["mse_loss"] = saebench_number(r.mse_loss);
+    results.push_back(e);
+  }
+  Json ours = Json::object();
+  ours["implementation"] = std::string("sae-eval (sae ") + SAE_VERSION_STRING +
+                           ", C++): the formulas of SAEBench 0.6.0's MDL eval (sae_bench/evals/mdl/main.py: "
+                           "get_min_max_activations, build_bins, check_quantised_features_reach_mse_threshold, "
+                           "calculate_dl) on stored activations, sums in double";
+  ours["rows"] = m.rows;
+  ours["rows_per_batch"] = s.config.batch_rows();
+  ours["max_activation_floor"] = sae::eval::mdl::max_activation_floor;
+  ours["latents_above_floor"] = m.latents_above_floor;
+  ours["notes"] =
+      "Every phase (max, threshold check, description length) uses every row; SAEBench draws fresh rows from its "
+      "activation store for each. As in SAEBench: each latent's bins span [0, max(100, its largest value)]; "
+      "mse_loss is sqrt(mean (x_hat_q - x)^2) / d_in with latents that are 0 quantised to their first bin's "
+      "midpoint; k (a top-k before quantising) changes mse_loss only; the histogram behind the description length "
+      "counts every row, zeros in bin 0.";
+  Json out = Json::object();
+  out["eval_instance_id"] = uuid4();
+  out["sae_lens_release"] = Json();
+  out["sae_lens_id"] = s.sae_dir.filename().string();
+  out["eval_type_id"] = "mdl";
+  out["sae_lens_version"] = sae_lens_version(s);
+  out["sae_bench_version"] = std::string("none: sae-eval ") + SAE_VERSION_STRING + " (SAEBench 0.6.0's formulas)";
+  out["date_time"] = iso_now();
+  out["eval_config"] = cfg;
+  out["eval_results"] = results;
+  Json artifacts = Json::object();
+  artifacts["artifacts"] = "None";
+  out["eval_artifacts"] = artifacts;
+  out["sae_cfg_dict"] = s.sae_config;
+  out["sae_eval"] = ours;
   return out;
 }
 
@@ -200,20 +287,17 @@ std::string shown(double v, const char* format = "%.6g") {
   return fmt(format, v);
 }
 
-std::string report_md(const EvalSetup& s, const sae::eval::CoreMetrics& m) {
-  std::ostringstream r;
+// The core eval's part of report.md.
+void core_report(std::ostringstream& r, const EvalSetup& s, const sae::eval::CoreMetrics& m) {
   const auto& b = m.saebench;
   const auto& t = m.textbook;
-  r << "# SAEBench core eval (offline): " << s.sae_dir.filename().string() << "\n\n"
-    << "* SAE: `" << s.sae_dir.string() << "` — " << s.sae_kind << ", d_in " << s.d_in << ", " << s.d_sae << " latents\n"
-    << "* data: " << s.data_source << " — " << m.rows << " rows in " << m.batches << " SAEBench batches of "
-    << s.config.batch_rows() << " rows (" << s.config.batch_size_prompts << " prompts x " << s.config.context_size
-    << " rows)" << (m.last_batch_rows != s.config.batch_rows() ? ", the last of " + std::to_string(m.last_batch_rows) : "")
-    << "\n"
+  r << "## Core metrics\n\n"
+    << "* " << m.rows << " rows in " << m.batches << " SAEBench batches of " << s.config.batch_rows() << " rows ("
+    << s.config.batch_size_prompts << " prompts x " << s.config.context_size << " rows)"
+    << (m.last_batch_rows != s.config.batch_rows() ? ", the last of " + std::to_string(m.last_batch_rows) : "") << "\n"
     << "* formulas: SAEBench 0.6.0, `sae_bench/evals/core/main.py` (`get_sparsity_and_variance_metrics`, "
        "`get_featurewise_weight_based_metrics`, `calculate_max_cosine_sim`, `calculate_misc_metrics`), in double; "
-       "`core.json` follows its `CoreEvalOutput` schema\n\n"
-    << "## Metrics\n\n";
+       "`core.json` follows its `CoreEvalOutput` schema\n\n";
   sae::report::MarkdownTable table({"group", "SAEBench metric", "value", "ours (textbook)", "note"});
   table.row({"reconstruction_quality", "explained_variance", shown(b.explained_variance), shown(t.explained_variance),
              "SAEBench's denominator is E‖x‖² − (E‖x‖²/D)² per batch (variance about zero); ours 1 − Σ‖x − x̂‖² / Σ‖x − mean‖²"});
@@ -263,7 +347,53 @@ std::string report_md(const EvalSetup& s, const sae::eval::CoreMetrics& m) {
     << (s.folder_bias ? "* `encoder_bias` is the folder's `b_enc` (`apply_b_dec_to_input` false), as SAEBench reports it; "
                         "the model here encodes with `b_enc + W_enc b_dec` on `x - b_dec`, the same pre-activations.\n"
                       : "")
-    << "* SAEBench runs in the model's dtype (float32 by default); sae-eval reads rows as float32 and sums in double.\n";
+    << "* SAEBench runs in the model's dtype (float32 by default); sae-eval reads rows as float32 and sums in double.\n\n";
+}
+
+// The MDL eval's part of report.md.
+void mdl_report(std::ostringstream& r, const EvalSetup& s, const sae::eval::MdlMetrics& m) {
+  r << "## MDL (description length)\n\n"
+    << "* formulas: SAEBench 0.6.0, `sae_bench/evals/mdl/main.py` (`get_min_max_activations`, `build_bins`, "
+       "`check_quantised_features_reach_mse_threshold`, `calculate_dl`); `mdl.json` is what its `run_eval` writes\n"
+    << "* " << m.rows << " rows; each latent's bins split [0, max(100, its largest value)] into num_bins equal bins ("
+    << m.latents_above_floor << " of " << s.d_sae << " latents exceed 100, the others use the floor)\n"
+    << "* description length = Σ over latents of H(p) + p · H(histogram), p the fraction of rows where the latent is "
+       "> 0, H in bits; mse_loss = √(mean (x̂_q − x)²) / d_in with the codes quantised to bin midpoints; within "
+       "threshold when below " << fmt("%g", s.mdl.mse_epsilon_threshold) << "\n\n";
+  sae::report::MarkdownTable table({"num_bins", "k", "description_length (bits)", "mse_loss", "within_threshold"});
+  for (const auto& e : m.results)
+    table.row({std::to_string(e.num_bins), e.k == 0 ? "None" : std::to_string(e.k), shown(e.description_length, "%.6g"),
+               shown(e.mse_loss, "%.6g"), e.within_threshold ? "yes" : "no"});
+  r << table.str() << "\n"
+    << "### As SAEBench computes it (kept here)\n\n"
+    << "* The running max starts at 100, so a latent whose values stay below 100 gets bins of width 100 / num_bins: "
+       "on activations of small scale most values share bin 0 and the histogram entropy is near 0.\n"
+    << "* A latent that is 0 is quantised to its first bin's midpoint (`bucketize` puts 0 in bin 0), not to 0, so "
+       "every silent latent adds its midpoint times its decoder row to x̂_q; where that dominates (most latents silent, "
+       "the max at its floor), mse_loss halves each time num_bins doubles, as in SAEBench's own expected results.\n"
+    << "* The histogram counts every row (the zeros in bin 0), and is then weighted by p; k (a top-k before "
+       "quantising) changes mse_loss only, not the description length.\n"
+    << "* mse_loss is the root mean square error divided by d_in (not an MSE), as SAEBench names it.\n\n"
+    << "### Differences from a SAEBench run\n\n"
+    << "* The max, the threshold checks and the description lengths all use these rows; SAEBench draws fresh rows "
+       "from its activation store for each (10 buffers for the max, one per check and per description length), so a "
+       "value above a latent's max is left out of its histogram there and cannot be here.\n"
+    << "* SAEBench computes in float32; sae-eval bins in float32 as torch does (the same edges bit for bit) and sums in "
+       "double.\n\n";
+}
+
+std::string report_md(const EvalSetup& s, std::int64_t rows, const sae::eval::CoreMetrics* core,
+                      const sae::eval::MdlMetrics* mdl) {
+  std::ostringstream r;
+  std::vector<std::string> evals;
+  if (core) evals.push_back("core");
+  if (mdl) evals.push_back("mdl");
+  r << "# SAEBench evals (offline): " << s.sae_dir.filename().string() << "\n\n"
+    << "* SAE: `" << s.sae_dir.string() << "` — " << s.sae_kind << ", d_in " << s.d_in << ", " << s.d_sae << " latents\n"
+    << "* data: " << s.data_source << " — " << rows << " rows\n"
+    << "* evals: " << sae::report::join(evals, ", ") << "\n\n";
+  if (core) core_report(r, s, *core);
+  if (mdl) mdl_report(r, s, *mdl);
   return r.str();
 }
 
@@ -271,11 +401,14 @@ std::string report_md(const EvalSetup& s, const sae::eval::CoreMetrics& m) {
 
 int main(int argc, char** argv) {
   return sae::examples::run_main("sae-eval", [&] {
-    cxxopts::Options options("sae-eval", "SAEBench's core eval of an SAE on stored activations (the metrics that need no "
-                                         "language model), written as SAEBench's core.json and a report.");
+    cxxopts::Options options("sae-eval", "SAEBench's evals of an SAE on stored activations, in its formulas: core (the "
+                                         "metrics that need no language model) as core.json, mdl (description length) "
+                                         "as mdl.json, and a report.");
     sae::examples::FieldFlags field_flags(options);
     // clang-format off
     options.add_options()
+      ("evals", "which of SAEBench's evals to run, comma-separated: core, mdl (default: both, every eval built that "
+                "needs only activations and the SAE)", cxxopts::value<std::string>()->default_value("core,mdl"))
       ("sae", "the SAE: our checkpoint folder (any architecture) or a SAELens or sparsify folder (detected)",
        cxxopts::value<std::string>())
       ("force-mismatch", "score even when the rows' metadata contradicts the checkpoint's training data")
@@ -284,6 +417,7 @@ int main(int argc, char** argv) {
     // clang-format on
     sae::examples::add_data_options(field_flags, "", {"data", "layer", "position"});
     field_flags.declare("", sae::eval::CoreEvalConfig{});
+    field_flags.declare("mdl", sae::eval::MdlEvalConfig{});
     const auto parsed = sae::examples::parse_args(options, argc, argv);
     if (!parsed) return 0;
     const auto& args = *parsed;
@@ -292,8 +426,21 @@ int main(int argc, char** argv) {
     const std::string sae_path = args["sae"].as<std::string>();
     const auto data_options = sae::examples::data_flags(args, field_flags);
     sae::examples::check_flag(!data_options.data.empty(), "--data is required: the activations to evaluate on");
+    bool run_core = false, run_mdl = false;
+    {
+      std::istringstream list(args["evals"].as<std::string>());
+      for (std::string name; std::getline(list, name, ',');) {
+        sae::examples::check_flag(name == "core" || name == "mdl",
+                                  "--evals: unknown eval '" + name + "'; built: core, mdl (SAEBench's others are not)");
+        (name == "core" ? run_core : run_mdl) = true;
+      }
+      sae::examples::check_flag(run_core || run_mdl, "--evals: expected core, mdl or both, got '" + args["evals"].as<std::string>() + "'");
+    }
     EvalSetup setup;
     field_flags.read(args, setup.config);
+    field_flags.read(args, setup.mdl);
+    for (const char* flag : {"mdl-num-bins", "mdl-k-values", "mdl-mse-threshold"})
+      sae::examples::refuse_idle_flags(args, {{flag, run_mdl, "does nothing without mdl in --evals"}});
     sae::examples::require_outputs_apart(args, {"out"});
     const fs::path out = args["out"].as<std::string>();
 
@@ -321,31 +468,58 @@ int main(int argc, char** argv) {
       std::cerr << "warning: --force-mismatch: scoring " << rows->describe() << " although its metadata contradicts "
                 << setup.sae_dir.string() << "'s training data\n";
 
+    if (run_mdl)
+      for (auto k : setup.mdl.k_values)  // SAEBench's torch.topk refuses k > d_sae
+        sae::examples::check_flag(k <= setup.d_sae, "--mdl-k-values: k " + std::to_string(k) + " exceeds the SAE's " +
+                                                        std::to_string(setup.d_sae) + " latents");
+
     sae::io::RunDirectory run(out, "sae-eval");
     sae::examples::write_resolved_config(run, options, args);
     std::cout << "data: " << setup.data_source << " (" << rows->rows() << " rows; batches of " << setup.config.batch_rows()
               << " rows = " << setup.config.batch_size_prompts << " prompts x " << setup.config.context_size << ")\n";
-    const auto start = std::chrono::steady_clock::now();
-    auto m = std::visit([&](const auto& model) { return sae::eval::core_metrics(model, *rows, setup.config); }, loaded.model);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (loaded.folder_encoder_bias) {  // the folder's own b_enc, as SAEBench reports it (the model's has b_dec folded in)
-      const auto& b = *loaded.folder_encoder_bias;
-      m.latents.encoder_bias.assign(b.data(), b.data() + b.size());
-      setup.folder_bias = true;
+    std::optional<sae::eval::CoreMetrics> core;
+    std::optional<sae::eval::MdlMetrics> mdl;
+    std::vector<std::string> written;
+    if (run_core) {
+      const auto start = std::chrono::steady_clock::now();
+      core = std::visit([&](const auto& model) { return sae::eval::core_metrics(model, *rows, setup.config); }, loaded.model);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (loaded.folder_encoder_bias) {  // the folder's own b_enc, as SAEBench reports it (the model's has b_dec folded in)
+        const auto& b = *loaded.folder_encoder_bias;
+        core->latents.encoder_bias.assign(b.data(), b.data() + b.size());
+        setup.folder_bias = true;
+      }
+      sae::report::write_text_file(run.stage("core.json"), core_json(setup, *core).dump() + "\n");
+      written.push_back((out / "core.json").string());
+      const auto& b = core->saebench;
+      std::cout << "core: scored " << core->rows << " rows in " << core->batches << " batches (" << fmt("%.1f", seconds)
+                << " s)\n"
+                << "explained variance (SAEBench) " << shown(b.explained_variance, "%.4f") << ", legacy "
+                << shown(b.explained_variance_legacy, "%.4f") << ", textbook "
+                << shown(core->textbook.explained_variance, "%.4f") << "\n"
+                << "cossim " << shown(b.cossim, "%.4f") << ", l2_ratio " << shown(b.l2_ratio, "%.4f") << ", L0 "
+                << shown(b.l0, "%.2f") << ", alive " << core->textbook.alive_latents << "/" << setup.d_sae << "\n"
+                << "not computed (need the language model): KL divergence and CE loss\n";
     }
-    sae::report::write_text_file(run.stage("core.json"), core_json(setup, m).dump() + "\n");
-    sae::report::write_text_file(run.stage("report.md"), report_md(setup, m));
+    if (run_mdl) {
+      const auto start = std::chrono::steady_clock::now();
+      mdl = std::visit([&](const auto& model) { return sae::eval::mdl_metrics(model, *rows, setup.mdl, setup.config.batch_rows()); },
+                       loaded.model);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      sae::report::write_text_file(run.stage("mdl.json"), mdl_json(setup, *mdl).dump() + "\n");
+      written.push_back((out / "mdl.json").string());
+      std::cout << "mdl: " << mdl->results.size() << " settings on " << mdl->rows << " rows (" << fmt("%.1f", seconds)
+                << " s)\n";
+      for (const auto& e : mdl->results)
+        std::cout << "  num_bins " << e.num_bins << ", k " << (e.k == 0 ? std::string("None") : std::to_string(e.k))
+                  << ": description length " << shown(e.description_length, "%.4f") << " bits, mse_loss "
+                  << shown(e.mse_loss, "%.4g") << (e.within_threshold ? " (within threshold)" : "") << "\n";
+    }
+    sae::report::write_text_file(run.stage("report.md"),
+                                 report_md(setup, rows->rows(), core ? &*core : nullptr, mdl ? &*mdl : nullptr));
     sae::examples::test_fault_point("before-commit");
     run.commit();
-    const auto& b = m.saebench;
-    std::cout << "scored " << m.rows << " rows in " << m.batches << " batches (" << fmt("%.1f", seconds) << " s)\n"
-              << "explained variance (SAEBench) " << shown(b.explained_variance, "%.4f") << ", legacy "
-              << shown(b.explained_variance_legacy, "%.4f") << ", textbook " << shown(m.textbook.explained_variance, "%.4f")
-              << "\n"
-              << "cossim " << shown(b.cossim, "%.4f") << ", l2_ratio " << shown(b.l2_ratio, "%.4f") << ", L0 "
-              << shown(b.l0, "%.2f") << ", alive " << m.textbook.alive_latents << "/" << setup.d_sae << "\n"
-              << "not computed (need the language model): KL divergence and CE loss\n"
-              << "wrote " << (out / "core.json").string() << ", report.md\n";
+    std::cout << "wrote " << sae::report::join(written, ", ") << ", report.md\n";
     return 0;
   });
 }

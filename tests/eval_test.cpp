@@ -2,12 +2,15 @@
 // follows SAEBench's main.py step by step in plain loops (lists of per-token values, per-batch
 // lists, their means), against hand-computed values, streamed in batches against one pass, with
 // dead latents; and sae-eval end to end (core.json against the library, refusals in one line).
+// SAEBench's MDL eval (eval/mdl.hpp) likewise: against its mdl/main.py in plain loops, by hand, the
+// binning against torch's, edge cases, and mdl.json from sae-eval.
 #define BOOST_TEST_MODULE eval
 #include "cli_process.hpp"
 #include "test_helpers.hpp"
 
 #include <sae/data/open_rows.hpp>
 #include <sae/eval/core_metrics.hpp>
+#include <sae/eval/mdl.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/npy.hpp>
 #include <sae/metrics/evaluate.hpp>
@@ -455,18 +458,26 @@ BOOST_AUTO_TEST_CASE(dead_latents_are_counted) {
   check_against(none, naive_of(model, x, 16, 8), 1e-12);
 }
 
-// Every registered architecture goes through core_metrics (its own encode/decode), against the naive loops.
-BOOST_AUTO_TEST_CASE(every_architecture) {
-  const sae::Matrix<double> x = shifted_rows<double>(40, 6, 8);
+// f(model) for each registered architecture, in double, with 6 inputs, 16 latents and K 3 (the
+// TopK fields every config shares).
+template <class F>
+void for_each_small_model(F&& f) {
   sae::for_each_architecture<double>([&](auto tag) {
     using Model = typename decltype(tag)::type;
     BOOST_TEST_CONTEXT(Model::architecture) {
       typename Model::Config c{};
       sae::io::assign_shared_fields(sae::TopKConfig{6, 16, 3, sae::Selection::value, true, 5}, c);
-      Model model(c);
-      const auto m = sae::eval::core_metrics(model, sae::data::MatrixRows<double>(x), {3, 4});
-      check_against(m, naive_of(model, x, 12, 4), 1e-12);
+      f(Model(c));
     }
+  });
+}
+
+// Every registered architecture goes through core_metrics (its own encode/decode), against the naive loops.
+BOOST_AUTO_TEST_CASE(every_architecture) {
+  const sae::Matrix<double> x = shifted_rows<double>(40, 6, 8);
+  for_each_small_model([&](const auto& model) {
+    const auto m = sae::eval::core_metrics(model, sae::data::MatrixRows<double>(x), {3, 4});
+    check_against(m, naive_of(model, x, 12, 4), 1e-12);
   });
 }
 
@@ -580,4 +591,399 @@ BOOST_AUTO_TEST_CASE(sae_eval_program) {
                                            dir / "log-missing");
   BOOST_TEST(missing.code == 1);
   BOOST_TEST(missing.err.find("no such folder") != std::string::npos, missing.err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SAEBench's MDL eval (eval/mdl.hpp)
+
+namespace {
+
+// SAEBench's mdl/main.py written out in plain loops over the dense codes z [N, F] (the model's own
+// encode made dense): get_min_max_activations (max from 100), build_bins (linspace(0, max, nb + 1)
+// as torch writes it, without a fused multiply-add), calculate_dl (histogram with left-closed bins,
+// the last closed, zeros included; H(p) + p H(hist)), TopK(k) + quantize_features_to_bin_midpoints
+// (bucketize: the first edge >= v, clamped to [1, nb], minus 1) + decode + sqrt(MSE) / d_in.
+template <class Model>
+std::vector<sae::eval::MdlResult> naive_mdl(const Model& model, const sae::Matrix<typename Model::scalar_type>& x_in,
+                                            const sae::eval::MdlEvalConfig& config) {
+  using Scalar = typename Model::scalar_type;
+  const sae::Matrix<Scalar> z = model.encode(x_in).to_dense();
+  const index_t n = z.rows(), f = z.cols(), d = x_in.cols();
+  const auto& p = model.parameters();
+  std::vector<Scalar> max_act(static_cast<std::size_t>(f), Scalar(100));
+  for (index_t j = 0; j < f; ++j)
+    for (index_t i = 0; i < n; ++i) max_act[static_cast<std::size_t>(j)] = std::max(max_act[static_cast<std::size_t>(j)], z(i, j));
+  std::vector<sae::eval::MdlResult> out;
+  for (index_t nb : config.num_bins_values) {
+    std::vector<std::vector<Scalar>> edges(static_cast<std::size_t>(f));
+    for (index_t j = 0; j < f; ++j) {
+      const Scalar mx = max_act[static_cast<std::size_t>(j)], step = mx / static_cast<Scalar>(nb);
+      for (index_t i = 0; i <= nb; ++i)
+        edges[static_cast<std::size_t>(j)].push_back(i < (nb + 1) / 2 ? step * static_cast<Scalar>(i)
+                                                                      : mx - step * static_cast<Scalar>(nb - i));
+    }
+    double dl = 0;
+    for (index_t j = 0; j < f; ++j) {
+      const auto& e = edges[static_cast<std::size_t>(j)];
+      double fired = 0;
+      for (index_t i = 0; i < n; ++i) fired += z(i, j) > 0;
+      const double pb = fired / static_cast<double>(n);
+      const double bool_entropy = (pb == 0 || pb == 1) ? 0.0 : -pb * std::log2(pb) - (1 - pb) * std::log2(1 - pb);
+      std::vector<double> counts(static_cast<std::size_t>(nb), 0.0);
+      for (index_t i = 0; i < n; ++i)
+        for (index_t b = 0; b < nb; ++b) {
+          const auto bs = static_cast<std::size_t>(b);
+          if (z(i, j) >= e[bs] && (z(i, j) < e[bs + 1] || (b == nb - 1 && z(i, j) <= e[bs + 1]))) {
+            counts[bs] += 1;
+            break;
+          }
+        }
+      double total = 0, float_entropy = 0;
+      for (double c : counts) total += c;
+      for (double c : counts) {
+        const double q = c / total;
+        if (q > 0 && q < 1) float_entropy -= q * std::log2(q);
+      }
+      dl += bool_entropy + pb * float_entropy;
+    }
+    for (index_t k : config.k_values) {
+      sae::Matrix<Scalar> zk = z;
+      if (k > 0)
+        for (index_t i = 0; i < n; ++i) {
+          std::vector<std::pair<Scalar, index_t>> row;
+          for (index_t j = 0; j < f; ++j) row.push_back({z(i, j), j});
+          std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+          zk.row(i).setZero();
+          for (index_t r = 0; r < k; ++r) zk(i, row[static_cast<std::size_t>(r)].second) = std::max(row[static_cast<std::size_t>(r)].first, Scalar(0));
+        }
+      double sse = 0;
+      for (index_t i = 0; i < n; ++i) {
+        std::vector<double> xh(static_cast<std::size_t>(d), 0.0);
+        for (index_t c = 0; c < d; ++c) xh[static_cast<std::size_t>(c)] = p.b_dec.size() ? static_cast<double>(p.b_dec[c]) : 0.0;
+        for (index_t j = 0; j < f; ++j) {
+          const auto& e = edges[static_cast<std::size_t>(j)];
+          index_t idx = nb + 1;
+          for (index_t b = 0; b <= nb; ++b)
+            if (zk(i, j) <= e[static_cast<std::size_t>(b)]) {
+              idx = b;
+              break;
+            }
+          const index_t bin = std::min(std::max(idx, index_t{1}), nb) - 1;
+          const double q = static_cast<double>(Scalar(0.5) * (e[static_cast<std::size_t>(bin)] + e[static_cast<std::size_t>(bin) + 1]));
+          for (index_t c = 0; c < d; ++c) xh[static_cast<std::size_t>(c)] += q * static_cast<double>(p.w_dec(j, c));
+        }
+        for (index_t c = 0; c < d; ++c) {
+          const double diff = xh[static_cast<std::size_t>(c)] - static_cast<double>(x_in(i, c));
+          sse += diff * diff;
+        }
+      }
+      sae::eval::MdlResult r;
+      r.num_bins = nb, r.k = k, r.description_length = dl;
+      r.mse_loss = std::sqrt(sse / static_cast<double>(n * d)) / static_cast<double>(d);
+      r.within_threshold = r.mse_loss < config.mse_epsilon_threshold;
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+void check_mdl(const sae::eval::MdlMetrics& m, const std::vector<sae::eval::MdlResult>& want, double tol) {
+  BOOST_REQUIRE_EQUAL(m.results.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const auto& a = m.results[i];
+    const auto& b = want[i];
+    BOOST_TEST_CONTEXT("num_bins " << b.num_bins << ", k " << b.k) {
+      BOOST_TEST(a.num_bins == b.num_bins);
+      BOOST_TEST(a.k == b.k);
+      check_close(a.description_length, b.description_length, tol, "description_length");
+      check_close(a.mse_loss, b.mse_loss, tol, "mse_loss");
+      BOOST_TEST(a.within_threshold == b.within_threshold);
+    }
+  }
+}
+
+// Identity encoder and decoder, D = F = 2, TopK with K = 2 (so the codes are relu(x)), no bias.
+sae::TopKAutoencoder<double> identity_sae() {
+  sae::TopKAutoencoder<double> model(sae::TopKConfig{2, 2, 2, sae::Selection::value, /*decoder_bias=*/false, 1});
+  auto& p = model.parameters();
+  p.w_enc.setIdentity(), p.w_dec.setIdentity(), p.b_enc.setZero();
+  return model;
+}
+
+}  // namespace
+
+// By hand. Rows (0, 0), (75, 0), (150, 0), (0, 25): latent 0 takes 0, 75, 150, 0 (max 150), latent 1
+// 0, 0, 0, 25 (max 100, SAEBench's floor).
+BOOST_AUTO_TEST_CASE(mdl_hand_computed) {
+  const auto model = identity_sae();
+  sae::Matrix<double> x(4, 2);
+  x << 0, 0, 75, 0, 150, 0, 0, 25;
+  sae::eval::MdlEvalConfig config;
+  config.num_bins_values = {2, 4};
+  const auto m = sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config, 3);
+  BOOST_REQUIRE_EQUAL(m.results.size(), 2u);
+  BOOST_TEST(m.max_activation == (std::vector<double>{150, 100}), tt::per_element());
+  BOOST_TEST(m.active_fraction == (std::vector<double>{0.5, 0.25}), tt::per_element());
+  BOOST_TEST(m.latents_above_floor == 1);
+  const double h_quarter = -0.25 * std::log2(0.25) - 0.75 * std::log2(0.75);  // H(1/4) = 0.811278...
+  // num_bins 2. Latent 0: edges 0, 75, 150; the histogram puts 0, 0 in bin 0 and 75 (on the edge), 150
+  // (the top edge) in bin 1: H = 1; H(p = 1/2) = 1, so 1 + 0.5 * 1. Latent 1: edges 0, 50, 100, every
+  // value in bin 0: H = 0; H(1/4). Quantised (bucketize: 75 <= edge 75 is bin 0): latent 0 -> 37.5,
+  // 37.5, 112.5, 37.5, latent 1 -> 25 everywhere; squared errors 37.5² + 25², 37.5² + 25²,
+  // 37.5² + 25², 37.5² + 0 = 7500 over 8 values.
+  BOOST_TEST(m.results[0].num_bins == 2);
+  BOOST_TEST(m.results[0].k == 0);
+  BOOST_TEST(m.results[0].description_length == 1.5 + h_quarter, tt::tolerance(1e-15));
+  BOOST_TEST(m.results[0].mse_loss == std::sqrt(7500.0 / 8) / 2, tt::tolerance(1e-15));
+  BOOST_TEST(!m.results[0].within_threshold);
+  // num_bins 4. Latent 0: edges 0, 37.5, 75, 112.5, 150: counts 2, 0, 1, 1: H = 1.5 -> 1 + 0.5 * 1.5.
+  // Latent 1: edges 0, 25, 50, 75, 100: 25 opens bin 1: counts 3, 1: H(1/4) -> H(1/4) + 0.25 H(1/4).
+  // Quantised: latent 0 -> 18.75, 56.25 (75 in bin 1), 131.25, 18.75; latent 1 -> 12.5 (25 in bin 0):
+  // each row's error 18.75² + 12.5² = 507.8125.
+  BOOST_TEST(m.results[1].description_length == 1.75 + 1.25 * h_quarter, tt::tolerance(1e-15));
+  BOOST_TEST(m.results[1].mse_loss == std::sqrt(4 * 507.8125 / 8) / 2, tt::tolerance(1e-15));
+  check_mdl(m, naive_mdl(model, x, config), 1e-14);
+  // A threshold above the loss: within.
+  config.mse_epsilon_threshold = 20;
+  const auto loose = sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config);
+  BOOST_TEST(loose.results[0].within_threshold);
+  BOOST_TEST(loose.results[1].within_threshold);
+}
+
+// The binning as torch does it: linspace's edges bit for bit (one rounding, as torch 2.15 gives for
+// linspace(0, 589.2625, 65) in float32, where start + step * i in two roundings differs), the
+// histogram's bins [e_b, e_b+1) and bucketize's (e_b, e_b+1], entropies.
+BOOST_AUTO_TEST_CASE(mdl_binning_as_torch) {
+  const auto e = sae::eval::mdl::bin_edges<float>(589.2625122070312f, 64);
+  BOOST_REQUIRE_EQUAL(e.size(), 65u);
+  BOOST_TEST(e[0] == 0.0f);
+  BOOST_TEST(e[64] == 589.2625122070312f);
+  BOOST_TEST(e[38] == 349.8746032714844f);  // torch.linspace(0, 589.2625122070312, 65)[38]
+  BOOST_TEST(e[41] == 377.4963073730469f);
+  const auto h = sae::eval::mdl::bin_edges<double>(100.0, 8);  // 0, 12.5, ..., 100
+  const double* edges = h.data();
+  using sae::eval::mdl::histogram_bin;
+  using sae::eval::mdl::quantize_bin;
+  // torch.histogram(tensor([0, 12.4999, 12.5, 25, 100, 100.1, -1]), bins=linspace(0, 100, 9)) and
+  // torch.bucketize of the same, clamped and less one (checked in torch 2.15).
+  BOOST_TEST(histogram_bin(edges, 8, 0.0) == 0);
+  BOOST_TEST(histogram_bin(edges, 8, 12.4999) == 0);
+  BOOST_TEST(histogram_bin(edges, 8, 12.5) == 1);
+  BOOST_TEST(histogram_bin(edges, 8, 25.0) == 2);
+  BOOST_TEST(histogram_bin(edges, 8, 100.0) == 7);
+  BOOST_TEST(histogram_bin(edges, 8, 100.1) == -1);
+  BOOST_TEST(histogram_bin(edges, 8, -1.0) == -1);
+  BOOST_TEST(quantize_bin(edges, 8, 0.0) == 0);
+  BOOST_TEST(quantize_bin(edges, 8, 12.4999) == 0);
+  BOOST_TEST(quantize_bin(edges, 8, 12.5) == 0);
+  BOOST_TEST(quantize_bin(edges, 8, 25.0) == 1);
+  BOOST_TEST(quantize_bin(edges, 8, 100.0) == 7);
+  BOOST_TEST(quantize_bin(edges, 8, 100.1) == 7);
+  BOOST_TEST(quantize_bin(edges, 8, -1.0) == 0);
+  BOOST_TEST(sae::eval::mdl::bin_midpoint(edges, 0) == 6.25);
+  BOOST_TEST(sae::eval::mdl::binary_entropy(0.5) == 1.0);
+  BOOST_TEST(sae::eval::mdl::binary_entropy(0.0) == 0.0);
+  BOOST_TEST(sae::eval::mdl::binary_entropy(1.0) == 0.0);
+  const std::int64_t counts[] = {2, 0, 1, 1};
+  BOOST_TEST(sae::eval::mdl::histogram_entropy(counts, 4) == 1.5);
+  const std::int64_t one[] = {0, 5, 0};
+  BOOST_TEST(sae::eval::mdl::histogram_entropy(one, 3) == 0.0);  // p = 1 is filtered out, as SAEBench does
+}
+
+// Against the naive loops, for a double and a float model with activations above the floor of 100
+// (rows scaled), num_bins that do not divide anything, k None and below/above the model's K, in
+// batches that do not divide the rows; the batch size changes nothing.
+BOOST_AUTO_TEST_CASE(mdl_against_the_naive_implementation) {
+  sae::eval::MdlEvalConfig config;
+  config.num_bins_values = {3, 8, 64};
+  config.k_values = {0, 2, 5};
+  config.mse_epsilon_threshold = 36.5;  // between this untrained SAE's losses (35.9 to 37.2): some within, some not
+  const auto model = small_topk<double>(8, 24, 4, 11);
+  const sae::Matrix<double> x = shifted_rows<double>(90, 8, 5) * 60.0;
+  const auto want = naive_mdl(model, x, config);
+  for (index_t batch : {index_t{1}, index_t{7}, index_t{90}, index_t{1000}}) {
+    BOOST_TEST_CONTEXT("batch " << batch) {
+      const auto m = sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config, batch);
+      check_mdl(m, want, 1e-12);
+      BOOST_TEST(m.latents_above_floor > 0);
+    }
+  }
+  // k only changes mse_loss: the description lengths of one num_bins are equal.
+  const auto m = sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config, 16);
+  BOOST_TEST(m.results[0].description_length == m.results[1].description_length);
+  BOOST_TEST(m.results[0].mse_loss != m.results[1].mse_loss);  // k = 2 < K = 4 drops latents
+  BOOST_TEST(m.results[0].mse_loss == m.results[2].mse_loss, tt::tolerance(1e-12));  // k = 5 >= K keeps them all
+  bool some_within = false, some_not = false;
+  for (const auto& r : m.results) (r.within_threshold ? some_within : some_not) = true;
+  BOOST_TEST((some_within && some_not));
+
+  const auto model_f = small_topk<float>(16, 40, 4, 3);
+  const sae::Matrix<float> xf = shifted_rows<float>(150, 16, 9) * 40.0f;
+  check_mdl(sae::eval::mdl_metrics(model_f, sae::data::MatrixRows<float>(xf), config, 64), naive_mdl(model_f, xf, config), 2e-5);
+  // At the activations' own scale (all below 100) most values share bin 0, as in SAEBench.
+  const sae::Matrix<float> small = shifted_rows<float>(150, 16, 9);
+  const auto m_small = sae::eval::mdl_metrics(model_f, sae::data::MatrixRows<float>(small), config, 64);
+  check_mdl(m_small, naive_mdl(model_f, small, config), 2e-5);
+  BOOST_TEST(m_small.latents_above_floor == 0);
+}
+
+// Every registered architecture through mdl_metrics (its own encode/decode) against the naive loops.
+BOOST_AUTO_TEST_CASE(mdl_every_architecture) {
+  const sae::Matrix<double> x = shifted_rows<double>(40, 6, 8) * 80.0;
+  sae::eval::MdlEvalConfig config;
+  config.num_bins_values = {4, 16};
+  config.k_values = {0, 2};
+  for_each_small_model([&](const auto& model) {
+    check_mdl(sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config, 9), naive_mdl(model, x, config), 1e-12);
+  });
+}
+
+// Edge cases: a latent that never fires (it adds nothing: H(0) = 0 and p = 0), a single row (SAEBench's
+// squeeze() would make its codes 1-D and fail; here it is scored), NaN refused naming the row.
+BOOST_AUTO_TEST_CASE(mdl_edge_cases) {
+  auto model = small_topk<double>(8, 30, 3, 21);
+  auto& p = model.parameters();
+  for (index_t j = 0; j < 7; ++j) p.w_enc.row(j).setZero(), p.b_enc[j] = -1e3;
+  const sae::Matrix<double> x = shifted_rows<double>(60, 8, 2) * 50.0;
+  sae::eval::MdlEvalConfig config;
+  config.num_bins_values = {4, 32};
+  const auto m = sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config);
+  check_mdl(m, naive_mdl(model, x, config), 1e-12);
+  for (std::size_t j = 0; j < 7; ++j) {
+    BOOST_TEST(m.active_fraction[j] == 0.0);
+    BOOST_TEST(m.max_activation[j] == 100.0);
+  }
+  // The same SAE with the dead latents' encoders copied from live ones would add to the length;
+  // dead, they add nothing: removing them (a model of 23 latents) gives the same description length.
+  sae::TopKAutoencoder<double> alive(sae::TopKConfig{8, 23, 3, sae::Selection::value, true, 21});
+  auto& q = alive.parameters();
+  q.w_enc = p.w_enc.bottomRows(23), q.b_enc = p.b_enc.tail(23), q.w_dec = p.w_dec.bottomRows(23), q.b_dec = p.b_dec;
+  const auto m_alive = sae::eval::mdl_metrics(alive, sae::data::MatrixRows<double>(x), config);
+  for (std::size_t i = 0; i < m.results.size(); ++i)
+    check_close(m_alive.results[i].description_length, m.results[i].description_length, 1e-12, "without the dead latents");
+  // Every latent dead: description length 0.
+  for (index_t j = 0; j < 30; ++j) p.w_enc.row(j).setZero(), p.b_enc[j] = -1;
+  const auto none = sae::eval::mdl_metrics(model, sae::data::MatrixRows<double>(x), config);
+  for (const auto& r : none.results) BOOST_TEST(r.description_length == 0.0);
+  check_mdl(none, naive_mdl(model, x, config), 1e-12);
+
+  // One row.
+  const auto live = small_topk<double>(8, 30, 3, 21);
+  const sae::Matrix<double> one = x.topRows(1);
+  const auto single = sae::eval::mdl_metrics(live, sae::data::MatrixRows<double>(one), config);
+  check_mdl(single, naive_mdl(live, one, config), 1e-12);
+  for (const auto& r : single.results) BOOST_TEST(r.description_length == 0.0);  // every p is 0 or 1, one value per histogram
+
+  // NaN and infinity refused, naming the row and dimension (core too).
+  sae::Matrix<double> bad = x;
+  bad(37, 5) = std::numeric_limits<double>::quiet_NaN();
+  require_throws_with<sae::invalid_argument>(
+      [&] { sae::eval::mdl_metrics(live, sae::data::MatrixRows<double>(bad), config, 16); },
+      {"mdl_metrics()", "row 37, dimension 5 is nan", "activations must be finite"});
+  require_throws_with<sae::invalid_argument>([&] { sae::eval::core_metrics(live, sae::data::MatrixRows<double>(bad), {2, 8}); },
+                                             {"core_metrics()", "row 37, dimension 5 is nan"});
+  bad(37, 5) = std::numeric_limits<double>::infinity();
+  require_throws_with<sae::invalid_argument>(
+      [&] { sae::eval::mdl_metrics(live, sae::data::MatrixRows<double>(bad), config); }, {"row 37, dimension 5 is inf"});
+
+  // Settings SAEBench could not run.
+  config.k_values = {31};
+  require_throws_with<sae::invalid_argument>([&] { sae::eval::mdl_metrics(live, sae::data::MatrixRows<double>(x), config); },
+                                             {"k 31 is not in [0, 30]"});
+  config.k_values = {0};
+  config.num_bins_values = {};
+  require_throws_with<sae::invalid_argument>([&] { sae::eval::mdl_metrics(live, sae::data::MatrixRows<double>(x), config); },
+                                             {"num_bins_values and k_values need at least one value"});
+  const sae::Matrix<double> empty(0, 8);
+  require_throws_with<sae::invalid_argument>(
+      [&] { sae::eval::mdl_metrics(live, sae::data::MatrixRows<double>(empty)); }, {"no rows to score"});
+}
+
+// sae-eval --evals: mdl.json in the schema SAEBench's mdl run_eval writes, with the library's numbers;
+// core and mdl alone; refusals in one line.
+BOOST_AUTO_TEST_CASE(sae_eval_mdl_program) {
+  namespace fs = std::filesystem;
+  sae::test::ScratchDir dir("eval-mdl-cli");
+  const auto model = small_topk<float>(16, 48, 4, 7);
+  sae::save_checkpoint(dir / "ckpt", model);
+  const sae::Matrix<float> x = shifted_rows<float>(200, 16, 3) * 50.0f;
+  sae::io::save_npy(dir / "x.npy", x);
+  sae::eval::MdlEvalConfig config;  // the defaults: num_bins 8, 16, 32, 64, k None, threshold 0.2
+  const auto expected = sae::eval::mdl_metrics(model, sae::data::MatrixRows<float>(x), config);
+  const auto run = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"--sae", (dir / "ckpt").string(), "--data", (dir / "x.npy").string(), "--out",
+                                  (dir / ("out-" + name)).string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return sae::test::cli::run("sae-eval", a, dir / ("log-" + name));
+  };
+  const auto both = run("both", {});  // the default: core and mdl
+  BOOST_TEST_REQUIRE(both.code == 0, both.err);
+  BOOST_TEST(fs::exists(dir / "out-both" / "core.json"));
+  const auto j = sae::io::read_json_file((dir / "out-both" / "mdl.json").string());
+  for (const char* key : {"eval_instance_id", "sae_lens_release", "sae_lens_id", "eval_type_id", "sae_lens_version",
+                          "sae_bench_version", "date_time", "eval_config", "eval_results", "eval_artifacts", "sae_cfg_dict"})
+    BOOST_TEST(j.find(key) != nullptr, key);
+  BOOST_TEST(j.at("eval_type_id").as_string() == "mdl");
+  const std::string when = j.at("date_time").as_string();  // datetime.now().isoformat(): 2024-11-05T01:54:14.197238
+  BOOST_TEST((when.size() == 26u && when[10] == 'T' && when[19] == '.'), when);
+  BOOST_TEST(j.at("eval_artifacts").at("artifacts").as_string() == "None");
+  const auto& cfg = j.at("eval_config");
+  BOOST_TEST(cfg.at("num_bins_values").as_array().size() == 4u);
+  BOOST_TEST(cfg.at("k_values").as_array().size() == 1u);
+  BOOST_TEST(cfg.at("k_values").as_array()[0].is_null());
+  BOOST_TEST(cfg.at("mse_epsilon_threshold").as_number() == 0.2);
+  const auto& results = j.at("eval_results").as_array();
+  BOOST_TEST_REQUIRE(results.size() == 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    BOOST_TEST(results[i].at("num_bins").as_int() == expected.results[i].num_bins);
+    BOOST_TEST(results[i].at("k").is_null());
+    BOOST_TEST(results[i].at("bins").as_array().empty());
+    BOOST_TEST(results[i].at("description_length").as_number() == expected.results[i].description_length, tt::tolerance(1e-12));
+    BOOST_TEST(results[i].at("mse_loss").as_number() == expected.results[i].mse_loss, tt::tolerance(1e-12));
+    BOOST_TEST(results[i].at("within_threshold").as_bool() == expected.results[i].within_threshold);
+  }
+  const std::string report = sae::test::read_file(dir / "out-both" / "report.md");
+  BOOST_TEST(report.find("## Core metrics") != std::string::npos);
+  BOOST_TEST(report.find("## MDL (description length)") != std::string::npos);
+
+  const auto mdl_only = run("mdl", {"--evals", "mdl", "--mdl-num-bins", "5,9", "--mdl-k-values", "0,2", "--mdl-mse-threshold", "1"});
+  BOOST_TEST_REQUIRE(mdl_only.code == 0, mdl_only.err);
+  BOOST_TEST(!fs::exists(dir / "out-mdl" / "core.json"));
+  const auto jm = sae::io::read_json_file((dir / "out-mdl" / "mdl.json").string());
+  BOOST_TEST(jm.at("eval_results").as_array().size() == 4u);  // (5, None), (5, 2), (9, None), (9, 2)
+  BOOST_TEST(jm.at("eval_results").as_array()[1].at("k").as_int() == 2);
+  BOOST_TEST(jm.at("eval_config").at("k_values").as_array()[1].as_int() == 2);
+  BOOST_TEST(sae::test::read_file(dir / "out-mdl" / "report.md").find("## Core metrics") == std::string::npos);
+
+  const auto core_only = run("core", {"--evals", "core"});
+  BOOST_TEST_REQUIRE(core_only.code == 0, core_only.err);
+  BOOST_TEST(!fs::exists(dir / "out-core" / "mdl.json"));
+  BOOST_TEST(fs::exists(dir / "out-core" / "core.json"));
+
+  for (const auto& [name, extra, message] :
+       {std::tuple<std::string, std::vector<std::string>, std::string>{
+            "idle", {"--evals", "core", "--mdl-num-bins", "4"}, "--mdl-num-bins: does nothing without mdl in --evals"},
+        {"unknown", {"--evals", "core,probing"}, "--evals: unknown eval 'probing'"},
+        {"big-k", {"--mdl-k-values", "49"}, "--mdl-k-values: k 49 exceeds the SAE's 48 latents"},
+        {"zero-bins", {"--mdl-num-bins", "0"}, "--mdl-num-bins"}}) {
+    BOOST_TEST_CONTEXT(name) {
+      const auto e = run(name, extra);
+      BOOST_TEST(e.code == 2);
+      BOOST_TEST(e.err.find(message) != std::string::npos, e.err);
+      BOOST_TEST(std::count(e.err.begin(), e.err.end(), '\n') == 1);
+      BOOST_TEST(!fs::exists(dir / ("out-" + name)));
+    }
+  }
+  // A file holding NaN: refused when read, naming the sample and dimension.
+  sae::Matrix<float> bad = x;
+  bad(3, 4) = std::numeric_limits<float>::quiet_NaN();
+  sae::io::save_npy(dir / "bad.npy", bad);
+  const auto nan_run = sae::test::cli::run(
+      "sae-eval", {"--sae", (dir / "ckpt").string(), "--data", (dir / "bad.npy").string(), "--out", (dir / "out-nan").string()},
+      dir / "log-nan");
+  BOOST_TEST(nan_run.code == 1);
+  const std::string first_line = nan_run.err.substr(0, nan_run.err.find('\n'));
+  BOOST_TEST(first_line.find("non-finite value (nan) at (sample 3, dimension 4)") != std::string::npos, nan_run.err);
+  BOOST_TEST(!fs::exists(dir / "out-nan" / "core.json"));
+  BOOST_TEST(!fs::exists(dir / "out-nan" / "mdl.json"));
 }

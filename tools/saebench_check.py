@@ -1,4 +1,4 @@
-"""Parity of sae-eval with SAEBench's own core-eval functions, on the same activations and SAE.
+"""Parity of sae-eval with SAEBench's own core-eval and MDL-eval functions, on the same activations and SAE.
 
 In a venv with SAEBench:  python3 -m venv v && v/bin/pip install sae-bench==0.6.0
   v/bin/python tools/saebench_check.py [--bin build/examples] [--data examples/data/activations_layer4_pos3.npy]
@@ -12,7 +12,18 @@ For each case it trains a small SAE here (sae-train), exports it as a SAELens fo
     calculate_misc_metrics, and replace_nans_with_negative_one; the SAE loaded by SAELens's
     SAE.load_from_disk and prepared by SAEBench's load_and_format_sae;
   * sae-eval on the same rows and folder (its core.json).
-Every metric both produce — the reconstruction, shrinkage, sparsity and misc groups and each
+In the cases given an MDL config it also scores the same rows and folder with SAEBench's MDL eval,
+sae_bench/evals/mdl/main.py run_eval_single_sae (its get_min_max_activations, build_bins,
+check_quantised_features_reach_mse_threshold and calculate_dl, as it calls them), against
+sae-eval's mdl.json. Its activation store is a stand-in that hands out the stored rows in
+`MDL_CHUNKS` pieces, so that every buffer SAEBench draws (_get_filtered_buffer: sae_batch_size =
+MDL_CHUNKS store batches) is all the rows, in order, as sae-eval uses them; three things SAEBench's
+code needs outside a run of main.py as a script are supplied for the call: the module-level `config`
+that calculate_dl and the threshold check read (main.py binds it only under __main__), a
+torch.Tensor.cuda that stays on the CPU (calculate_dl calls .cuda()), and a stand-in language
+model (only .to(device) is used). Every (num_bins, k) entry's description_length and mse_loss must
+agree within 1e-4 relative, and within_threshold must be equal.
+Every core metric both produce — the reconstruction, shrinkage, sparsity and misc groups and each
 latent's seven details — must agree within 1e-4 relative (per-latent lists: their largest
 difference relative to their largest value). A row that SAELens's float32 encoder and ours encode
 with different active latents (two pre-activations tied to ~1e-6 at the top-k cut) is printed, and
@@ -21,6 +32,8 @@ comparison (the scalar metrics are still compared whole). Prints one line per me
 mismatch.
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -31,6 +44,7 @@ import numpy as np
 import torch
 
 TOLERANCE = 1e-4
+MDL_CHUNKS = 4  # store batches per SAEBench buffer in the MDL stand-in (each buffer is all the rows)
 HOOK = "blocks.4.hook_resid_post"  # a name SAEBench's cfg standardisation accepts (it reads the layer from it)
 
 
@@ -89,6 +103,111 @@ def saebench_core(folder, rows, batch_size_prompts, context_size):
     return core.replace_nans_with_negative_one(groups), core.replace_nans_with_negative_one(features)
 
 
+class StoredBuffers:
+    """What SAEBench's MDL eval uses of its ActivationsStore: get_filtered_llm_batch() hands out the
+    stored rows in MDL_CHUNKS consecutive pieces, over and over, so each _get_filtered_buffer(store,
+    MDL_CHUNKS) is every row in order."""
+
+    def __init__(self, rows):
+        self.chunks = [torch.from_numpy(c.copy()) for c in np.array_split(rows, MDL_CHUNKS)]
+        self.calls = 0
+
+    def get_filtered_llm_batch(self):
+        chunk = self.chunks[self.calls % MDL_CHUNKS]
+        self.calls += 1
+        return chunk
+
+
+class StandInModel:
+    def to(self, *args, **kwargs):
+        return self
+
+
+def import_saebench_mdl():
+    """sae_bench.evals.mdl.main, which imports loguru although sae-bench 0.6.0 does not depend on it:
+    where loguru is missing, a stand-in logger that drops its messages (main.py only logs with it)."""
+    try:
+        import loguru  # noqa: F401
+    except ModuleNotFoundError:
+        import types
+
+        class QuietLogger:
+            def __getattr__(self, name):
+                return lambda *args, **kwargs: None
+
+        sys.modules["loguru"] = types.SimpleNamespace(logger=QuietLogger())
+        print("  (loguru is not installed, which SAEBench's mdl/main.py imports but sae-bench does not require: "
+              "its log messages are dropped)")
+    import sae_bench.evals.mdl.main as mdl
+    return mdl
+
+
+def saebench_mdl(folder, rows, mdl_cfg):
+    """SAEBench's MDL eval of the folder on the rows: run_eval_single_sae's list of
+    MDLEvalResult.to_dict() (k None for 0)."""
+    from sae_lens import SAE
+    mdl = import_saebench_mdl()
+    from sae_bench.evals.mdl.eval_config import MDLEvalConfig
+    from sae_bench.sae_bench_utils.general_utils import load_and_format_sae
+
+    sae = SAE.load_from_disk(folder, device="cpu")
+    sae.cfg.metadata.hook_name = HOOK
+    sae.cfg.metadata.model_name = "stored-activations"
+    _, sae, _ = load_and_format_sae("stored-activations", sae, "cpu")
+    config = MDLEvalConfig(k_values=[None if k == 0 else k for k in mdl_cfg["k"]], num_bins_values=list(mdl_cfg["num_bins"]),
+                           mse_epsilon_threshold=mdl_cfg["threshold"], sae_batch_size=MDL_CHUNKS,
+                           model_name="stored-activations")
+    store = StoredBuffers(rows)
+
+    class Store:
+        @staticmethod
+        def from_sae(*args, **kwargs):
+            return store
+
+    saved_store, saved_cuda, saved_rng = mdl.ActivationsStore, torch.Tensor.cuda, torch.get_rng_state()
+    mdl.ActivationsStore = Store
+    mdl.config = config  # read as a module global by calculate_dl and the threshold check
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    chatter = io.StringIO()  # its prints and per-latent progress bars; shown only if it fails
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            results = mdl.run_eval_single_sae(config=config, sae=sae, model=StandInModel(), device="cpu",
+                                              dataset_name="stored-activations")
+    except Exception:
+        print(chatter.getvalue()[-4000:])
+        raise
+    finally:
+        mdl.ActivationsStore, torch.Tensor.cuda = saved_store, saved_cuda
+        del mdl.config
+        torch.set_rng_state(saved_rng)  # run_eval_single_sae seeds torch; the next case's SAE stays as before
+    entries = len(config.num_bins_values) * len(config.k_values)
+    assert store.calls == (10 + 2 * entries) * MDL_CHUNKS, "SAEBench drew another number of buffers than expected"
+    return results
+
+
+def compare_mdl(ours, theirs):
+    """mdl.json's eval_results against SAEBench's, entry by entry; returns (ok, worst relative)."""
+    ok, worst = True, 0.0
+    mine = ours["eval_results"]
+    if len(mine) != len(theirs):
+        print(f"  mdl: {len(mine)} entries in sae-eval, {len(theirs)} in SAEBench  MISMATCH")
+        return False, worst
+    for m, t in zip(mine, theirs):
+        label = f"mdl num_bins {t['num_bins']}, k {t['k']}"
+        same_key = m["num_bins"] == t["num_bins"] and m["k"] == t["k"]
+        rels = []
+        for key in ("description_length", "mse_loss"):
+            rels.append(abs(m[key] - t[key]) / max(abs(t[key]), 1e-12))
+        worst = max(worst, *rels)
+        threshold_ok = m["within_threshold"] == t["within_threshold"]
+        good = same_key and all(r <= TOLERANCE for r in rels) and threshold_ok
+        ok &= good
+        print(f"  {label}: description_length SAEBench {t['description_length']:.9g}, sae-eval {m['description_length']:.9g}"
+              f" ({rels[0]:.1e}); mse_loss {t['mse_loss']:.7g} vs {m['mse_loss']:.7g} ({rels[1]:.1e}); within_threshold "
+              f"{t['within_threshold']} vs {m['within_threshold']}{'' if good else '  MISMATCH'}")
+    return ok, worst
+
+
 def encoding_differences(bin_dir, folder, rows_path, rows, codes_dir):
     """The latents of the rows whose active latents differ between SAELens's encode and ours
     (sae-convert --encode), each such row printed with the pre-activations of the swapped latents."""
@@ -124,8 +243,8 @@ def saelens_saved_folder(folder, d, latents=512, k=16):
     sae.save_model(folder)
 
 
-def compare_case(name, bin_dir, tmp, data, train_flags, batch_size_prompts, context_size, n_batches):
-    rows = data[: n_batches * batch_size_prompts * context_size]
+def compare_case(name, bin_dir, tmp, data, train_flags, batch_size_prompts, context_size, n_batches, mdl_cfg=None, scale=1.0):
+    rows = data[: n_batches * batch_size_prompts * context_size] * np.float32(scale)
     rows_path = os.path.join(tmp, f"{name}-rows.npy")
     np.save(rows_path, rows)
     folder = os.path.join(tmp, f"{name}-saelens")
@@ -138,13 +257,16 @@ def compare_case(name, bin_dir, tmp, data, train_flags, batch_size_prompts, cont
         run([os.path.join(bin_dir, "sae-convert"), "--from", os.path.join(tmp, f"{name}-train", "checkpoint"), "--to", folder,
              "--format", "saelens"])
     out = os.path.join(tmp, f"{name}-eval")
+    mdl_flags = ["--evals", "core"] if mdl_cfg is None else [
+        "--evals", "core,mdl", "--mdl-num-bins", ",".join(map(str, mdl_cfg["num_bins"])),
+        "--mdl-k-values", ",".join(map(str, mdl_cfg["k"])), "--mdl-mse-threshold", repr(mdl_cfg["threshold"])]
     run([os.path.join(bin_dir, "sae-eval"), "--sae", folder, "--data", rows_path, "--batch-size-prompts",
-         str(batch_size_prompts), "--context-size", str(context_size), "--out", out])
+         str(batch_size_prompts), "--context-size", str(context_size), "--out", out] + mdl_flags)
     with open(os.path.join(out, "core.json")) as fh:
         ours = json.load(fh)
     theirs_groups, theirs_features = saebench_core(folder, rows, batch_size_prompts, context_size)
-    print(f"{name}: {rows.shape[0]} rows, {n_batches} batches of {batch_size_prompts} x {context_size}, "
-          f"sae-train {' '.join(train_flags)}")
+    print(f"{name}: {rows.shape[0]} rows{f' (scaled by {scale:g})' if scale != 1 else ''}, {n_batches} batches of "
+          f"{batch_size_prompts} x {context_size}, sae-train {' '.join(train_flags)}")
     # Rows whose active latents differ between SAELens's encoder and ours: float32 sums in another
     # order can swap two latents whose pre-activations tie to ~1e-6 at the top-k cut. The count-based
     # details of the latents such a row touches are not compared (everything else is).
@@ -180,6 +302,14 @@ def compare_case(name, bin_dir, tmp, data, train_flags, batch_size_prompts, cont
         worst = max(worst, rel)
         print(f"  details.{metric} ({theirs.shape[0]} latents): largest difference {rel:.1e} of the largest value"
               f"{'' if same_undefined else ', undefined (-1) on other latents'}{'' if good else '  MISMATCH'}")
+    if mdl_cfg is not None:
+        with open(os.path.join(out, "mdl.json")) as fh:
+            ours_mdl = json.load(fh)
+        theirs_mdl = saebench_mdl(folder, rows, mdl_cfg)
+        print(f"  mdl: {ours_mdl['sae_eval']['latents_above_floor']} latents exceed SAEBench's max floor of 100")
+        mdl_ok, mdl_worst = compare_mdl(ours_mdl, theirs_mdl)
+        ok &= mdl_ok
+        worst = max(worst, mdl_worst)
     print(f"  -> {'OK' if ok else 'MISMATCH'} (worst relative {worst:.1e})")
     return ok
 
@@ -196,11 +326,21 @@ def main():
     # TopK without a decoder bias; TopK with one and most latents dead (SAELens applies b_dec to
     # the input); JumpReLU (SAELens "jumprelu"); a folder SAELens saved itself; and SAEBench's
     # default batch of 16 x 128.
-    ok &= compare_case("topk", args.bin, tmp, data, ["-k", "20", "--latents", "512"], 4, 128, 14)
+    # MDL in SAEBench's two configurations: the one its MDL run uses (main.py's __main__, and its
+    # acceptance test data) and MDLEvalConfig's own defaults; on the rows as stored (every latent
+    # below SAEBench's max floor of 100) and scaled by 300 (the bins then follow the latents' max).
+    # Not on the 2048-latent case: SAEBench's calculate_dl recomputes every latent's firing rate
+    # over all rows for each latent (F^2 N per description length).
+    run_config = {"num_bins": [8, 16, 32, 64], "k": [0], "threshold": 0.2}
+    class_defaults = {"num_bins": [4, 6, 8, 12, 16, 32], "k": [16, 24, 32], "threshold": 0.01}
+    ok &= compare_case("topk", args.bin, tmp, data, ["-k", "20", "--latents", "512"], 4, 128, 14, run_config)
     ok &= compare_case("topk-bias-dead", args.bin, tmp, data, ["-k", "5", "--latents", "2048", "--decoder-bias"], 4, 128, 14)
-    ok &= compare_case("jumprelu", args.bin, tmp, data, ["--arch", "jumprelu", "-k", "20", "--latents", "1024"], 2, 128, 20)
-    ok &= compare_case("saelens-saved", args.bin, tmp, data, None, 4, 128, 10)
+    ok &= compare_case("jumprelu", args.bin, tmp, data, ["--arch", "jumprelu", "-k", "20", "--latents", "1024"], 2, 128, 20,
+                       run_config, scale=300)
+    ok &= compare_case("saelens-saved", args.bin, tmp, data, None, 4, 128, 10, run_config)
     ok &= compare_case("topk-default-batch", args.bin, tmp, data, ["-k", "32", "--latents", "768"], 16, 128, 3)
+    ok &= compare_case("topk-scaled", args.bin, tmp, data, ["-k", "20", "--latents", "512", "--decoder-bias"], 4, 128, 10,
+                       class_defaults, scale=300)
     print("all SAEBench parity checks passed" if ok else "SAEBENCH PARITY FAILED", f"(work files in {tmp})")
     return 0 if ok else 1
 

@@ -32,6 +32,8 @@
 #include <sae/data/split.hpp>
 #include <sae/data/training_rows.hpp>
 #include <sae/eval/core_metrics.hpp>
+#include <sae/eval/finite_rows.hpp>
+#include <sae/eval/mdl.hpp>
 #include <sae/io/config_json.hpp>
 #include <sae/io/json.hpp>
 #include <sae/io/jsonl.hpp>

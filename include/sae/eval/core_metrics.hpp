@@ -16,6 +16,7 @@
 #include <sae/core/types.hpp>
 #include <sae/data/row_source.hpp>
 #include <sae/data/row_statistics.hpp>
+#include <sae/eval/finite_rows.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -342,6 +343,7 @@ CoreMetrics core_metrics(const Model& model, const data::RowSource<typename Mode
     const auto idx = data::row_range(first, n);
     rows.read_inputs(idx.data(), n, x);
     rows.release_rows(idx.data(), n);
+    require_finite_rows(x, first, rows.describe(), "core_metrics()");
     const auto codes = model.encode(x);
     acc.add_batch(x, model.decode(codes), codes);
     if (progress) progress(acc.rows(), rows.rows());
