@@ -26,13 +26,6 @@ struct sparsify_exports<M, std::void_t<decltype(sae::export_sparsify(std::declva
                                                                      std::declval<const sae::ExportOptions&>()))>>
     : std::true_type {};
 
-// Our checkpoint (config.json) of any architecture, or a SAELens / sparsify folder.
-Model load_any(const fs::path& dir, std::string& kind) {
-  auto loaded = sae::load_any_sae<float>(dir);
-  kind = loaded.kind;
-  return std::move(loaded.model);
-}
-
 sae::io::FloatDType dtype_flag(const std::string& text) {
   if (text == "f32") return sae::io::FloatDType::f32;
   if (text == "f16") return sae::io::FloatDType::f16;
@@ -71,10 +64,11 @@ int main(int argc, char** argv) {
                               "--layer, --position and --force-mismatch go with --encode");
     const auto dtype = dtype_flag(args["dtype"].as<std::string>());
     sae::examples::require_outputs_apart(args, {"to", "codes"});
-    std::string kind;
     const fs::path from = args["from"].as<std::string>();
-    const Model model = load_any(from, kind);
-    const bool ours = kind.rfind("checkpoint", 0) == 0;
+    const auto loaded = sae::load_any_sae<float>(from);  // our checkpoint, or a SAELens / sparsify folder
+    const Model& model = loaded.model;
+    const std::string& kind = loaded.kind;
+    const bool ours = loaded.ours;
     const auto& config_of = [&](const auto& m) { return std::make_pair(m.input_dim(), m.num_latents()); };
     const auto [d, f] = std::visit(config_of, model);
     std::cout << "read " << from.string() << ": " << kind << ", d_in " << d << ", " << f << " latents\n";
@@ -117,7 +111,7 @@ int main(int argc, char** argv) {
       sae::examples::check_flag(rows->input_dim() == d, "--encode: " + rows->describe() + " has rows of " +
                                                             std::to_string(rows->input_dim()) + " values, the SAE takes " +
                                                             std::to_string(d));
-      const auto trained = ours ? sae::checkpoint_data_metadata(from) : sae::data::DataMetadata{};
+      const auto& trained = loaded.trained_on;
       sae::data::require_same_data(trained, from.string(), rows->metadata(), "--encode " + rows->describe(),
                                    args.count("force-mismatch") > 0, "--force-mismatch");
       if (!sae::data::metadata_conflicts(trained, rows->metadata()).empty())

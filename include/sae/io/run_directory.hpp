@@ -82,28 +82,27 @@ inline std::vector<std::filesystem::path> files_under(const std::filesystem::pat
 class FolderLock {
  public:
   FolderLock() = default;
-  // `operation`: LOCK_SH or LOCK_EX, with LOCK_NB to give up rather than wait (busy() says so).
+  // `operation`: LOCK_SH or LOCK_EX; waits until it is granted.
   FolderLock(const std::filesystem::path& dir, int operation)
       : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-    if (fd_ >= 0 && !relock(operation) && !busy_) release();
+    if (fd_ >= 0 && !relock(operation)) release();
   }
-  FolderLock(FolderLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)), busy_(o.busy_) {}
+  FolderLock(FolderLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
   FolderLock& operator=(FolderLock&& o) noexcept {
-    if (this != &o) release(), fd_ = std::exchange(o.fd_, -1), busy_ = o.busy_;
+    if (this != &o) release(), fd_ = std::exchange(o.fd_, -1);
     return *this;
   }
   FolderLock(const FolderLock&) = delete;
   FolderLock& operator=(const FolderLock&) = delete;
   ~FolderLock() { release(); }
 
-  bool held() const { return fd_ >= 0 && !busy_; }
-  bool busy() const { return busy_; }  // LOCK_NB and another process holds it
+  bool held() const { return fd_ >= 0; }
 
   // Changes the lock (shared <-> exclusive, not atomic: flock may release it in between).
   bool relock(int operation) {
     while (::flock(fd_, operation) != 0)
-      if (errno != EINTR) return (busy_ = errno == EWOULDBLOCK), false;
-    return !(busy_ = false);
+      if (errno != EINTR) return false;
+    return true;
   }
 
  private:
@@ -112,7 +111,6 @@ class FolderLock {
     fd_ = -1;
   }
   int fd_ = -1;
-  bool busy_ = false;
 };
 
 }  // namespace detail

@@ -41,8 +41,9 @@ LoadedSae<Scalar> load_any_sae(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw io_error(dir.string(), fs::exists(dir, ec) ? "not a folder" : "no such folder");
   if (fs::exists(dir / "config.json", ec)) {
-    LoadedSae<Scalar> s{load_any_checkpoint<Scalar>(dir), "checkpoint (" + checkpoint_architecture(dir) + ")", true,
-                        io::read_json_file((dir / "config.json").string()), checkpoint_data_metadata(dir), std::nullopt};
+    LoadedSae<Scalar> s{load_any_checkpoint<Scalar>(dir), "", true, io::read_json_file((dir / "config.json").string()),
+                        checkpoint_data_metadata(dir), std::nullopt};
+    s.kind = std::visit([](const auto& m) { return "checkpoint (" + std::string(m.architecture) + ")"; }, s.model);
     return s;
   }
   const ExternalFormat format = detect_external_format(dir);
